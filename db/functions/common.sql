@@ -1,0 +1,287 @@
+-- Shared pieces of the five fn_atomic_<handoff>_transition functions. Each handoff function
+-- owns its precondition and its numbered steps; what every handoff does the same way
+-- (argument checks, SD resolution, the advisory lock, idempotency, the version and claim
+-- checks, the audit row) lives here once. All functions pin search_path.
+
+-- A refusal: a structured result with a stable code. Refusals write nothing.
+CREATE OR REPLACE FUNCTION leo_refusal(p_code text, p_message text, p_extra jsonb DEFAULT '{}')
+RETURNS jsonb LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, public AS $$
+    SELECT jsonb_build_object('success', false, 'code', p_code, 'error', p_message) || coalesce(p_extra, '{}');
+$$;
+
+-- The SD a caller names, by canonical id or sd_key. The id wins if both could match.
+CREATE OR REPLACE FUNCTION leo_resolve_sd_id(p_sd_id text)
+RETURNS text LANGUAGE sql STABLE SET search_path = pg_catalog, public AS $$
+    SELECT id FROM strategic_directives_v2
+    WHERE id = p_sd_id OR sd_key = p_sd_id
+    ORDER BY (id = p_sd_id) DESC
+    LIMIT 1;
+$$;
+
+-- The advisory lock key of an SD: always from the canonical id, never the caller's spelling.
+CREATE OR REPLACE FUNCTION leo_sd_lock_key(p_canonical_sd_id text)
+RETURNS bigint LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, public AS $$
+    SELECT hashtextextended('leo:sd:' || p_canonical_sd_id, 0);
+$$;
+
+-- The session holding a live claim on an SD (heartbeat younger than 300 s), if any.
+CREATE OR REPLACE FUNCTION leo_live_claim(p_canonical_sd_id text)
+RETURNS claude_sessions LANGUAGE sql STABLE SET search_path = pg_catalog, public AS $$
+    SELECT * FROM claude_sessions
+    WHERE sd_id = p_canonical_sd_id AND status = 'active'
+      AND heartbeat_at > now() - interval '300 seconds'
+    LIMIT 1;
+$$;
+
+CREATE OR REPLACE FUNCTION leo_sd_state(p_canonical_sd_id text)
+RETURNS jsonb LANGUAGE sql STABLE SET search_path = pg_catalog, public AS $$
+    SELECT jsonb_build_object(
+        'sd_id', sd.id, 'sd_key', sd.sd_key, 'sd_status', sd.status, 'sd_phase', sd.current_phase,
+        'sd_version', sd.transition_version, 'sd_progress', sd.progress_percentage,
+        'is_working_on', sd.is_working_on, 'claiming_session_id', sd.claiming_session_id,
+        'prd_id', prd.id, 'prd_status', prd.status, 'prd_phase', prd.phase,
+        'stories', coalesce((
+            SELECT jsonb_object_agg(st.status, st.n)
+            FROM (SELECT status, count(*) AS n FROM user_stories
+                  WHERE sd_id = sd.id GROUP BY status) st), '{}'::jsonb))
+    FROM strategic_directives_v2 sd
+    LEFT JOIN product_requirements_v2 prd ON prd.sd_id = sd.id
+    WHERE sd.id = p_canonical_sd_id;
+$$;
+
+-- Step 0 of every transition. Returns either {"early": <result to return as is>} (a refusal,
+-- or the first outcome of a repeated request id) or the transition's working
+-- state: {"sd_id", "prd_id", "request_id", "session_id", "sd": {...row...}, "context"}.
+-- The caller holds the SD's advisory lock and row lock when this returns a working state.
+CREATE OR REPLACE FUNCTION leo_transition_begin(
+    p_handoff_type text, p_sd_id text, p_prd_id text, p_session_id text, p_context jsonb)
+RETURNS jsonb LANGUAGE plpgsql SET search_path = pg_catalog, public AS $$
+DECLARE
+    v_sd_id      text;
+    v_request_id text;
+    v_expected   jsonb;
+    v_prd        product_requirements_v2;
+    v_sd         strategic_directives_v2;
+    v_audit      sd_transition_audit;
+BEGIN
+    -- Argument checks: every malformed input gets INVALID_INPUT and nothing is written.
+    IF p_sd_id IS NULL OR btrim(p_sd_id) = '' THEN
+        RETURN jsonb_build_object('early', leo_refusal('INVALID_INPUT', 'p_sd_id is required'));
+    END IF;
+    IF length(p_sd_id) > 200 THEN
+        RETURN jsonb_build_object('early', leo_refusal('INVALID_INPUT', 'p_sd_id is longer than 200 characters'));
+    END IF;
+    IF p_session_id IS NOT NULL AND (btrim(p_session_id) = '' OR length(p_session_id) > 200) THEN
+        RETURN jsonb_build_object('early', leo_refusal('INVALID_INPUT',
+            'p_session_id must be NULL or 1 to 200 characters'));
+    END IF;
+    IF p_context IS NULL OR jsonb_typeof(p_context) <> 'object' THEN
+        RETURN jsonb_build_object('early', leo_refusal('INVALID_INPUT',
+            'p_transition_context must be a JSON object with a request_id'));
+    END IF;
+    IF jsonb_typeof(p_context -> 'request_id') IS DISTINCT FROM 'string'
+       OR btrim(p_context ->> 'request_id') = '' OR length(p_context ->> 'request_id') > 300 THEN
+        RETURN jsonb_build_object('early', leo_refusal('INVALID_INPUT',
+            'p_transition_context.request_id (the idempotency key) must be a non-empty string of at most 300 characters'));
+    END IF;
+    v_request_id := p_context ->> 'request_id';
+    v_expected := p_context -> 'expected_version';
+    IF v_expected IS NOT NULL AND jsonb_typeof(v_expected) <> 'null' AND (
+           jsonb_typeof(v_expected) <> 'number' OR (v_expected #>> '{}') !~ '^[0-9]{1,9}$'
+           OR (v_expected #>> '{}')::integer < 1) THEN
+        RETURN jsonb_build_object('early', leo_refusal('INVALID_INPUT',
+            'p_transition_context.expected_version must be a positive integer',
+            jsonb_build_object('expected_version', v_expected)));
+    END IF;
+    IF p_context ? 'gate_summary' AND jsonb_typeof(p_context -> 'gate_summary') <> 'object' THEN
+        RETURN jsonb_build_object('early', leo_refusal('INVALID_INPUT',
+            'p_transition_context.gate_summary must be an object'));
+    END IF;
+    IF (p_context #> '{gate_summary,passed}') = 'false'::jsonb THEN
+        -- Defence in depth: the orchestrator never sends this, a hand-made call might.
+        RETURN jsonb_build_object('early', leo_refusal('INVALID_INPUT',
+            'the gate summary says the gates did not pass; a rejected handoff cannot transition'));
+    END IF;
+    IF p_context ? 'metadata' AND jsonb_typeof(p_context -> 'metadata') <> 'object' THEN
+        RETURN jsonb_build_object('early', leo_refusal('INVALID_INPUT',
+            'p_transition_context.metadata must be an object'));
+    END IF;
+
+    v_sd_id := leo_resolve_sd_id(p_sd_id);
+    IF v_sd_id IS NULL THEN
+        RETURN jsonb_build_object('early', leo_refusal('SD_NOT_FOUND',
+            format('SD not found: %s', p_sd_id), jsonb_build_object('sd_id', p_sd_id)));
+    END IF;
+
+    IF NOT pg_try_advisory_xact_lock(leo_sd_lock_key(v_sd_id)) THEN
+        RETURN jsonb_build_object('early', leo_refusal('CONCURRENT_LOCK',
+            format('another transition of %s is in progress; retry shortly', v_sd_id),
+            jsonb_build_object('sd_id', v_sd_id)));
+    END IF;
+
+    -- Idempotency: a request id that already ran returns its first outcome, applying nothing.
+    SELECT * INTO v_audit FROM sd_transition_audit WHERE request_id = v_request_id;
+    IF FOUND THEN
+        IF v_audit.sd_id <> v_sd_id OR v_audit.transition_type <> replace(p_handoff_type, '-', '_') THEN
+            RETURN jsonb_build_object('early', leo_refusal('INVALID_INPUT',
+                format('request_id %s was already used for %s on %s', v_request_id,
+                       v_audit.transition_type, v_audit.sd_id)));
+        END IF;
+        RETURN jsonb_build_object('early',
+            v_audit.result || jsonb_build_object('idempotent_hit', true));
+    END IF;
+
+    SELECT * INTO v_sd FROM strategic_directives_v2 WHERE id = v_sd_id FOR UPDATE;
+
+    IF p_prd_id IS NOT NULL THEN
+        SELECT * INTO v_prd FROM product_requirements_v2 WHERE id = p_prd_id;
+        IF NOT FOUND OR v_prd.sd_id <> v_sd_id THEN
+            RETURN jsonb_build_object('early', leo_refusal('INVALID_INPUT',
+                format('PRD %s does not belong to %s', p_prd_id, v_sd_id),
+                jsonb_build_object('sd_id', v_sd_id, 'prd_id', p_prd_id)));
+        END IF;
+    ELSE
+        SELECT * INTO v_prd FROM product_requirements_v2 WHERE sd_id = v_sd_id;
+    END IF;
+    IF v_prd.id IS NOT NULL THEN
+        PERFORM 1 FROM product_requirements_v2 WHERE id = v_prd.id FOR UPDATE;
+    END IF;
+
+    RETURN jsonb_build_object(
+        'sd_id', v_sd_id, 'prd_id', v_prd.id, 'request_id', v_request_id,
+        'session_id', p_session_id, 'handoff_type', p_handoff_type,
+        'sd', to_jsonb(v_sd), 'prd', to_jsonb(v_prd), 'context', p_context);
+END $$;
+
+-- The checks that come after the handoff's own "already done" rule: optimistic version and
+-- the session claim. Returns a refusal or NULL.
+CREATE OR REPLACE FUNCTION leo_transition_guard(p_state jsonb)
+RETURNS jsonb LANGUAGE plpgsql STABLE SET search_path = pg_catalog, public AS $$
+DECLARE
+    v_expected jsonb := p_state #> '{context,expected_version}';
+    v_actual   integer := (p_state #>> '{sd,transition_version}')::integer;
+    v_claim    claude_sessions;
+BEGIN
+    IF v_expected IS NOT NULL AND jsonb_typeof(v_expected) = 'number'
+       AND (v_expected #>> '{}')::integer <> v_actual THEN
+        RETURN leo_refusal('VERSION_CONFLICT',
+            format('%s is at transition_version %s, the caller expected %s; reload and retry',
+                   p_state ->> 'sd_id', v_actual, v_expected #>> '{}'),
+            jsonb_build_object('sd_id', p_state ->> 'sd_id',
+                               'expected_version', (v_expected #>> '{}')::integer,
+                               'actual_version', v_actual));
+    END IF;
+    v_claim := leo_live_claim(p_state ->> 'sd_id');
+    IF v_claim.session_id IS NOT NULL
+       AND v_claim.session_id IS DISTINCT FROM (p_state ->> 'session_id') THEN
+        RETURN leo_refusal('CLAIMED_BY_OTHER_SESSION',
+            format('%s is claimed by session %s (heartbeat %s s ago); wait for it to release, or for the claim to go stale after 300 s',
+                   p_state ->> 'sd_id', v_claim.session_id,
+                   extract(epoch FROM now() - v_claim.heartbeat_at)::integer),
+            jsonb_build_object('sd_id', p_state ->> 'sd_id', 'claimed_by', v_claim.session_id));
+    END IF;
+    RETURN NULL;
+END $$;
+
+CREATE OR REPLACE FUNCTION leo_invalid_phase(p_state jsonb, p_expected text)
+RETURNS jsonb LANGUAGE sql STABLE SET search_path = pg_catalog, public AS $$
+    SELECT leo_refusal('INVALID_PHASE',
+        format('%s cannot start from %s / %s; it expects %s',
+               p_state ->> 'handoff_type', p_state #>> '{sd,status}', p_state #>> '{sd,current_phase}',
+               p_expected),
+        jsonb_build_object('sd_id', p_state ->> 'sd_id', 'expected', p_expected,
+                           'actual', jsonb_build_object(
+                               'status', p_state #>> '{sd,status}',
+                               'current_phase', p_state #>> '{sd,current_phase}',
+                               'prd_status', p_state #>> '{prd,status}')));
+$$;
+
+-- Writes the in_progress audit row. It is written outside the steps' sub-block, so it
+-- survives when the steps roll back and can then be marked failed.
+CREATE OR REPLACE FUNCTION leo_transition_audit_start(p_state jsonb)
+RETURNS uuid LANGUAGE plpgsql SET search_path = pg_catalog, public AS $$
+DECLARE
+    v_id uuid;
+BEGIN
+    INSERT INTO sd_transition_audit (sd_id, transition_type, session_id, request_id, pre_state)
+    VALUES (p_state ->> 'sd_id', replace(p_state ->> 'handoff_type', '-', '_'),
+            p_state ->> 'session_id', p_state ->> 'request_id', leo_sd_state(p_state ->> 'sd_id'))
+    RETURNING id INTO v_id;
+    RETURN v_id;
+END $$;
+
+-- The last step of every transition: the handoff record, the version bump and the completed
+-- audit row. Runs inside the steps' sub-block, so a failure here rolls everything back too.
+CREATE OR REPLACE FUNCTION leo_transition_complete(
+    p_state jsonb, p_audit_id uuid, p_from_phase text, p_to_phase text, p_extra jsonb DEFAULT '{}')
+RETURNS jsonb LANGUAGE plpgsql SET search_path = pg_catalog, public AS $$
+DECLARE
+    v_handoff_id uuid;
+    v_gate       jsonb := coalesce(p_state #> '{context,gate_summary}', '{}');
+    v_post       jsonb;
+    v_result     jsonb;
+    v_pre        jsonb;
+    v_version    integer;
+BEGIN
+    UPDATE strategic_directives_v2 SET transition_version = transition_version + 1
+    WHERE id = p_state ->> 'sd_id'
+    RETURNING transition_version INTO v_version;
+
+    INSERT INTO sd_phase_handoffs (
+        sd_id, handoff_type, from_phase, to_phase, status, validation_score, validation_passed,
+        validation_details, metadata, request_id, session_id, accepted_at)
+    VALUES (
+        p_state ->> 'sd_id', p_state ->> 'handoff_type', p_from_phase, p_to_phase, 'accepted',
+        (v_gate ->> 'normalized_score')::numeric, true, v_gate,
+        coalesce(p_state #> '{context,metadata}', '{}') || jsonb_build_object('audit_id', p_audit_id),
+        p_state ->> 'request_id', p_state ->> 'session_id', now())
+    RETURNING id INTO v_handoff_id;
+
+    v_post := leo_sd_state(p_state ->> 'sd_id') || coalesce(p_extra, '{}');
+    SELECT pre_state INTO v_pre FROM sd_transition_audit WHERE id = p_audit_id;
+    v_result := jsonb_build_object(
+        'success', true, 'code', 'OK', 'idempotent_hit', false,
+        'handoff_type', p_state ->> 'handoff_type', 'request_id', p_state ->> 'request_id',
+        'sd_id', p_state ->> 'sd_id', 'sd_key', p_state #>> '{sd,sd_key}',
+        'audit_id', p_audit_id, 'handoff_id', v_handoff_id, 'transition_version', v_version,
+        'pre_state', v_pre, 'post_state', v_post) || coalesce(p_extra, '{}');
+
+    UPDATE sd_transition_audit
+    SET status = 'completed', post_state = v_post, result = v_result, handoff_id = v_handoff_id,
+        completed_at = now()
+    WHERE id = p_audit_id;
+    RETURN v_result;
+END $$;
+
+-- Called from a step sub-block's exception handler, after PostgreSQL rolled the steps back.
+-- Keeps the audit row as 'failed' with the full error record and returns the refusal.
+CREATE OR REPLACE FUNCTION leo_transition_fail(
+    p_state jsonb, p_audit_id uuid, p_failed_step text, p_partial jsonb,
+    p_sqlstate text, p_message text, p_detail text)
+RETURNS jsonb LANGUAGE plpgsql SET search_path = pg_catalog, public AS $$
+DECLARE
+    v_pre     jsonb;
+    v_details jsonb;
+    v_result  jsonb;
+BEGIN
+    SELECT pre_state INTO v_pre FROM sd_transition_audit WHERE id = p_audit_id;
+    v_details := jsonb_build_object(
+        'error_code', p_sqlstate,
+        'error_message', p_message,
+        'error_detail', p_detail,
+        'failed_step', p_failed_step,
+        'pre_state', v_pre,
+        'partial_state', coalesce(p_partial, '{}'),
+        'recovery_action', format(
+            'Nothing was applied (all steps rolled back). Fix the cause of SQLSTATE %s at step "%s", '
+            'then re-run the %s handoff with a new request id.',
+            p_sqlstate, p_failed_step, p_state ->> 'handoff_type'));
+    v_result := leo_refusal('TRANSITION_FAILED',
+        format('%s failed at step "%s": %s', p_state ->> 'handoff_type', p_failed_step, p_message),
+        jsonb_build_object('sd_id', p_state ->> 'sd_id', 'audit_id', p_audit_id,
+                           'request_id', p_state ->> 'request_id', 'error_details', v_details));
+    UPDATE sd_transition_audit
+    SET status = 'failed', error_details = v_details, result = v_result, completed_at = now()
+    WHERE id = p_audit_id;
+    RETURN v_result;
+END $$;

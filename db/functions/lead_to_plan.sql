@@ -1,0 +1,44 @@
+-- LEAD-TO-PLAN: LEAD approves the SD for planning.
+-- Starts from draft or active / LEAD or LEAD_APPROVAL; the SD goes to in_progress / PLAN_PRD.
+-- PRD and stories are not touched.
+CREATE OR REPLACE FUNCTION fn_atomic_lead_to_plan_transition(
+    p_sd_id text, p_prd_id text DEFAULT NULL, p_session_id text DEFAULT NULL,
+    p_transition_context jsonb DEFAULT NULL)
+RETURNS jsonb LANGUAGE plpgsql SET search_path = pg_catalog, public AS $$
+DECLARE
+    v_state   jsonb;
+    v_refusal jsonb;
+    v_audit   uuid;
+    v_step    text;
+    v_partial jsonb := '{}';
+    v_n       integer;
+BEGIN
+    v_state := leo_transition_begin('LEAD-TO-PLAN', p_sd_id, p_prd_id, p_session_id, p_transition_context);
+    IF v_state ? 'early' THEN RETURN v_state -> 'early'; END IF;
+
+    IF v_state #>> '{sd,status}' NOT IN ('draft', 'active')
+       OR v_state #>> '{sd,current_phase}' NOT IN ('LEAD', 'LEAD_APPROVAL') THEN
+        RETURN leo_invalid_phase(v_state, 'draft or active / LEAD or LEAD_APPROVAL');
+    END IF;
+    v_refusal := leo_transition_guard(v_state);
+    IF v_refusal IS NOT NULL THEN RETURN v_refusal; END IF;
+
+    v_audit := leo_transition_audit_start(v_state);
+    BEGIN
+        v_step := '1. Transition SD';
+        UPDATE strategic_directives_v2 SET status = 'in_progress', current_phase = 'PLAN_PRD'
+        WHERE id = v_state ->> 'sd_id';
+        v_partial := v_partial || jsonb_build_object('sd_updated', true);
+
+        v_step := '2. Record handoff';
+        RETURN leo_transition_complete(v_state, v_audit, 'LEAD', 'PLAN');
+    EXCEPTION WHEN OTHERS THEN
+        DECLARE
+            v_state_code text; v_msg text; v_detail text;
+        BEGIN
+            GET STACKED DIAGNOSTICS v_state_code = RETURNED_SQLSTATE, v_msg = MESSAGE_TEXT,
+                                    v_detail = PG_EXCEPTION_DETAIL;
+            RETURN leo_transition_fail(v_state, v_audit, v_step, v_partial, v_state_code, v_msg, v_detail);
+        END;
+    END;
+END $$;

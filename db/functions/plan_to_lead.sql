@@ -1,0 +1,61 @@
+-- PLAN-TO-LEAD: PLAN has verified the work and hands the SD to LEAD for final approval.
+-- Starts from active / EXEC_COMPLETE with the PRD in verification. Every story ends completed
+-- and validated, the PRD completed / LEAD_APPROVAL, the SD pending_approval / LEAD_FINAL.
+CREATE OR REPLACE FUNCTION fn_atomic_plan_to_lead_transition(
+    p_sd_id text, p_prd_id text DEFAULT NULL, p_session_id text DEFAULT NULL,
+    p_transition_context jsonb DEFAULT NULL)
+RETURNS jsonb LANGUAGE plpgsql SET search_path = pg_catalog, public AS $$
+DECLARE
+    v_state   jsonb;
+    v_refusal jsonb;
+    v_audit   uuid;
+    v_step    text;
+    v_partial jsonb := '{}';
+    v_n       integer;
+BEGIN
+    v_state := leo_transition_begin('PLAN-TO-LEAD', p_sd_id, p_prd_id, p_session_id, p_transition_context);
+    IF v_state ? 'early' THEN RETURN v_state -> 'early'; END IF;
+
+    IF (v_state #>> '{sd,status}', v_state #>> '{sd,current_phase}') <> ('active', 'EXEC_COMPLETE')
+       OR (v_state #>> '{prd,status}') IS DISTINCT FROM 'verification' THEN
+        RETURN leo_invalid_phase(v_state, 'active / EXEC_COMPLETE with the PRD in verification');
+    END IF;
+    v_refusal := leo_transition_guard(v_state);
+    IF v_refusal IS NOT NULL THEN RETURN v_refusal; END IF;
+
+    v_audit := leo_transition_audit_start(v_state);
+    BEGIN
+        v_step := '1. Finalize user stories';
+        UPDATE user_stories
+        SET status = 'completed', validation_status = 'validated',
+            completed_by = coalesce(completed_by, 'system:fn_atomic_plan_to_lead_transition'),
+            completed_at = coalesce(completed_at, now()), updated_at = now()
+        WHERE sd_id = v_state ->> 'sd_id'
+          AND (status <> 'completed' OR validation_status <> 'validated');
+        GET DIAGNOSTICS v_n = ROW_COUNT;
+        v_partial := v_partial || jsonb_build_object('user_stories_updated', v_n);
+
+        v_step := '2. Transition PRD';
+        UPDATE product_requirements_v2
+        SET status = 'completed', phase = 'LEAD_APPROVAL', progress = 100, updated_at = now()
+        WHERE id = v_state ->> 'prd_id';
+        v_partial := v_partial || jsonb_build_object('prd_updated', true);
+
+        v_step := '3. Transition SD';
+        UPDATE strategic_directives_v2 SET status = 'pending_approval', current_phase = 'LEAD_FINAL'
+        WHERE id = v_state ->> 'sd_id';
+        v_partial := v_partial || jsonb_build_object('sd_updated', true);
+
+        v_step := '4. Record handoff';
+        RETURN leo_transition_complete(v_state, v_audit, 'PLAN', 'LEAD',
+                                       jsonb_build_object('stories_updated', v_n));
+    EXCEPTION WHEN OTHERS THEN
+        DECLARE
+            v_state_code text; v_msg text; v_detail text;
+        BEGIN
+            GET STACKED DIAGNOSTICS v_state_code = RETURNED_SQLSTATE, v_msg = MESSAGE_TEXT,
+                                    v_detail = PG_EXCEPTION_DETAIL;
+            RETURN leo_transition_fail(v_state, v_audit, v_step, v_partial, v_state_code, v_msg, v_detail);
+        END;
+    END;
+END $$;

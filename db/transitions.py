@@ -1,0 +1,125 @@
+"""The thin Python side of the atomic transition functions: one call, one typed result."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class HandoffType(StrEnum):
+    LEAD_TO_PLAN = "LEAD-TO-PLAN"
+    PLAN_TO_EXEC = "PLAN-TO-EXEC"
+    EXEC_TO_PLAN = "EXEC-TO-PLAN"
+    PLAN_TO_LEAD = "PLAN-TO-LEAD"
+    LEAD_FINAL_APPROVAL = "LEAD-FINAL-APPROVAL"
+
+    @property
+    def snake(self) -> str:
+        return self.value.lower().replace("-", "_")
+
+    @property
+    def function_name(self) -> str:
+        return f"fn_atomic_{self.snake}_transition"
+
+
+class RefusalCode(StrEnum):
+    """Stable codes a transition function returns when it applies nothing."""
+
+    OK = "OK"
+    SD_NOT_FOUND = "SD_NOT_FOUND"
+    CONCURRENT_LOCK = "CONCURRENT_LOCK"
+    VERSION_CONFLICT = "VERSION_CONFLICT"
+    INVALID_PHASE = "INVALID_PHASE"
+    CLAIMED_BY_OTHER_SESSION = "CLAIMED_BY_OTHER_SESSION"
+    INVALID_INPUT = "INVALID_INPUT"
+    TRANSITION_FAILED = "TRANSITION_FAILED"
+
+
+class GateSummary(BaseModel):
+    """What the gates concluded; stored on the handoff record."""
+
+    passed: bool
+    normalized_score: float | None = None
+    threshold: float | None = None
+    sd_type: str | None = None
+    failed_gate: str | None = None
+    gate_results: list[dict[str, Any]] = Field(default_factory=list)
+    sub_agent_verdict: str | None = None
+
+
+class TransitionContext(BaseModel):
+    """`p_transition_context`: the idempotency key, the expected version, the gate summary."""
+
+    request_id: str = Field(min_length=1, max_length=300)
+    expected_version: int | None = Field(default=None, ge=1)
+    gate_summary: GateSummary | None = None
+    rejection_reason: str | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class TransitionResult(BaseModel):
+    """The jsonb a transition function returns, typed."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    success: bool
+    code: RefusalCode
+    error: str | None = None
+    handoff_type: str | None = None
+    request_id: str | None = None
+    sd_id: str | None = None
+    sd_key: str | None = None
+    audit_id: UUID | None = None
+    handoff_id: UUID | None = None
+    transition_version: int | None = None
+    idempotent_hit: bool = False
+    pre_state: dict[str, Any] | None = None
+    post_state: dict[str, Any] | None = None
+    error_details: dict[str, Any] | None = None
+    expected: str | None = None
+    actual: dict[str, Any] | None = None
+
+
+async def call_transition(
+    conn: asyncpg.Connection | asyncpg.Pool,
+    handoff: HandoffType,
+    *,
+    sd_id: str,
+    context: TransitionContext,
+    prd_id: str | None = None,
+    session_id: str | None = None,
+) -> TransitionResult:
+    """Run one handoff's atomic transition. Never raises for a refusal; read `.code`."""
+    # The function name comes from the enum, never from caller input; values are bound.
+    sql = (
+        f"SELECT {handoff.function_name}(p_sd_id => $1, p_prd_id => $2, "
+        "p_session_id => $3, p_transition_context => $4)"
+    )
+    raw = await conn.fetchval(
+        sql, sd_id, prd_id, session_id, context.model_dump(mode="json", exclude_none=True)
+    )
+    return TransitionResult.model_validate(raw)
+
+
+async def record_rejection(
+    conn: asyncpg.Connection | asyncpg.Pool,
+    handoff: HandoffType,
+    *,
+    sd_id: str,
+    context: TransitionContext,
+    session_id: str | None = None,
+) -> dict[str, Any]:
+    raw = await conn.fetchval(
+        "SELECT fn_record_handoff_rejection(p_sd_id => $1, p_handoff_type => $2, "
+        "p_session_id => $3, p_transition_context => $4)",
+        sd_id,
+        handoff.value,
+        session_id,
+        context.model_dump(mode="json", exclude_none=True),
+    )
+    assert isinstance(raw, dict)
+    return raw

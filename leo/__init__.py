@@ -1,0 +1,1 @@
+"""LEO handoffs as durable Temporal workflows over atomic PostgreSQL transitions."""
