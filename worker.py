@@ -1,1 +1,93 @@
-"""x"""
+"""The composition root: settings -> Temporal client and asyncpg pool -> activities -> Worker.
+
+Run it with `leo worker` (or `python worker.py`). Workers scale out on the task queue; start as
+many as you like. asyncpg lives only here and in activity instances, never in the workflow
+sandbox.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import signal
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+
+import asyncpg
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.handoff import HandoffActivities
+from activities.sub_agents import SubAgentActivities
+from leo.client import connect_client
+from leo.gates.builtin import default_registry
+from leo.gates.core import GateRegistry
+from leo.settings import Settings, get_settings
+from workflows import HANDOFF_WORKFLOWS
+
+
+def load_gate_registry(plugins: Sequence[str] = ()) -> GateRegistry:
+    """Built-in gates plus each plugin's: a plugin is "module:function(registry)"."""
+    registry = default_registry()
+    for ref in plugins:
+        module_name, _, attr = ref.partition(":")
+        if not module_name or not attr:
+            raise ValueError(f"gate plugin {ref!r} must be written 'module:function'")
+        getattr(importlib.import_module(module_name), attr)(registry)
+    return registry
+
+
+def build_worker(
+    client: Client,
+    pool: asyncpg.Pool,
+    *,
+    task_queue: str,
+    gates: GateRegistry | None = None,
+    **worker_options: object,
+) -> Worker:
+    handoff = HandoffActivities(pool, gates or default_registry())
+    sub_agents = SubAgentActivities(pool)
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=list(HANDOFF_WORKFLOWS.values()),
+        activities=[
+            handoff.load_handoff_snapshot,
+            handoff.commit_handoff,
+            sub_agents.run_sub_agent,
+        ],
+        # Sync python sub-agents run in threads via asyncio.to_thread; nothing else blocks.
+        activity_executor=ThreadPoolExecutor(max_workers=8),
+        graceful_shutdown_timeout=timedelta(seconds=10),
+        **worker_options,  # type: ignore[arg-type]
+    )
+
+
+async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> None:
+    """Run until `stop` is set (or SIGINT/SIGTERM), then shut down gracefully."""
+    from db.pool import create_pool
+
+    if settings.database_url is None:
+        raise RuntimeError("LEO_DATABASE_URL is not set; `leo worker` starts the embedded stack")
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    client = await connect_client(settings)
+    pool = await create_pool(settings.database_url, min_size=2, max_size=20)
+    try:
+        worker = build_worker(
+            client,
+            pool,
+            task_queue=settings.task_queue,
+            gates=load_gate_registry(settings.gate_plugins),
+        )
+        async with worker:
+            await stop.wait()
+    finally:
+        await pool.close()
+
+
+if __name__ == "__main__":
+    asyncio.run(run_worker(get_settings()))

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-import asyncpg
 from pydantic import BaseModel, ConfigDict, Field
+
+
+if TYPE_CHECKING:
+    # Only for annotations: this module's models are imported by workflow code, and asyncpg
+    # must never be imported inside the workflow sandbox (docs/temporal-notes.md, trap 1).
+    import asyncpg
 
 
 class HandoffType(StrEnum):

@@ -23,6 +23,7 @@ class Settings(BaseModel):
     temporal_namespace: str = Field(default="default", description="TEMPORAL_NAMESPACE")
     task_queue: str = Field(default="leo-handoffs", description="LEO_TASK_QUEUE")
     data_dir: Path = Field(default=Path(".leo"), description="LEO_DATA_DIR")
+    gate_plugins: tuple[str, ...] = Field(default=(), description="LEO_GATE_PLUGINS")
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -33,6 +34,10 @@ class Settings(BaseModel):
             "temporal_namespace": env.get("TEMPORAL_NAMESPACE") or "default",
             "task_queue": env.get("LEO_TASK_QUEUE") or "leo-handoffs",
             "data_dir": Path(env.get("LEO_DATA_DIR") or ".leo"),
+            # Comma-separated "module:function" hooks that add project gates to the registry.
+            "gate_plugins": tuple(
+                p.strip() for p in (env.get("LEO_GATE_PLUGINS") or "").split(",") if p.strip()
+            ),
         }
         return cls.model_validate(values)
 

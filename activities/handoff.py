@@ -1,0 +1,245 @@
+"""Handoff activities: load the snapshot, then evaluate the gates and commit the transition."""
+
+from __future__ import annotations
+
+import random
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from db.transitions import (
+    HandoffType,
+    RefusalCode,
+    TransitionContext,
+    TransitionResult,
+    call_transition,
+    record_rejection,
+)
+from leo.gates.core import GateContext, GateEvaluation, GateRegistry, evaluate_gates
+from leo.snapshot import (
+    HANDOFF_PHASE,
+    HandoffRecord,
+    HandoffSnapshot,
+    PrdSnapshot,
+    RetrospectiveRecord,
+    SdSnapshot,
+    StorySnapshot,
+    SubAgentEvidence,
+    SubAgentSpec,
+)
+from leo.sub_agents.results import AggregateVerdict, SubAgentResult, aggregate
+from leo.sub_agents.selection import select_sub_agents
+
+if TYPE_CHECKING:
+    import asyncpg
+
+# Refusals that no retry can fix; they end the workflow with a clear failure.
+NON_RETRYABLE_REFUSALS = (
+    RefusalCode.SD_NOT_FOUND,
+    RefusalCode.VERSION_CONFLICT,
+    RefusalCode.INVALID_PHASE,
+    RefusalCode.CLAIMED_BY_OTHER_SESSION,
+    RefusalCode.INVALID_INPUT,
+    RefusalCode.TRANSITION_FAILED,
+)
+# How long sub-agent evidence from earlier attempts counts (LEO_TESTING_MAX_AGE_HOURS).
+EVIDENCE_MAX_AGE_HOURS = 24
+
+
+class LoadSnapshotInput(BaseModel):
+    handoff_type: HandoffType
+    sd_id: str
+    session_id: str | None = None
+    extra_sub_agents: list[str] = Field(default_factory=list)
+
+
+class CommitHandoffInput(BaseModel):
+    handoff_type: HandoffType
+    snapshot: HandoffSnapshot
+    sub_agents: list[SubAgentResult]
+    request_id: str
+    session_id: str | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class CommitHandoffResult(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    accepted: bool
+    evaluation: GateEvaluation
+    orchestration: AggregateVerdict
+    transition: TransitionResult | None = None
+    rejection_handoff_id: str | None = None
+
+
+def refusal_error(result: TransitionResult) -> ApplicationError:
+    details = result.model_dump(mode="json", exclude_none=True)
+    if result.code is RefusalCode.CONCURRENT_LOCK:
+        # Retried by the activity's retry policy; jitter spreads out callers on a hot SD.
+        return ApplicationError(
+            result.error or "concurrent transition",
+            details,
+            type=result.code.value,
+            next_retry_delay=timedelta(milliseconds=random.randint(50, 400)),  # noqa: S311
+        )
+    return ApplicationError(
+        result.error or result.code.value, details, type=result.code.value, non_retryable=True
+    )
+
+
+SNAPSHOT_SQL = {
+    "prd": "SELECT * FROM product_requirements_v2 WHERE sd_id = $1",
+    "stories": "SELECT * FROM user_stories WHERE sd_id = $1 ORDER BY story_key",
+    "handoffs": (
+        "SELECT handoff_type, status, validation_score::float8 AS validation_score, created_at "
+        "FROM sd_phase_handoffs WHERE sd_id = $1 ORDER BY created_at DESC LIMIT 200"
+    ),
+    "evidence": (
+        "SELECT DISTINCT ON (sub_agent_code) sub_agent_code, phase, verdict, confidence, created_at "
+        "FROM sub_agent_execution_results WHERE sd_id = $1 "
+        f"AND created_at > now() - interval '{EVIDENCE_MAX_AGE_HOURS} hours' "
+        "ORDER BY sub_agent_code, created_at DESC"
+    ),
+    "retrospectives": (
+        "SELECT quality_score, created_at FROM retrospectives WHERE sd_id = $1 ORDER BY created_at"
+    ),
+    "catalogue": (
+        "SELECT code, name, priority, depends_on, timeout_seconds, executor_kind, executor_ref, "
+        "metadata FROM leo_sub_agents WHERE code = ANY($1::text[]) AND active"
+    ),
+}
+
+
+class HandoffActivities:
+    """Activities bound to the worker's asyncpg pool and gate registry."""
+
+    def __init__(self, pool: asyncpg.Pool, gates: GateRegistry) -> None:
+        self._pool = pool
+        self._gates = gates
+
+    @activity.defn(name="load_handoff_snapshot")
+    async def load_handoff_snapshot(self, request: LoadSnapshotInput) -> HandoffSnapshot:
+        """One consistent read of everything the handoff decides on, after a dry run of the
+        transition function so that a wrong phase or a foreign claim fails before any
+        sub-agent runs."""
+        async with self._pool.acquire() as conn:
+            await self._preflight(conn, request)
+            async with conn.transaction(isolation="repeatable_read", readonly=True):
+                sd_id = await conn.fetchval("SELECT leo_resolve_sd_id($1)", request.sd_id)
+                sd_row = await conn.fetchrow(
+                    "SELECT * FROM strategic_directives_v2 WHERE id = $1", sd_id
+                )
+                if sd_row is None:
+                    raise ApplicationError(
+                        f"SD not found: {request.sd_id}", type="SD_NOT_FOUND", non_retryable=True
+                    )
+                sd = SdSnapshot.model_validate(dict(sd_row))
+                prd_row = await conn.fetchrow(SNAPSHOT_SQL["prd"], sd.id)
+                stories = await conn.fetch(SNAPSHOT_SQL["stories"], sd.id)
+                handoffs = await conn.fetch(SNAPSHOT_SQL["handoffs"], sd.id)
+                evidence = await conn.fetch(SNAPSHOT_SQL["evidence"], sd.id)
+                retros = await conn.fetch(SNAPSHOT_SQL["retrospectives"], sd.id)
+                phase = HANDOFF_PHASE[request.handoff_type]
+                codes = select_sub_agents(phase, sd.sd_type, request.extra_sub_agents)
+                catalogue = {
+                    row["code"]: SubAgentSpec.from_row(row)
+                    for row in await conn.fetch(SNAPSHOT_SQL["catalogue"], list(codes))
+                }
+                now = await conn.fetchval("SELECT now()")
+        return HandoffSnapshot(
+            handoff_type=request.handoff_type,
+            phase=phase,
+            sd=sd,
+            prd=PrdSnapshot.model_validate(dict(prd_row)) if prd_row else None,
+            stories=tuple(StorySnapshot.model_validate(dict(r)) for r in stories),
+            handoffs=tuple(HandoffRecord.model_validate(dict(r)) for r in handoffs),
+            evidence=tuple(SubAgentEvidence.model_validate(dict(r)) for r in evidence),
+            retrospectives=tuple(RetrospectiveRecord.model_validate(dict(r)) for r in retros),
+            sub_agents=tuple(
+                catalogue[c] for c in codes if c in catalogue and catalogue[c].executor_kind
+            ),
+            missing_sub_agents=tuple(
+                c for c in codes if c not in catalogue or not catalogue[c].executor_kind
+            ),
+            loaded_at=now,
+        )
+
+    async def _preflight(self, conn: asyncpg.Connection, request: LoadSnapshotInput) -> None:
+        # The transition function is the one place its preconditions live, so ask it: run it
+        # in a transaction that is always rolled back, and stop on a refusal no retry can fix.
+        tx = conn.transaction()
+        await tx.start()
+        try:
+            result = await call_transition(
+                conn,
+                request.handoff_type,
+                sd_id=request.sd_id,
+                session_id=request.session_id,
+                context=TransitionContext(request_id=f"preflight:{activity.info().activity_id}"),
+            )
+        finally:
+            await tx.rollback()
+        if not result.success and result.code in (
+            RefusalCode.SD_NOT_FOUND,
+            RefusalCode.INVALID_PHASE,
+            RefusalCode.CLAIMED_BY_OTHER_SESSION,
+            RefusalCode.INVALID_INPUT,
+        ):
+            raise refusal_error(result)
+
+    @activity.defn(name="commit_handoff")
+    async def commit_handoff(self, request: CommitHandoffInput) -> CommitHandoffResult:
+        """Evaluate the gates over the snapshot, then apply the transition atomically (or record
+        the rejection). Idempotent on request_id: a retry returns the first outcome."""
+        orchestration = aggregate(request.sub_agents)
+        ctx = GateContext(
+            snapshot=request.snapshot,
+            sub_agents=tuple(request.sub_agents),
+            orchestration=orchestration,
+        )
+        evaluation = evaluate_gates(self._gates.gates(request.handoff_type), ctx)
+        metadata = {
+            **request.metadata,
+            "sub_agents": {r.code: r.verdict.value for r in request.sub_agents},
+        }
+        context = TransitionContext(
+            request_id=request.request_id,
+            expected_version=request.snapshot.sd.transition_version,
+            gate_summary=evaluation.summary(orchestration.verdict.value),
+            metadata=metadata,
+        )
+        if not evaluation.passed:
+            reason = (
+                f"{evaluation.failed_gate}: {'; '.join(evaluation.issues)}"
+                if evaluation.issues
+                else f"gate {evaluation.failed_gate} failed"
+            )
+            recorded = await record_rejection(
+                self._pool,
+                request.handoff_type,
+                sd_id=request.snapshot.sd.id,
+                session_id=request.session_id,
+                context=context.model_copy(update={"rejection_reason": reason[:2000]}),
+            )
+            return CommitHandoffResult(
+                accepted=False,
+                evaluation=evaluation,
+                orchestration=orchestration,
+                rejection_handoff_id=str(recorded.get("handoff_id")),
+            )
+        result = await call_transition(
+            self._pool,
+            request.handoff_type,
+            sd_id=request.snapshot.sd.id,
+            prd_id=request.snapshot.prd.id if request.snapshot.prd else None,
+            session_id=request.session_id,
+            context=context,
+        )
+        if not result.success:
+            raise refusal_error(result)
+        return CommitHandoffResult(
+            accepted=True, evaluation=evaluation, orchestration=orchestration, transition=result
+        )

@@ -1,0 +1,161 @@
+"""The sub-agent activity: run one agent at most once per handoff attempt and record it once."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel
+from temporalio import activity
+
+from leo.snapshot import HandoffSnapshot, SubAgentSpec
+from leo.sub_agents.executors import ExecutorConfigError, run_executor
+from leo.sub_agents.results import AgentOutput, SubAgentResult, Verdict, error_output
+
+if TYPE_CHECKING:
+    import asyncpg
+
+HEARTBEAT_EVERY_SECONDS = 1.0
+
+
+def sub_agent_idempotency_key(canonical_sd_id: str, phase: str, code: str, attempt: str) -> str:
+    """Stable across activity retries, worker crashes and replays of one handoff attempt
+    (`attempt` is the workflow run's start time), and independent of how the caller spelled
+    the SD id."""
+    raw = f"{canonical_sd_id}::{phase}::{code}::{attempt}"
+    return "idmp_" + hashlib.sha256(raw.encode()).hexdigest()[:40]
+
+
+class RunSubAgentInput(BaseModel):
+    spec: SubAgentSpec
+    snapshot: HandoffSnapshot
+    idempotency_key: str
+    metadata: dict[str, Any] = {}
+
+
+INSERT_RESULT = """
+INSERT INTO sub_agent_execution_results (
+    idempotency_key, sd_id, sub_agent_code, sub_agent_name, phase, verdict, confidence,
+    critical_issues, warnings, recommendations, detailed_analysis, execution_time,
+    justification, conditions, metadata)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+ON CONFLICT (idempotency_key) DO NOTHING
+RETURNING id
+"""
+SELECT_RESULT = """
+SELECT id, verdict, confidence, critical_issues, warnings, recommendations, detailed_analysis,
+       execution_time::float8 AS execution_time, justification, conditions
+FROM sub_agent_execution_results WHERE idempotency_key = $1
+"""
+
+
+def _result_from_row(spec: SubAgentSpec, row: Any, *, reused: bool) -> SubAgentResult:
+    conditions = row["conditions"]
+    return SubAgentResult(
+        code=spec.code,
+        name=spec.name,
+        priority=spec.priority,
+        verdict=Verdict(row["verdict"]),
+        confidence=row["confidence"],
+        critical_issues=tuple(str(i) for i in row["critical_issues"]),
+        warnings=tuple(str(i) for i in row["warnings"]),
+        recommendations=tuple(str(i) for i in row["recommendations"]),
+        detailed_analysis=row["detailed_analysis"],
+        justification=row["justification"],
+        conditions=tuple(conditions) if conditions is not None else None,
+        execution_time=row["execution_time"],
+        reused=reused,
+        result_id=str(row["id"]),
+    )
+
+
+async def run_with_deadline(spec: SubAgentSpec, snapshot: HandoffSnapshot) -> AgentOutput:
+    """Run the executor, heartbeating, and cancel it (killing a command's process group) when
+    the agent's timeout passes or Temporal cancels the activity. A timeout is verdict ERROR."""
+    task = asyncio.create_task(run_executor(spec, snapshot))
+    deadline = time.monotonic() + spec.timeout_seconds
+    try:
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+                return error_output(
+                    f"{spec.code} timed out after {spec.timeout_seconds:g} s and was cancelled"
+                )
+            done, _ = await asyncio.wait({task}, timeout=min(HEARTBEAT_EVERY_SECONDS, remaining))
+            if done:
+                try:
+                    return task.result()
+                except ExecutorConfigError as exc:
+                    return error_output(str(exc))
+                except Exception as exc:
+                    return error_output(f"{spec.code} raised {type(exc).__name__}: {exc}")
+            activity.heartbeat()
+    finally:
+        if not task.done():
+            # Activity cancelled (workflow cancelled, heartbeat timeout): stop the work too.
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+
+class SubAgentActivities:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    @activity.defn(name="run_sub_agent")
+    async def run_sub_agent(self, request: RunSubAgentInput) -> SubAgentResult:
+        spec, snapshot = request.spec, request.snapshot
+        existing = await self._pool.fetchrow(SELECT_RESULT, request.idempotency_key)
+        if existing is not None:
+            # Recorded by an earlier attempt of this activity: never run the agent twice.
+            return _result_from_row(spec, existing, reused=True)
+
+        started = time.monotonic()
+        output = await run_with_deadline(spec, snapshot)
+        elapsed = round(time.monotonic() - started, 3)
+        metadata = {
+            **request.metadata,
+            "handoff_type": snapshot.handoff_type.value,
+            "executor_kind": spec.executor_kind,
+            "attempt": activity.info().attempt,
+        }
+        row_id = await self._pool.fetchval(
+            INSERT_RESULT,
+            request.idempotency_key,
+            snapshot.sd.id,
+            spec.code,
+            spec.name,
+            snapshot.phase,
+            output.verdict.value,
+            output.confidence,
+            output.critical_issues,
+            output.warnings,
+            output.recommendations,
+            output.detailed_analysis,
+            elapsed,
+            output.justification,
+            output.conditions,
+            metadata,
+        )
+        if row_id is None:
+            # Another attempt recorded first; report what was recorded, not a second opinion.
+            row = await self._pool.fetchrow(SELECT_RESULT, request.idempotency_key)
+            return _result_from_row(spec, row, reused=True)
+        return SubAgentResult(
+            code=spec.code,
+            name=spec.name,
+            priority=spec.priority,
+            verdict=output.verdict,
+            confidence=output.confidence,
+            critical_issues=tuple(output.critical_issues),
+            warnings=tuple(output.warnings),
+            recommendations=tuple(output.recommendations),
+            detailed_analysis=output.detailed_analysis,
+            justification=output.justification,
+            conditions=tuple(output.conditions) if output.conditions is not None else None,
+            execution_time=elapsed,
+            result_id=str(row_id),
+        )

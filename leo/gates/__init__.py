@@ -1,0 +1,1 @@
+"""Gates: schema, registry, SD-type policy and scoring."""

@@ -1,0 +1,254 @@
+"""Gates: result schema, registry and scoring against the SD type's threshold.
+
+A gate is a function over a frozen `GateContext` that returns
+`{passed: bool, score: number, max_score: number > 0, issues: [str]}` (`maxScore` accepted).
+Malformed results and gates that raise fail closed with an issue that says what was wrong.
+Skipped gates are reported with their reason and left out of the weighted average; a failed
+required gate stops evaluation; the unrounded average is compared with the threshold.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from fractions import Fraction
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from db.transitions import GateSummary, HandoffType
+from leo.gates.policy import gate_threshold, should_skip_gate
+from leo.snapshot import HandoffSnapshot
+from leo.sub_agents.results import AggregateVerdict, SubAgentResult
+
+THRESHOLD_GATE = "SD_TYPE_THRESHOLD"
+
+
+class GateContext(BaseModel):
+    """What a gate sees. Each gate gets its own deep copy."""
+
+    model_config = ConfigDict(frozen=True)
+
+    snapshot: HandoffSnapshot
+    sub_agents: tuple[SubAgentResult, ...] = ()
+    orchestration: AggregateVerdict | None = None
+
+    def sub_agent(self, code: str) -> SubAgentResult | None:
+        return next((r for r in self.sub_agents if r.code == code), None)
+
+
+GateFunction = Callable[[GateContext], Any]
+
+
+@dataclass(frozen=True)
+class Gate:
+    name: str
+    check: GateFunction
+    required: bool = True
+    weight: float = 1.0
+    description: str = ""
+
+
+class GateStatus(StrEnum):
+    PASSED = "PASSED"
+    FAILED = "FAILED"
+    SKIPPED = "SKIPPED"
+
+
+class GateOutcome(BaseModel):
+    """One gate's validated result as reported in the handoff result."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    status: GateStatus
+    required: bool
+    weight: float
+    score: float | None = None
+    max_score: float | None = None
+    percent: float | None = None
+    issues: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+    skip_reason: str | None = None
+
+
+class _GateResultSchema(BaseModel):
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+    passed: bool
+    score: float = Field(ge=0)
+    max_score: float = Field(gt=0)
+    issues: list[str]
+    warnings: list[str] = Field(default_factory=list)
+
+
+def validate_gate_result(raw: Any) -> tuple[_GateResultSchema | None, str | None]:
+    """The gate's result, or why it is malformed. Never "fixes" a result."""
+    if not isinstance(raw, Mapping):
+        return None, f"gate returned {type(raw).__name__}, not an object"
+    data = dict(raw)
+    if "maxScore" in data and "max_score" not in data:
+        data["max_score"] = data.pop("maxScore")
+    if "issues" not in data:
+        return None, "gate result has no 'issues' list"
+    for key in ("score", "max_score"):
+        value = data.get(key)
+        # strict mode refuses "90"; allow ints for floats but never bools.
+        if isinstance(value, bool):
+            return None, f"gate result field '{key}' must be a number, got a boolean"
+        if isinstance(value, int):
+            data[key] = float(value)
+        if isinstance(value, float) and not math.isfinite(value):
+            return None, f"gate result field '{key}' must be finite"
+    try:
+        result = _GateResultSchema.model_validate(data)
+    except Exception as exc:
+        errors = getattr(exc, "errors", None)
+        if callable(errors):
+            detail = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or 'result'}: {e['msg']}" for e in errors()
+            )
+        else:
+            detail = str(exc)
+        return None, f"gate result is malformed: {detail}"
+    if result.score > result.max_score:
+        return None, f"gate result score {result.score} exceeds max_score {result.max_score}"
+    return result, None
+
+
+class GateEvaluation(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    passed: bool
+    normalized_score: float | None
+    threshold: float
+    sd_type: str
+    failed_gate: str | None = None
+    gates: tuple[GateOutcome, ...] = ()
+    issues: tuple[str, ...] = ()
+
+    def summary(self, sub_agent_verdict: str | None = None) -> GateSummary:
+        return GateSummary(
+            passed=self.passed,
+            normalized_score=self.normalized_score,
+            threshold=self.threshold,
+            sd_type=self.sd_type,
+            failed_gate=self.failed_gate,
+            gate_results=[g.model_dump(mode="json") for g in self.gates],
+            sub_agent_verdict=sub_agent_verdict,
+        )
+
+
+class GateRegistry:
+    """Gates per handoff type, in evaluation order. Projects add their own with `add`."""
+
+    def __init__(self) -> None:
+        self._gates: dict[HandoffType, list[Gate]] = {h: [] for h in HandoffType}
+
+    def add(self, handoff: HandoffType | str, gate: Gate) -> None:
+        key = HandoffType(handoff)
+        if any(g.name == gate.name for g in self._gates[key]):
+            raise ValueError(f"{key.value} already has a gate named {gate.name}")
+        if not math.isfinite(gate.weight) or gate.weight <= 0:
+            raise ValueError(f"gate {gate.name}: weight must be a positive number")
+        self._gates[key].append(gate)
+
+    def gates(self, handoff: HandoffType | str) -> tuple[Gate, ...]:
+        return tuple(self._gates[HandoffType(handoff)])
+
+
+def _run_gate(gate: Gate, ctx: GateContext) -> GateOutcome:
+    base = {"name": gate.name, "required": gate.required, "weight": gate.weight}
+    try:
+        raw = gate.check(ctx.model_copy(deep=True))
+    except Exception as exc:
+        return GateOutcome(
+            **base,
+            status=GateStatus.FAILED,
+            score=0.0,
+            max_score=100.0,
+            percent=0.0,
+            issues=(f"gate raised {type(exc).__name__}: {exc}",),
+        )
+    result, problem = validate_gate_result(raw)
+    if result is None:
+        return GateOutcome(
+            **base,
+            status=GateStatus.FAILED,
+            score=0.0,
+            max_score=100.0,
+            percent=0.0,
+            issues=(f"malformed gate result: {problem}",),
+        )
+    return GateOutcome(
+        **base,
+        status=GateStatus.PASSED if result.passed else GateStatus.FAILED,
+        score=result.score,
+        max_score=result.max_score,
+        percent=result.score * 100 / result.max_score,
+        issues=tuple(result.issues),
+        warnings=tuple(result.warnings),
+    )
+
+
+def evaluate_gates(gates: Iterable[Gate], ctx: GateContext) -> GateEvaluation:
+    sd_type = ctx.snapshot.sd.sd_type
+    threshold = gate_threshold(sd_type)
+    outcomes: list[GateOutcome] = []
+    weighted = Fraction(0)
+    total_weight = Fraction(0)
+    for gate in gates:
+        skip = should_skip_gate(gate.name, sd_type)
+        if skip is not None:
+            outcomes.append(
+                GateOutcome(
+                    name=gate.name,
+                    status=GateStatus.SKIPPED,
+                    required=gate.required,
+                    weight=gate.weight,
+                    skip_reason=f"{skip.reason_code}: {skip.reason}",
+                )
+            )
+            continue
+        outcome = _run_gate(gate, ctx)
+        outcomes.append(outcome)
+        assert outcome.score is not None and outcome.max_score is not None
+        percent = Fraction(outcome.score) * 100 / Fraction(outcome.max_score)
+        weighted += percent * Fraction(gate.weight)
+        total_weight += Fraction(gate.weight)
+        if outcome.status is GateStatus.FAILED and gate.required:
+            return GateEvaluation(
+                passed=False,
+                normalized_score=float(weighted / total_weight),
+                threshold=threshold,
+                sd_type=sd_type,
+                failed_gate=gate.name,
+                gates=tuple(outcomes),
+                issues=outcome.issues,
+            )
+    if total_weight == 0:
+        # No applicable gates: nothing to block on (LEO's synthetic 0 % block was a bug).
+        return GateEvaluation(
+            passed=True, normalized_score=None, threshold=threshold, sd_type=sd_type,
+            gates=tuple(outcomes),
+        )
+    score = weighted / total_weight
+    # Exact rational comparison on the unrounded score: a security SD at 89.9 is blocked.
+    if score < Fraction(threshold):
+        return GateEvaluation(
+            passed=False,
+            normalized_score=float(score),
+            threshold=threshold,
+            sd_type=sd_type,
+            failed_gate=THRESHOLD_GATE,
+            gates=tuple(outcomes),
+            issues=(
+                f"SD type '{sd_type}' requires a gate score of {threshold:g}%, got {float(score):.4g}%",
+            ),
+        )
+    return GateEvaluation(
+        passed=True, normalized_score=float(score), threshold=threshold, sd_type=sd_type,
+        gates=tuple(outcomes),
+    )

@@ -1,0 +1,135 @@
+"""The immutable snapshot a handoff works from: SD, PRD, stories, earlier handoffs, evidence.
+
+Loaded once per handoff attempt in one consistent read. Every gate and sub-agent gets its own
+deep copy of frozen models, so nothing one of them does can change what another one, or the
+transition, sees.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from db.transitions import HandoffType
+
+# The LEO phase each handoff's sub-agents belong to (leo-domain.md 3.2).
+HANDOFF_PHASE: dict[HandoffType, str] = {
+    HandoffType.LEAD_TO_PLAN: "LEAD_PRE_APPROVAL",
+    HandoffType.PLAN_TO_EXEC: "PLAN_PRD",
+    HandoffType.EXEC_TO_PLAN: "PLAN_VERIFY",
+    HandoffType.PLAN_TO_LEAD: "LEAD_FINAL",
+    HandoffType.LEAD_FINAL_APPROVAL: "LEAD_FINAL",
+}
+
+
+class Frozen(BaseModel):
+    # extra="ignore": a newer schema column must not break decoding of older histories.
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class SdSnapshot(Frozen):
+    id: str
+    sd_key: str
+    title: str
+    description: str = ""
+    scope: str = ""
+    rationale: str = ""
+    category: str | None = None
+    sd_type: str
+    status: str
+    current_phase: str
+    priority: str
+    intensity_level: str | None = None
+    success_criteria: list[Any] = Field(default_factory=list)
+    success_metrics: list[Any] = Field(default_factory=list)
+    transition_version: int
+    claiming_session_id: str | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class PrdSnapshot(Frozen):
+    id: str
+    title: str
+    status: str
+    phase: str
+    executive_summary: str = ""
+    functional_requirements: list[Any] = Field(default_factory=list)
+    test_scenarios: list[Any] = Field(default_factory=list)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class StorySnapshot(Frozen):
+    story_key: str
+    title: str
+    status: str
+    validation_status: str
+    e2e_test_status: str
+    e2e_test_path: str | None = None
+    acceptance_criteria: list[Any] = Field(default_factory=list)
+
+
+class HandoffRecord(Frozen):
+    handoff_type: str
+    status: str
+    validation_score: float | None = None
+    created_at: datetime
+
+
+class SubAgentEvidence(Frozen):
+    """A sub-agent result recorded earlier (any handoff attempt)."""
+
+    sub_agent_code: str
+    phase: str
+    verdict: str
+    confidence: int
+    created_at: datetime
+
+
+class RetrospectiveRecord(Frozen):
+    quality_score: int
+    created_at: datetime
+
+
+class SubAgentSpec(Frozen):
+    """One row of the `leo_sub_agents` catalogue."""
+
+    code: str
+    name: str
+    priority: int = 50
+    depends_on: tuple[str, ...] = ()
+    timeout_seconds: float = 60.0
+    executor_kind: str | None = None
+    executor_ref: Any = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @classmethod
+    def from_row(cls, row: Any) -> SubAgentSpec:
+        data = dict(row)
+        data["depends_on"] = tuple(data.get("depends_on") or ())
+        if isinstance(data.get("timeout_seconds"), Decimal):
+            data["timeout_seconds"] = float(data["timeout_seconds"])
+        return cls.model_validate(data)
+
+
+class HandoffSnapshot(Frozen):
+    handoff_type: HandoffType
+    phase: str
+    sd: SdSnapshot
+    prd: PrdSnapshot | None = None
+    stories: tuple[StorySnapshot, ...] = ()
+    handoffs: tuple[HandoffRecord, ...] = ()
+    evidence: tuple[SubAgentEvidence, ...] = ()
+    retrospectives: tuple[RetrospectiveRecord, ...] = ()
+    # The agents this handoff runs, resolved from the phase, sd_type and catalogue.
+    sub_agents: tuple[SubAgentSpec, ...] = ()
+    # Agents the selection requires that have no catalogue row or no executor.
+    missing_sub_agents: tuple[str, ...] = ()
+    loaded_at: datetime
+
+    def accepted(self, handoff_type: HandoffType) -> bool:
+        return any(
+            h.handoff_type == handoff_type.value and h.status == "accepted" for h in self.handoffs
+        )

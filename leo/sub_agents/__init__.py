@@ -1,0 +1,1 @@
+"""Sub-agents: selection, executors, built-in rules and result aggregation."""

@@ -1,0 +1,50 @@
+"""Which sub-agents a handoff must run: LEO's mandatory matrix by phase and sd_type (3.2).
+
+Unknown types fall back to the feature list, as in LEO. Callers may add agents
+(`HandoffOptions.extra_sub_agents`) but never remove a mandatory one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+MANDATORY: dict[str, dict[str, tuple[str, ...]]] = {
+    "LEAD_PRE_APPROVAL": {"*": ("VALIDATION", "RISK")},
+    "PLAN_PRD": {
+        "feature": ("DATABASE", "STORIES", "TESTING"),
+        "api": ("DATABASE", "STORIES", "TESTING", "API"),
+        "security": ("DATABASE", "STORIES", "SECURITY"),
+        "documentation": ("STORIES",),
+        "docs": ("STORIES",),
+        "*": ("DATABASE", "STORIES"),
+    },
+    "PLAN_VERIFY": {
+        "feature": ("TESTING", "SECURITY", "PERFORMANCE", "UAT"),
+        "enhancement": ("TESTING", "SECURITY", "PERFORMANCE"),
+        "database": ("DATABASE", "SECURITY", "PERFORMANCE"),
+        "security": ("TESTING", "SECURITY"),
+        "api": ("TESTING", "SECURITY", "PERFORMANCE", "API", "UAT"),
+        "documentation": ("DOCMON",),
+        "docs": ("DOCMON",),
+        "infrastructure": ("GITHUB", "SECURITY"),
+        "refactor": ("GITHUB", "DOCMON", "REGRESSION"),
+        "*": ("TESTING", "SECURITY", "PERFORMANCE", "UAT"),
+    },
+    "EXEC_IMPL": {"*": ()},
+    "LEAD_FINAL": {"*": ("RETRO",)},
+}
+
+
+def required_sub_agents(phase: str, sd_type: str) -> tuple[str, ...]:
+    by_type = MANDATORY.get(phase, {"*": ()})
+    return by_type.get(sd_type.lower(), by_type["*"])
+
+
+def select_sub_agents(phase: str, sd_type: str, extra: Iterable[str] = ()) -> tuple[str, ...]:
+    """Mandatory agents first, then extras, without duplicates, in a stable order."""
+    chosen: list[str] = []
+    for code in (*required_sub_agents(phase, sd_type), *extra):
+        normalized = code.strip().upper()
+        if normalized and normalized not in chosen:
+            chosen.append(normalized)
+    return tuple(chosen)

@@ -1,0 +1,18 @@
+"""The EXEC-TO-PLAN handoff workflow. EXEC reports the work done; PLAN verifies: active EXEC -> active EXEC_COMPLETE."""
+
+from __future__ import annotations
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from db.transitions import HandoffType
+    from workflows.pipeline import HandoffInput, HandoffResult, HandoffWorkflowBase
+
+
+@workflow.defn(name="EXEC-TO-PLAN")
+class ExecToPlanWorkflow(HandoffWorkflowBase):
+    handoff_type = HandoffType.EXEC_TO_PLAN
+
+    @workflow.run
+    async def run(self, request: HandoffInput) -> HandoffResult:
+        return await self._run(request)

@@ -1,0 +1,18 @@
+"""The LEAD-FINAL-APPROVAL handoff workflow. LEAD approves and closes the SD: pending_approval LEAD_FINAL -> completed COMPLETED."""
+
+from __future__ import annotations
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from db.transitions import HandoffType
+    from workflows.pipeline import HandoffInput, HandoffResult, HandoffWorkflowBase
+
+
+@workflow.defn(name="LEAD-FINAL-APPROVAL")
+class LeadFinalApprovalWorkflow(HandoffWorkflowBase):
+    handoff_type = HandoffType.LEAD_FINAL_APPROVAL
+
+    @workflow.run
+    async def run(self, request: HandoffInput) -> HandoffResult:
+        return await self._run(request)

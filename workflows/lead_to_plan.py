@@ -1,0 +1,18 @@
+"""The LEAD-TO-PLAN handoff workflow. LEAD approves the SD for planning: draft/active LEAD -> in_progress PLAN_PRD."""
+
+from __future__ import annotations
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from db.transitions import HandoffType
+    from workflows.pipeline import HandoffInput, HandoffResult, HandoffWorkflowBase
+
+
+@workflow.defn(name="LEAD-TO-PLAN")
+class LeadToPlanWorkflow(HandoffWorkflowBase):
+    handoff_type = HandoffType.LEAD_TO_PLAN
+
+    @workflow.run
+    async def run(self, request: HandoffInput) -> HandoffResult:
+        return await self._run(request)

@@ -1,0 +1,405 @@
+"""The one handoff pipeline all five workflow types share.
+
+load snapshot -> sub-agents (parallel, in `depends_on` order) -> gates + atomic transition.
+Three sequential activity round trips whatever the number of agents: that is the latency.
+Workflow code here is deterministic and does no I/O.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from temporalio import workflow
+from temporalio.common import RetryPolicy, SearchAttributeKey
+from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.handoff import (
+        CommitHandoffInput,
+        CommitHandoffResult,
+        HandoffActivities,
+        LoadSnapshotInput,
+    )
+    from activities.sub_agents import RunSubAgentInput, SubAgentActivities, sub_agent_idempotency_key
+    from db.transitions import HandoffType
+    from leo.gates.core import GateOutcome
+    from leo.snapshot import HandoffSnapshot, SubAgentSpec
+    from leo.sub_agents.results import (
+        SUCCESSFUL_VERDICTS,
+        AggregateVerdict,
+        SubAgentResult,
+        Verdict,
+    )
+
+SD_ID = SearchAttributeKey.for_keyword("LeoSdId")
+SD_TYPE = SearchAttributeKey.for_keyword("LeoSdType")
+HANDOFF_TYPE = SearchAttributeKey.for_keyword("LeoHandoffType")
+OUTCOME = SearchAttributeKey.for_keyword("LeoOutcome")
+SCORE = SearchAttributeKey.for_float("LeoScore")
+
+# Domain failures never get retried; infrastructure errors (a dropped connection) do.
+DOMAIN_ERRORS = [
+    "SD_NOT_FOUND",
+    "VERSION_CONFLICT",
+    "INVALID_PHASE",
+    "CLAIMED_BY_OTHER_SESSION",
+    "INVALID_INPUT",
+    "TRANSITION_FAILED",
+    "WRONG_WORKFLOW_ID",
+]
+SNAPSHOT_RETRY = RetryPolicy(
+    initial_interval=timedelta(milliseconds=200),
+    maximum_interval=timedelta(seconds=5),
+    non_retryable_error_types=DOMAIN_ERRORS,
+)
+# CONCURRENT_LOCK is retried here with backoff (and jitter, via next_retry_delay).
+COMMIT_RETRY = RetryPolicy(
+    initial_interval=timedelta(milliseconds=100),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=3),
+    maximum_attempts=30,
+    non_retryable_error_types=DOMAIN_ERRORS,
+)
+SUB_AGENT_RETRY = RetryPolicy(
+    initial_interval=timedelta(milliseconds=200),
+    maximum_interval=timedelta(seconds=5),
+    maximum_attempts=5,
+)
+# The activity enforces the agent's own timeout (and reports ERROR); Temporal's start-to-close
+# timeout is a backstop a little later, for an agent that blocks the worker's event loop.
+BACKSTOP_GRACE_SECONDS = 10
+HEARTBEAT_TIMEOUT = timedelta(seconds=5)
+
+
+class HandoffOptions(BaseModel):
+    """Per-handoff knobs. Every field is optional, so `{}` is valid JSON input."""
+
+    # Agents to run in addition to the mandatory ones for the phase and sd_type.
+    extra_sub_agents: list[str] = Field(default_factory=list)
+    # Overrides the catalogue's per-agent timeout, in seconds.
+    sub_agent_timeout_seconds: float | None = Field(default=None, gt=0, le=3600)
+
+
+class HandoffInput(BaseModel):
+    """`{"sd_id": "...", "session_id": "...", "options": {...}}`; sd_id may be id or sd_key."""
+
+    sd_id: str = Field(min_length=1, max_length=200)
+    session_id: str | None = Field(default=None, min_length=1, max_length=200)
+    options: HandoffOptions = Field(default_factory=HandoffOptions)
+
+
+class HandoffResult(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    handoff_type: HandoffType
+    sd_id: str
+    sd_key: str
+    sd_type: str
+    accepted: bool
+    outcome: str
+    normalized_score: float | None
+    threshold: float
+    failed_gate: str | None = None
+    issues: tuple[str, ...] = ()
+    gates: tuple[GateOutcome, ...] = ()
+    sub_agents: tuple[SubAgentResult, ...] = ()
+    sub_agent_verdict: AggregateVerdict
+    audit_id: str | None = None
+    handoff_id: str | None = None
+    idempotent_hit: bool = False
+    previous_phase: str
+    new_phase: str
+    new_status: str
+    transition_version: int
+    workflow_id: str
+    run_id: str
+
+
+class SubAgentProgress(BaseModel):
+    code: str
+    state: str  # pending | running | done | skipped
+    verdict: str | None = None
+    confidence: int | None = None
+
+
+class HandoffProgress(BaseModel):
+    """What the `progress` query returns while the handoff runs."""
+
+    stage: str  # loading | sub_agents | committing | done
+    sd_key: str | None = None
+    sub_agents: list[SubAgentProgress] = Field(default_factory=list)
+
+
+def workflow_id_for(handoff: HandoffType, canonical_sd_id: str) -> str:
+    """The workflow id of a handoff: its idempotency key for starts."""
+    return f"{handoff.value}:{canonical_sd_id}"
+
+
+def not_run(spec: SubAgentSpec, verdict: Verdict, issue: str) -> SubAgentResult:
+    return SubAgentResult(
+        code=spec.code,
+        name=spec.name,
+        priority=spec.priority,
+        verdict=verdict,
+        confidence=0,
+        critical_issues=(issue,),
+        ran=False,
+    )
+
+
+def activity_failure_result(spec: SubAgentSpec, err: ActivityError) -> SubAgentResult:
+    cause = err.cause
+    if isinstance(cause, TimeoutError):
+        issue = f"{spec.code} timed out ({cause.type.name if cause.type else 'timeout'}) and was cancelled"
+    else:
+        issue = f"{spec.code} failed: {cause.message if cause else err.message}"
+    return not_run(spec, Verdict.ERROR, issue)
+
+
+class HandoffWorkflowBase:
+    """Shared by the five handoff workflows; each subclass only names its handoff type."""
+
+    handoff_type: HandoffType
+
+    def __init__(self) -> None:
+        self._progress = HandoffProgress(stage="loading")
+
+    @workflow.query(name="progress")
+    def progress(self) -> HandoffProgress:
+        return self._progress
+
+    async def _run(self, request: HandoffInput) -> HandoffResult:
+        info = workflow.info()
+        snapshot = await workflow.execute_activity_method(
+            HandoffActivities.load_handoff_snapshot,
+            LoadSnapshotInput(
+                handoff_type=self.handoff_type,
+                sd_id=request.sd_id,
+                session_id=request.session_id,
+                extra_sub_agents=request.options.extra_sub_agents,
+            ),
+            start_to_close_timeout=timedelta(seconds=15),
+            retry_policy=SNAPSHOT_RETRY,
+            summary=f"load snapshot of {request.sd_id}",
+        )
+        expected_id = workflow_id_for(self.handoff_type, snapshot.sd.id)
+        if info.workflow_id != expected_id:
+            # Starts are idempotent only because the id is derived from the canonical SD id.
+            raise ApplicationError(
+                f"this handoff must run with workflow id {expected_id!r}, not {info.workflow_id!r}, "
+                "so that starting it twice cannot run it twice",
+                type="WRONG_WORKFLOW_ID",
+                non_retryable=True,
+            )
+        workflow.upsert_search_attributes(
+            [
+                SD_ID.value_set(snapshot.sd.id),
+                SD_TYPE.value_set(snapshot.sd.sd_type),
+                HANDOFF_TYPE.value_set(self.handoff_type.value),
+            ]
+        )
+        self._progress = HandoffProgress(stage="sub_agents", sd_key=snapshot.sd.sd_key)
+        sub_agents = await self._run_sub_agents(snapshot, request)
+
+        self._progress = self._progress.model_copy(update={"stage": "committing"})
+        try:
+            commit: CommitHandoffResult = await workflow.execute_activity_method(
+                HandoffActivities.commit_handoff,
+                CommitHandoffInput(
+                    handoff_type=self.handoff_type,
+                    snapshot=snapshot,
+                    sub_agents=sub_agents,
+                    # One request id per handoff attempt: retries of this activity are no-ops.
+                    request_id=f"{info.workflow_id}/{info.run_id}",
+                    session_id=request.session_id,
+                    metadata={"workflow_id": info.workflow_id, "run_id": info.run_id},
+                ),
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=COMMIT_RETRY,
+                summary=f"gates + {self.handoff_type.value} transition",
+            )
+        except ActivityError as err:
+            cause = err.cause
+            if isinstance(cause, ApplicationError):
+                raise ApplicationError(
+                    cause.message, *cause.details, type=cause.type, non_retryable=True
+                ) from err
+            raise
+
+        result = self._result(snapshot, sub_agents, commit, info.workflow_id, info.run_id)
+        workflow.upsert_search_attributes(
+            [OUTCOME.value_set(result.outcome)]
+            + ([SCORE.value_set(result.normalized_score)] if result.normalized_score is not None else [])
+        )
+        workflow.set_current_details(self._details(result))
+        self._progress = self._progress.model_copy(update={"stage": "done"})
+        if not result.accepted:
+            # A failed run, so that the id may be started again once the cause is fixed
+            # (reuse policy AllowDuplicateFailedOnly); the typed result rides in the details.
+            raise ApplicationError(
+                f"{self.handoff_type.value} rejected for {snapshot.sd.sd_key}: "
+                f"{result.failed_gate}: {'; '.join(result.issues)}",
+                result,
+                type="HandoffRejected",
+                non_retryable=True,
+            )
+        return result
+
+    async def _run_sub_agents(
+        self, snapshot: HandoffSnapshot, request: HandoffInput
+    ) -> list[SubAgentResult]:
+        """Start every agent as soon as its `depends_on` are done; a dependant of an agent that
+        did not succeed does not run. Agents a dependency names that this handoff does not run
+        are not waited for."""
+        info = workflow.info()
+        attempt = info.workflow_start_time.isoformat()
+        specs = {s.code: s for s in sorted(snapshot.sub_agents, key=lambda s: (-s.priority, s.code))}
+        done: dict[str, SubAgentResult] = {}
+        for code in snapshot.missing_sub_agents:
+            done[code] = SubAgentResult(
+                code=code,
+                name=code,
+                priority=100,
+                verdict=Verdict.BLOCKED,
+                confidence=0,
+                critical_issues=(
+                    f"required sub-agent {code} has no executor configured in leo_sub_agents",
+                ),
+                ran=False,
+            )
+        running: dict[str, asyncio.Task[SubAgentResult]] = {}
+        pending = dict(specs)
+        self._publish(specs, done, running)
+        while pending or running:
+            for code, spec in list(pending.items()):
+                deps = [d for d in spec.depends_on if d in specs]
+                if any(d not in done for d in deps):
+                    continue
+                del pending[code]
+                failed = [d for d in deps if done[d].verdict not in SUCCESSFUL_VERDICTS]
+                if failed:
+                    reasons = ", ".join(f"{d} ({done[d].verdict.value})" for d in failed)
+                    done[code] = not_run(
+                        spec, Verdict.BLOCKED, f"not run: dependency did not succeed: {reasons}"
+                    )
+                    continue
+                running[code] = asyncio.create_task(self._run_one(spec, snapshot, request, attempt))
+            if not running:
+                # Whatever is left waits on itself: a depends_on cycle.
+                for code, spec in pending.items():
+                    done[code] = not_run(spec, Verdict.BLOCKED, f"{code} is in a depends_on cycle")
+                break
+            self._publish(specs, done, running)
+            await workflow.wait(list(running.values()), return_when=asyncio.FIRST_COMPLETED)
+            for code, task in list(running.items()):
+                if task.done():
+                    done[code] = task.result()
+                    del running[code]
+            self._publish(specs, done, running)
+        order = [*snapshot.missing_sub_agents, *specs]
+        return [done[c] for c in order]
+
+    async def _run_one(
+        self, spec: SubAgentSpec, snapshot: HandoffSnapshot, request: HandoffInput, attempt: str
+    ) -> SubAgentResult:
+        if request.options.sub_agent_timeout_seconds is not None:
+            spec = spec.model_copy(update={"timeout_seconds": request.options.sub_agent_timeout_seconds})
+        key = sub_agent_idempotency_key(snapshot.sd.id, snapshot.phase, spec.code, attempt)
+        try:
+            result: SubAgentResult = await workflow.execute_activity_method(
+                SubAgentActivities.run_sub_agent,
+                RunSubAgentInput(
+                    spec=spec,
+                    snapshot=snapshot,
+                    idempotency_key=key,
+                    metadata={"workflow_id": workflow.info().workflow_id},
+                ),
+                start_to_close_timeout=timedelta(seconds=spec.timeout_seconds + BACKSTOP_GRACE_SECONDS),
+                heartbeat_timeout=HEARTBEAT_TIMEOUT,
+                retry_policy=SUB_AGENT_RETRY,
+                summary=f"{spec.code} sub-agent",
+            )
+        except ActivityError as err:
+            return activity_failure_result(spec, err)
+        return result
+
+    def _publish(
+        self,
+        specs: dict[str, SubAgentSpec],
+        done: dict[str, SubAgentResult],
+        running: dict[str, Any],
+    ) -> None:
+        rows = []
+        for code in [*[c for c in done if c not in specs], *specs]:
+            if code in done:
+                r = done[code]
+                state = "done" if r.ran else "skipped"
+                rows.append(SubAgentProgress(code=code, state=state, verdict=r.verdict.value, confidence=r.confidence))
+            else:
+                rows.append(SubAgentProgress(code=code, state="running" if code in running else "pending"))
+        self._progress = self._progress.model_copy(update={"sub_agents": rows})
+        workflow.set_current_details(
+            "\n".join(
+                f"- {row.code}: {row.verdict or row.state}"
+                + (f" ({row.confidence})" if row.confidence is not None else "")
+                for row in rows
+            )
+        )
+
+    def _result(
+        self,
+        snapshot: HandoffSnapshot,
+        sub_agents: list[SubAgentResult],
+        commit: CommitHandoffResult,
+        workflow_id: str,
+        run_id: str,
+    ) -> HandoffResult:
+        evaluation = commit.evaluation
+        transition = commit.transition
+        post: dict[str, Any] = (transition.post_state or {}) if transition else {}
+        return HandoffResult(
+            handoff_type=self.handoff_type,
+            sd_id=snapshot.sd.id,
+            sd_key=snapshot.sd.sd_key,
+            sd_type=snapshot.sd.sd_type,
+            accepted=commit.accepted,
+            outcome="accepted" if commit.accepted else "rejected",
+            normalized_score=evaluation.normalized_score,
+            threshold=evaluation.threshold,
+            failed_gate=evaluation.failed_gate,
+            issues=evaluation.issues,
+            gates=evaluation.gates,
+            sub_agents=tuple(sub_agents),
+            sub_agent_verdict=commit.orchestration,
+            audit_id=str(transition.audit_id) if transition and transition.audit_id else None,
+            handoff_id=(
+                str(transition.handoff_id)
+                if transition and transition.handoff_id
+                else commit.rejection_handoff_id
+            ),
+            idempotent_hit=bool(transition and transition.idempotent_hit),
+            previous_phase=snapshot.sd.current_phase,
+            new_phase=str(post.get("sd_phase", snapshot.sd.current_phase)),
+            new_status=str(post.get("sd_status", snapshot.sd.status)),
+            transition_version=int(
+                (transition.transition_version if transition else None)
+                or snapshot.sd.transition_version
+            ),
+            workflow_id=workflow_id,
+            run_id=run_id,
+        )
+
+    @staticmethod
+    def _details(result: HandoffResult) -> str:
+        score = f"{result.normalized_score:.1f}" if result.normalized_score is not None else "n/a"
+        lines = [
+            f"**{result.handoff_type.value} {result.outcome}** for {result.sd_key}: "
+            f"score {score} / threshold {result.threshold:g} ({result.sd_type})",
+            "",
+            *[f"- {r.summary()}" for r in result.sub_agents],
+            *[f"- gate {g.name}: {g.status.value}" for g in result.gates],
+        ]
+        return "\n".join(lines)

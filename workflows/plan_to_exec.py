@@ -1,0 +1,18 @@
+"""The PLAN-TO-EXEC handoff workflow. PLAN hands the PRD to EXEC: in_progress PLAN_PRD -> active EXEC."""
+
+from __future__ import annotations
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from db.transitions import HandoffType
+    from workflows.pipeline import HandoffInput, HandoffResult, HandoffWorkflowBase
+
+
+@workflow.defn(name="PLAN-TO-EXEC")
+class PlanToExecWorkflow(HandoffWorkflowBase):
+    handoff_type = HandoffType.PLAN_TO_EXEC
+
+    @workflow.run
+    async def run(self, request: HandoffInput) -> HandoffResult:
+        return await self._run(request)
