@@ -9,6 +9,7 @@ import asyncpg
 import pytest
 from temporalio.client import Client
 
+from leo.api import LeoClient
 from worker import build_worker
 
 
@@ -17,3 +18,8 @@ async def task_queue(client: Client, db_pool: asyncpg.Pool) -> AsyncIterator[str
     queue = f"leo-test-{uuid.uuid4().hex[:8]}"
     async with build_worker(client, db_pool, task_queue=queue):
         yield queue
+
+
+@pytest.fixture(scope="session")
+def leo(client: Client, db_pool: asyncpg.Pool, task_queue: str) -> LeoClient:
+    return LeoClient(client, db_pool, task_queue)

@@ -1,0 +1,191 @@
+"""The typed Python API: start a handoff, wait for its result, look up an SD's status.
+
+    async with await LeoClient.connect(Settings.from_env()) as leo:
+        result = await leo.run_handoff(HandoffType.EXEC_TO_PLAN, "SD-LEO-INFRA-HARDENING-001")
+        print(result.accepted, result.normalized_score)
+
+Starts are idempotent: the workflow id is derived from the handoff type and the canonical SD
+id. A running handoff is attached to, an accepted one returns its first result without
+running again, and a rejected (failed) one may be started again once its cause is fixed.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Self
+
+from pydantic import BaseModel, ConfigDict
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+
+from db.transitions import HandoffType
+from leo.client import connect_client
+from leo.settings import Settings
+from workflows import HANDOFF_WORKFLOWS
+from workflows.pipeline import HandoffInput, HandoffOptions, HandoffResult, workflow_id_for
+
+if TYPE_CHECKING:
+    import asyncpg
+
+
+class HandoffFailed(RuntimeError):
+    """The handoff ended without a result: a refusal (INVALID_PHASE, VERSION_CONFLICT, ...)."""
+
+    def __init__(self, message: str, code: str | None, details: Any = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.details = details
+
+
+class HandoffSummary(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    handoff_type: str
+    status: str
+    validation_score: float | None
+    rejection_reason: str | None
+    created_at: datetime
+
+
+class SdStatus(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    sd_id: str
+    sd_key: str
+    sd_type: str
+    status: str
+    current_phase: str
+    transition_version: int
+    claiming_session_id: str | None
+    claim_live: bool
+    latest_handoffs: tuple[HandoffSummary, ...]
+
+
+def result_from_failure(err: WorkflowFailureError) -> HandoffResult | None:
+    """The typed result of a rejected handoff, which ends as a failed run."""
+    cause = err.cause
+    if isinstance(cause, ApplicationError) and cause.type == "HandoffRejected" and cause.details:
+        return HandoffResult.model_validate(cause.details[0])
+    return None
+
+
+class LeoClient:
+    def __init__(self, client: Client, pool: asyncpg.Pool | None, task_queue: str) -> None:
+        self.client = client
+        self.task_queue = task_queue
+        self._pool = pool
+
+    @classmethod
+    async def connect(cls, settings: Settings) -> LeoClient:
+        from db.pool import create_pool
+
+        client = await connect_client(settings)
+        pool = None
+        if settings.database_url:
+            pool = await create_pool(settings.database_url, min_size=1, max_size=4)
+        return cls(client, pool, settings.task_queue)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+
+    async def canonical_sd_id(self, sd_id: str) -> str:
+        """The SD's canonical id (the workflow id part). Without a database, `sd_id` as given;
+        the workflow then refuses a non-canonical spelling with WRONG_WORKFLOW_ID."""
+        if self._pool is None:
+            return sd_id
+        canonical = await self._pool.fetchval("SELECT leo_resolve_sd_id($1)", sd_id)
+        if canonical is None:
+            raise HandoffFailed(f"SD not found: {sd_id}", "SD_NOT_FOUND")
+        return str(canonical)
+
+    async def start_handoff(
+        self,
+        handoff: HandoffType | str,
+        sd_id: str,
+        *,
+        session_id: str | None = None,
+        options: HandoffOptions | None = None,
+    ) -> WorkflowHandle[Any, HandoffResult]:
+        handoff = HandoffType(handoff)
+        canonical = await self.canonical_sd_id(sd_id)
+        workflow = HANDOFF_WORKFLOWS[handoff]
+        workflow_id = workflow_id_for(handoff, canonical)
+        try:
+            return await self.client.start_workflow(
+                workflow.run,
+                HandoffInput(sd_id=canonical, session_id=session_id, options=options or HandoffOptions()),
+                id=workflow_id,
+                task_queue=self.task_queue,
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
+                static_summary=f"{handoff.value} {sd_id}",
+            )
+        except WorkflowAlreadyStartedError:
+            # Closed successfully before: the handoff was accepted. Attach to that run.
+            return self.client.get_workflow_handle_for(workflow.run, workflow_id)
+
+    async def wait(self, handle: WorkflowHandle[Any, HandoffResult]) -> HandoffResult:
+        """The typed result, accepted or rejected. Raises HandoffFailed for refusals."""
+        try:
+            return await handle.result()
+        except WorkflowFailureError as err:
+            rejected = result_from_failure(err)
+            if rejected is not None:
+                return rejected
+            cause = err.cause
+            code = cause.type if isinstance(cause, ApplicationError) else None
+            message = cause.message if cause is not None else str(err)
+            details = cause.details if isinstance(cause, ApplicationError) else None
+            raise HandoffFailed(message, code, details) from err
+
+    async def run_handoff(
+        self,
+        handoff: HandoffType | str,
+        sd_id: str,
+        *,
+        session_id: str | None = None,
+        options: HandoffOptions | None = None,
+    ) -> HandoffResult:
+        handle = await self.start_handoff(handoff, sd_id, session_id=session_id, options=options)
+        return await self.wait(handle)
+
+    async def sd_status(self, sd_id: str) -> SdStatus:
+        if self._pool is None:
+            raise RuntimeError("sd_status needs a database: set LEO_DATABASE_URL")
+        async with self._pool.acquire() as conn:
+            row = await conn.fetchrow(
+                "SELECT sd.*, c.session_id IS NOT NULL AS claim_live "
+                "FROM strategic_directives_v2 sd LEFT JOIN LATERAL leo_live_claim(sd.id) c ON true "
+                "WHERE sd.id = leo_resolve_sd_id($1)",
+                sd_id,
+            )
+            if row is None:
+                raise HandoffFailed(f"SD not found: {sd_id}", "SD_NOT_FOUND")
+            handoffs = await conn.fetch(
+                "SELECT handoff_type, status, validation_score::float8 AS validation_score, "
+                "rejection_reason, created_at FROM sd_phase_handoffs WHERE sd_id = $1 "
+                "ORDER BY created_at DESC LIMIT 10",
+                row["id"],
+            )
+        return SdStatus(
+            sd_id=row["id"],
+            sd_key=row["sd_key"],
+            sd_type=row["sd_type"],
+            status=row["status"],
+            current_phase=row["current_phase"],
+            transition_version=row["transition_version"],
+            claiming_session_id=row["claiming_session_id"],
+            claim_live=bool(row["claim_live"]),
+            latest_handoffs=tuple(HandoffSummary.model_validate(dict(h)) for h in handoffs),
+        )

@@ -1,0 +1,664 @@
+"""Static checks of the production deploy files: docker-compose.yml, Dockerfile, deploy/.
+
+No Docker engine runs here, so nothing is built or started. Instead the files are parsed and
+checked against each other and against our code: the services and their start order, pinned
+images, that the worker scales, that the env the containers get is what `leo.settings` reads,
+that the search attributes match `leo.stack.SEARCH_ATTRIBUTES`, that mounted files exist, and
+that the Dockerfile installs from the hash-checked lock and copies every package we ship.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import re
+import shutil
+import subprocess
+import tomllib
+from collections.abc import Callable
+from pathlib import Path, PurePosixPath
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+import yaml
+
+from leo.settings import Settings
+from leo.stack import SEARCH_ATTRIBUTES
+
+ROOT = Path(__file__).resolve().parents[1]
+COMPOSE_FILE = ROOT / "docker-compose.yml"
+DOCKERFILE = ROOT / "Dockerfile"
+DOCKERIGNORE = ROOT / ".dockerignore"
+PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
+SHELL_SCRIPTS = sorted((ROOT / "deploy").rglob("*.sh"))
+
+EXPECTED_SERVICES = {
+    "postgresql",
+    "temporal-admin-tools",
+    "temporal",
+    "temporal-create-namespace",
+    "temporal-ui",
+    "leo-migrate",
+    "worker",
+}
+# Versions from ../shared/docs/temporal-notes.md section 5 (samples-server compose/.env).
+EXPECTED_IMAGES = {
+    "postgresql": ("postgres", "16"),
+    "temporal-admin-tools": ("temporalio/admin-tools", "1.30.1"),
+    "temporal": ("temporalio/server", "1.30.1"),
+    "temporal-create-namespace": ("temporalio/admin-tools", "1.30.1"),
+    "temporal-ui": ("temporalio/ui", "2.34.0"),
+}
+OUR_SERVICES = ("leo-migrate", "worker")
+DEPENDS_CONDITIONS = {"service_started", "service_healthy", "service_completed_successfully"}
+# `temporal server start-dev --search-attribute` / `operator search-attribute create` types.
+SEARCH_ATTRIBUTE_TYPES = {"Text", "Keyword", "Int", "Double", "Bool", "Datetime", "KeywordList"}
+TEMPORAL_WORKDIR = PurePosixPath("/etc/temporal")  # the server resolves relative paths here
+SETTINGS_ENV_PREFIXES = ("LEO_", "TEMPORAL_")
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+_INTERPOLATION = re.compile(
+    r"\$(?:(?P<escaped>\$)|\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\}"
+    r"|(?P<bare>[A-Za-z_][A-Za-z0-9_]*))"
+)
+
+
+def interpolate(value: object, env: dict[str, str] | None = None) -> str:
+    """Compose-style `${VAR:-default}` interpolation, with no variables set by default."""
+    env = env or {}
+
+    def replace(match: re.Match[str]) -> str:
+        if match["escaped"]:
+            return "$"
+        name = match["braced"] or match["bare"]
+        op, arg = match["op"], match["arg"]
+        current = env.get(name)
+        if op in (":-", ":?") and not current:
+            current = None
+        if current is not None:
+            return current
+        if op in (":-", "-"):
+            return arg
+        pytest.fail(f"${{{name}}} has no default in {COMPOSE_FILE.name}: {value!r}")
+
+    return _INTERPOLATION.sub(replace, str(value))
+
+
+def load_compose() -> dict[str, Any]:
+    data = yaml.safe_load(COMPOSE_FILE.read_text())
+    assert isinstance(data, dict), "docker-compose.yml is not a mapping"
+    return data
+
+
+COMPOSE = load_compose()
+SERVICES: dict[str, dict[str, Any]] = COMPOSE["services"]
+
+
+def service_env(name: str) -> dict[str, str]:
+    """A service's environment with compose defaults applied (mapping or list form)."""
+    raw = SERVICES[name].get("environment") or {}
+    if isinstance(raw, list):
+        raw = dict(item.split("=", 1) if "=" in item else (item, "") for item in raw)
+    return {key: interpolate(value) for key, value in raw.items()}
+
+
+def split_image(image: str) -> tuple[str, str | None]:
+    image = interpolate(image)
+    name, _, digest = image.partition("@")
+    last = name.rsplit("/", 1)[-1]
+    if ":" in last:
+        repo, tag = name.rsplit(":", 1)
+        return repo, tag
+    return name, (f"@{digest}" if digest else None)
+
+
+def depends_on(name: str) -> dict[str, str]:
+    raw = SERVICES[name].get("depends_on") or {}
+    if isinstance(raw, list):
+        return dict.fromkeys(raw, "service_started")
+    return {
+        target: (spec or {}).get("condition", "service_started") for target, spec in raw.items()
+    }
+
+
+def bind_mounts(name: str) -> list[tuple[Path, PurePosixPath]]:
+    """(host path, container path) for the service's bind mounts (short or long syntax)."""
+    mounts = []
+    for volume in SERVICES[name].get("volumes") or []:
+        if isinstance(volume, dict):
+            if volume.get("type") != "bind":
+                continue
+            source, target = volume["source"], volume["target"]
+        else:
+            parts = interpolate(volume).split(":")
+            if len(parts) < 2 or not parts[0].startswith((".", "/", "~")):
+                continue
+            source, target = parts[0], parts[1]
+        mounts.append(((ROOT / source).resolve(), PurePosixPath(target)))
+    return mounts
+
+
+def host_path_for(name: str, container_path: PurePosixPath) -> Path | None:
+    """The host file behind a container path, through the service's bind mounts."""
+    for host, target in bind_mounts(name):
+        if container_path == target:
+            return host
+        if target in container_path.parents:
+            return host / container_path.relative_to(target)
+    return None
+
+
+def as_list(command: object) -> list[str]:
+    if isinstance(command, str):
+        return command.split()
+    assert isinstance(command, list), f"unexpected command {command!r}"
+    return [str(part) for part in command]
+
+
+def container_ports(name: str) -> set[int]:
+    ports = set()
+    for spec in SERVICES[name].get("ports") or []:
+        if isinstance(spec, dict):
+            ports.add(int(spec["target"]))
+        else:
+            ports.add(int(str(spec).split("/")[0].rsplit(":", 1)[-1]))
+    ports.update(int(str(port).split("/")[0]) for port in SERVICES[name].get("expose") or [])
+    return ports
+
+
+def settings_env_fields() -> dict[str, str]:
+    """Env var name -> Settings field, from the fields' descriptions (checked below)."""
+    return {
+        str(info.description): field
+        for field, info in Settings.model_fields.items()
+        if info.description
+    }
+
+
+def dockerfile_instructions() -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) with continuation lines joined and comments dropped."""
+    instructions: list[tuple[str, str]] = []
+    pending = ""
+    for line in DOCKERFILE.read_text().splitlines():
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        pending += stripped
+        if pending.endswith("\\"):
+            pending = pending[:-1].rstrip() + " "
+            continue
+        keyword, _, args = pending.partition(" ")
+        instructions.append((keyword.upper(), args.strip()))
+        pending = ""
+    assert not pending, "Dockerfile ends inside a continued line"
+    return instructions
+
+
+INSTRUCTIONS = dockerfile_instructions()
+
+
+def instruction_index(predicate: Callable[[str, str], object]) -> int:
+    for index, (keyword, args) in enumerate(INSTRUCTIONS):
+        if predicate(keyword, args):
+            return index
+    return -1
+
+
+def copy_sources() -> list[tuple[int, str]]:
+    """(instruction index, source) for every COPY/ADD from the build context."""
+    sources: list[tuple[int, str]] = []
+    for index, (keyword, args) in enumerate(INSTRUCTIONS):
+        if keyword not in ("COPY", "ADD"):
+            continue
+        assert "--from" not in args, "single-stage image: every COPY is from the build context"
+        if args.startswith("["):
+            parts = [str(part) for part in json.loads(args)]
+        else:
+            parts = [part for part in args.split() if not part.startswith("--")]
+        sources.extend((index, source.rstrip("/")) for source in parts[:-1])
+    return sources
+
+
+def shipped_paths() -> list[str]:
+    """What `pip install .` needs: the wheel's packages, force-included files, the readme."""
+    wheel = PYPROJECT["tool"]["hatch"]["build"]["targets"]["wheel"]
+    paths = list(wheel["packages"]) + list(wheel.get("force-include", {}))
+    return [*paths, "pyproject.toml", PYPROJECT["project"]["readme"]]
+
+
+# --- docker-compose.yml ----------------------------------------------------------------------
+
+
+def test_compose_has_exactly_the_expected_services() -> None:
+    assert set(SERVICES) == EXPECTED_SERVICES
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED_SERVICES))
+def test_every_image_is_pinned(name: str) -> None:
+    image = SERVICES[name].get("image")
+    assert image, f"{name} has no image"
+    repo, tag = split_image(image)
+    assert tag, f"{name}: image {image!r} has no tag"
+    assert tag != "latest", f"{name}: image {image!r} is not pinned"
+    if name in EXPECTED_IMAGES:
+        assert (repo, tag) == EXPECTED_IMAGES[name]
+    else:
+        assert tag == PYPROJECT["project"]["version"], "our image is tagged with our version"
+
+
+def test_admin_tools_match_the_server_version() -> None:
+    # The schema job must ship the schema of the server it prepares.
+    server_tag = split_image(SERVICES["temporal"]["image"])[1]
+    for name in ("temporal-admin-tools", "temporal-create-namespace"):
+        assert split_image(SERVICES[name]["image"])[1] == server_tag
+
+
+@pytest.mark.parametrize("name", OUR_SERVICES)
+def test_our_services_build_this_repository(name: str) -> None:
+    build = SERVICES[name]["build"]
+    context = build if isinstance(build, str) else build["context"]
+    dockerfile = "Dockerfile" if isinstance(build, str) else build.get("dockerfile", "Dockerfile")
+    assert (ROOT / context).resolve() == ROOT
+    assert (ROOT / context / dockerfile).resolve() == DOCKERFILE
+    # One image for both, so the migration job and the workers run the same code.
+    assert SERVICES[name]["image"] == SERVICES[OUR_SERVICES[0]]["image"]
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED_SERVICES))
+def test_depends_on_targets_and_conditions_are_valid(name: str) -> None:
+    for target, condition in depends_on(name).items():
+        assert target in SERVICES, f"{name} depends on unknown service {target}"
+        assert target != name
+        assert condition in DEPENDS_CONDITIONS, f"{name} -> {target}: {condition}"
+        if condition == "service_healthy":
+            test = (SERVICES[target].get("healthcheck") or {}).get("test")
+            assert test, f"{name} waits for {target} to be healthy, but it has no healthcheck"
+            assert not (SERVICES[target].get("healthcheck") or {}).get("disable")
+        if condition == "service_completed_successfully":
+            # A one-shot job: restarting it would turn "completed" into a loop.
+            assert str(SERVICES[target].get("restart", "no")) in ("no", "False", "false")
+
+
+def test_dependency_graph_has_no_cycles() -> None:
+    done: set[str] = set()
+    remaining = {name: set(depends_on(name)) for name in SERVICES}
+    while remaining:
+        ready = {name for name, deps in remaining.items() if deps <= done}
+        assert ready, f"dependency cycle among {sorted(remaining)}"
+        done |= ready
+        for name in ready:
+            del remaining[name]
+
+
+def test_start_order() -> None:
+    assert depends_on("temporal-admin-tools") == {"postgresql": "service_healthy"}
+    assert depends_on("temporal") == {"temporal-admin-tools": "service_completed_successfully"}
+    assert depends_on("temporal-create-namespace") == {"temporal": "service_healthy"}
+    assert depends_on("temporal-ui") == {"temporal": "service_healthy"}
+    assert depends_on("leo-migrate") == {"postgresql": "service_healthy"}
+    assert depends_on("worker") == {
+        "leo-migrate": "service_completed_successfully",
+        "temporal": "service_healthy",
+        "temporal-create-namespace": "service_completed_successfully",
+    }
+
+
+def test_postgresql_keeps_its_data_in_a_declared_volume() -> None:
+    declared = set(COMPOSE.get("volumes") or {})
+    named = [
+        volume.split(":")[0]
+        for volume in SERVICES["postgresql"]["volumes"]
+        if isinstance(volume, str) and not volume.startswith((".", "/"))
+    ]
+    assert named, "postgresql has no named data volume"
+    assert set(named) <= declared
+    assert any(v.endswith(":/var/lib/postgresql/data") for v in SERVICES["postgresql"]["volumes"])
+
+
+def test_worker_is_scalable() -> None:
+    worker = SERVICES["worker"]
+    assert "container_name" not in worker, "container_name prevents --scale worker=N"
+    assert "hostname" not in worker
+    assert not worker.get("ports"), "host ports would collide with --scale worker=N"
+    assert interpolate(worker.get("restart", "no")) in ("always", "unless-stopped", "on-failure")
+
+
+@pytest.mark.parametrize("name", OUR_SERVICES)
+def test_commands_of_our_services(name: str) -> None:
+    expected = {"leo-migrate": ["leo", "db", "migrate"], "worker": ["leo", "worker"]}[name]
+    assert as_list(SERVICES[name]["command"]) == expected
+    assert "leo" in PYPROJECT["project"]["scripts"]
+
+
+def assert_lands_in_field(env_name: str, value: str, field: str) -> None:
+    """Setting only `env_name` changes `field` (and no other), to `value` for text fields."""
+    baseline = Settings.from_env({})
+    settings = Settings.from_env({env_name: value})
+    changed = {
+        name for name in Settings.model_fields if getattr(settings, name) != getattr(baseline, name)
+    }
+    default = getattr(baseline, field)
+    assert changed == {field} or (changed == set() and str(default) == value), (
+        f"{env_name}={value!r} changed {sorted(changed)}, expected {field}"
+    )
+    if isinstance(default, str | Path) or default is None:
+        assert str(getattr(settings, field)) == value, env_name
+
+
+def test_settings_field_descriptions_name_the_env_vars_from_env_reads() -> None:
+    # The descriptions are what the next test uses to map env vars to fields; prove them.
+    fields = settings_env_fields()
+    assert set(fields.values()) == set(Settings.model_fields)
+    for env_name, field in fields.items():
+        assert_lands_in_field(env_name, f"/probe/{env_name.lower()}", field)
+
+
+@pytest.mark.parametrize("name", OUR_SERVICES)
+def test_env_of_our_services_lands_in_settings(name: str) -> None:
+    env = service_env(name)
+    ours = {key: value for key, value in env.items() if key.startswith(SETTINGS_ENV_PREFIXES)}
+    fields = settings_env_fields()
+    unknown = set(ours) - set(fields)
+    assert not unknown, f"{name} sets env vars that leo.settings does not read: {unknown}"
+    assert "LEO_DATABASE_URL" in ours
+    settings = Settings.from_env(env)
+    for key, value in ours.items():
+        assert_lands_in_field(key, value, fields[key])
+        assert getattr(settings, fields[key]) == getattr(
+            Settings.from_env({key: value}), fields[key]
+        )
+
+
+def test_worker_env_points_at_the_stack() -> None:
+    env = service_env("worker")
+    assert set(env) >= {"LEO_DATABASE_URL", "TEMPORAL_ADDRESS", "TEMPORAL_NAMESPACE"}
+    settings = Settings.from_env(env)
+    assert settings.temporal_namespace == "default"
+    assert settings.task_queue == "leo-handoffs"
+    assert settings.temporal_namespace == service_env("temporal-create-namespace").get(
+        "DEFAULT_NAMESPACE", "default"
+    )
+    assert service_env("leo-migrate")["LEO_DATABASE_URL"] == env["LEO_DATABASE_URL"]
+
+
+@pytest.mark.parametrize("name", ["worker", "temporal-create-namespace", "temporal-ui"])
+def test_temporal_address_is_the_temporal_service(name: str) -> None:
+    address = service_env(name)["TEMPORAL_ADDRESS"]
+    host, _, port = address.rpartition(":")
+    assert host == "temporal"
+    assert host in SERVICES
+    assert int(port) in container_ports("temporal")
+    healthcheck = " ".join(as_list(SERVICES["temporal"]["healthcheck"]["test"]))
+    assert port in healthcheck, "the healthcheck probes the port clients use"
+
+
+def test_database_url_matches_the_leo_database_created_on_postgresql() -> None:
+    url = urlsplit(service_env("worker")["LEO_DATABASE_URL"])
+    assert url.scheme in ("postgresql", "postgres")
+    assert url.hostname == "postgresql"
+    assert url.hostname in SERVICES
+    assert (url.port or 5432) == 5432
+    database = url.path.lstrip("/")
+    assert database == "leo", "our schema lives in its own database, not Temporal's"
+    init_sql = host_path_for(
+        "postgresql", PurePosixPath("/docker-entrypoint-initdb.d/10-init-leo-db.sql")
+    )
+    assert init_sql is not None
+    assert init_sql.is_file()
+    sql = init_sql.read_text()
+    assert re.search(rf"CREATE\s+DATABASE\s+{database}\s+OWNER\s+{url.username}\b", sql, re.I)
+    assert re.search(rf"CREATE\s+ROLE\s+{url.username}\s+LOGIN\s+PASSWORD\s+:'(\w+)'", sql, re.I)
+    variable = re.search(r"\\getenv\s+(\w+)\s+(\w+)", sql)
+    assert variable, "the role's password is read from the environment"
+    assert f":'{variable[1]}'" in sql
+    assert service_env("postgresql")[variable[2]] == url.password
+
+
+def test_postgres_credentials_agree() -> None:
+    postgres = service_env("postgresql")
+    for name in ("temporal-admin-tools", "temporal"):
+        env = service_env(name)
+        assert env["DB"] == "postgres12"
+        assert env["POSTGRES_SEEDS"] == "postgresql"
+        assert env["POSTGRES_USER"] == postgres["POSTGRES_USER"]
+        assert env["POSTGRES_PWD"] == postgres["POSTGRES_PASSWORD"]
+    assert service_env("temporal-admin-tools")["SQL_PASSWORD"] == postgres["POSTGRES_PASSWORD"]
+
+
+def test_passwords_come_from_the_environment() -> None:
+    postgres = SERVICES["postgresql"]["environment"]
+    for variable in ("POSTGRES_PASSWORD", "LEO_DB_PASSWORD"):
+        raw = postgres[variable]
+        assert re.fullmatch(rf"\$\{{{variable}:-[^}}]+\}}", raw), f"{variable}: {raw!r}"
+        assert interpolate(raw, {variable: "s3cret"}) == "s3cret"
+    worker_url = SERVICES["worker"]["environment"]["LEO_DATABASE_URL"]
+    assert "${LEO_DB_PASSWORD:-" in worker_url
+
+
+def test_search_attributes_registered_in_compose_match_leo_stack() -> None:
+    command = as_list(SERVICES["temporal-create-namespace"]["command"])
+    pairs = [part for part in command[1:] if "=" in part]
+    registered = dict(pair.split("=", 1) for pair in pairs)
+    assert len(registered) == len(pairs), "an attribute is listed twice"
+    assert registered == SEARCH_ATTRIBUTES
+    assert set(registered.values()) <= SEARCH_ATTRIBUTE_TYPES
+    script = host_path_for("temporal-create-namespace", PurePosixPath(command[0]))
+    assert script is not None
+    text = script.read_text()
+    assert "temporal operator search-attribute create" in text
+    assert 'for pair in "$@"' in text, "the script registers every NAME=Type argument"
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED_SERVICES))
+def test_mounted_host_files_exist(name: str) -> None:
+    for host, target in bind_mounts(name):
+        assert host.exists(), f"{name} mounts {host} at {target}, which does not exist"
+        assert ROOT in host.parents, f"{name} mounts {host}, outside the repository"
+
+
+@pytest.mark.parametrize(
+    ("name", "script"),
+    [
+        ("temporal-admin-tools", "deploy/temporal/setup-postgres.sh"),
+        ("temporal-create-namespace", "deploy/temporal/create-namespace.sh"),
+    ],
+)
+def test_one_shot_jobs_run_our_mounted_scripts(name: str, script: str) -> None:
+    service = SERVICES[name]
+    assert as_list(service["entrypoint"]) == ["/bin/sh"]
+    command = as_list(service["command"])
+    assert host_path_for(name, PurePosixPath(command[0])) == ROOT / script
+
+
+def test_temporal_dynamic_config_is_mounted_and_valid() -> None:
+    relative = service_env("temporal")["DYNAMIC_CONFIG_FILE_PATH"]
+    host = host_path_for("temporal", TEMPORAL_WORKDIR / relative)
+    assert host == ROOT / "deploy/temporal/dynamicconfig/development-sql.yaml"
+    assert host.is_file()
+    config = yaml.safe_load(host.read_text())
+    assert config, "empty dynamic config"
+    for key, entries in config.items():
+        assert isinstance(entries, list), key
+        assert entries, key
+        assert all(isinstance(entry, dict) and "value" in entry for entry in entries), key
+    assert config["limit.maxIDLength"][0]["value"] == 255
+
+
+def test_ui_listens_on_8080() -> None:
+    assert 8080 in container_ports("temporal-ui")
+
+
+# --- deploy/ shell scripts -------------------------------------------------------------------
+
+
+def test_deploy_scripts_exist() -> None:
+    names = {path.relative_to(ROOT).as_posix() for path in SHELL_SCRIPTS}
+    assert names == {"deploy/temporal/setup-postgres.sh", "deploy/temporal/create-namespace.sh"}
+
+
+@pytest.mark.parametrize("script", SHELL_SCRIPTS, ids=lambda path: path.name)
+def test_shell_script_syntax_with_bash(script: Path) -> None:
+    result = subprocess.run(
+        ["bash", "-n", str(script)], check=False, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert script.read_text().startswith("#!/bin/sh\n")
+    assert re.search(r"^set -eu$", script.read_text(), re.M), "scripts stop on errors"
+
+
+@pytest.mark.parametrize("script", SHELL_SCRIPTS, ids=lambda path: path.name)
+def test_shell_script_syntax_with_posix_sh(script: Path) -> None:
+    # The admin-tools image runs them with /bin/sh, which is not bash.
+    dash = shutil.which("dash")
+    if dash is None:
+        pytest.skip("dash is not installed; the bash -n check still ran")
+    result = subprocess.run([dash, "-n", str(script)], check=False, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("script", SHELL_SCRIPTS, ids=lambda path: path.name)
+def test_shell_scripts_use_only_defined_variables(script: Path) -> None:
+    # Under `set -u` a misspelt variable aborts the script (the upstream create-namespace.sh
+    # has `$MAX_ATTdMPTS` in its failure branch). Every variable used must be assigned in the
+    # script or come from the environment the compose service gives it.
+    text = "\n".join(
+        line for line in script.read_text().splitlines() if not line.lstrip().startswith("#")
+    )
+    used = set(re.findall(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)", text))
+    assigned = set(re.findall(r"(?:^|[\s;(])([A-Za-z_][A-Za-z0-9_]*)=", text, re.M))
+    assigned |= set(re.findall(r"\bfor\s+([A-Za-z_][A-Za-z0-9_]*)\s+in\b", text))
+    assigned |= set(re.findall(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::?[-?])", text))
+    services = [name for name in SERVICES if any(host == script for host, _ in bind_mounts(name))]
+    assert services, f"{script.name} is not mounted into any service"
+    provided = set().union(*(service_env(name) for name in services))
+    undefined = used - assigned - provided
+    assert not undefined, f"{script.name} uses undefined variables {sorted(undefined)}"
+
+
+# --- Dockerfile ------------------------------------------------------------------------------
+
+
+def test_dockerfile_base_image_is_pinned_python_311_slim() -> None:
+    bases = [args for keyword, args in INSTRUCTIONS if keyword == "FROM"]
+    assert len(bases) == 1, "single-stage image"
+    image = bases[0].split()[0]
+    repo, tag = split_image(image)
+    assert repo == "python"
+    assert tag
+    assert tag != "latest"
+    assert re.match(r"3\.11(\.\d+)?-slim", tag), tag
+    assert PYPROJECT["project"]["requires-python"] == ">=3.11"
+
+
+def test_dockerfile_installs_the_lock_with_hashes_before_the_project() -> None:
+    lock_install = instruction_index(
+        lambda keyword, args: (
+            keyword == "RUN"
+            and re.search(r"\bpip install\b", args)
+            and "--require-hashes" in args.split()
+            and re.search(r"(-r|--requirement)\s+requirements\.lock\b", args)
+        )
+    )
+    assert lock_install >= 0, "no `pip install --require-hashes -r requirements.lock`"
+    project_install = instruction_index(
+        lambda keyword, args: (
+            keyword == "RUN" and re.search(r"\bpip install\b.*--no-deps\b.*\s\.(\s|$)", args + " ")
+        )
+    )
+    assert project_install > lock_install, "`pip install --no-deps .` comes after the lock"
+    sources = {source: index for index, source in copy_sources()}
+    assert sources.get("requirements.lock", 10**6) < lock_install
+    # Hash checking only holds if nothing else installs dependencies.
+    for keyword, args in INSTRUCTIONS:
+        if keyword == "RUN" and "pip install" in args:
+            assert "--require-hashes" in args or "--no-deps" in args, args
+
+
+def test_dockerfile_copies_every_package_we_ship() -> None:
+    copied = {source: index for index, source in copy_sources()}
+    project_install = instruction_index(
+        lambda keyword, args: keyword == "RUN" and "--no-deps" in args
+    )
+    for path in [*shipped_paths(), "examples"]:
+        assert path in copied, f"the Dockerfile does not COPY {path}"
+        assert copied[path] < project_install, f"{path} is copied after `pip install .`"
+    for source in copied:
+        assert (ROOT / source).exists(), f"COPY {source}: not in the repository"
+
+
+def test_dockerfile_runs_as_a_non_root_user() -> None:
+    users = [(i, args) for i, (keyword, args) in enumerate(INSTRUCTIONS) if keyword == "USER"]
+    assert users, "no USER: the worker would run as root"
+    index, user = users[-1]
+    name = user.split(":")[0]
+    assert name not in ("root", "0")
+    last_run = max(i for i, (keyword, _) in enumerate(INSTRUCTIONS) if keyword == "RUN")
+    assert index > last_run, "USER comes after the installs, so they run as root"
+    created = [
+        args
+        for keyword, args in INSTRUCTIONS
+        if keyword == "RUN" and re.search(rf"\buseradd\b[^&;]*\s{re.escape(name)}(\s|$)", args)
+    ]
+    assert created, f"user {name} is never created"
+
+
+def test_dockerfile_default_command_is_leo_worker() -> None:
+    commands = [args for keyword, args in INSTRUCTIONS if keyword == "CMD"]
+    assert commands, "no CMD"
+    assert json.loads(commands[-1]) == ["leo", "worker"], "exec form, so SIGTERM reaches leo"
+    assert not [args for keyword, args in INSTRUCTIONS if keyword == "ENTRYPOINT"]
+    assert "leo" in PYPROJECT["project"]["scripts"]
+
+
+def test_dockerfile_data_dir_is_writable_by_the_user() -> None:
+    env_lines = " ".join(args for keyword, args in INSTRUCTIONS if keyword == "ENV")
+    match = re.search(r"\bLEO_DATA_DIR=(\S+)", env_lines)
+    assert match, "LEO_DATA_DIR is not set; the default .leo under /app is not writable"
+    data_dir = match[1]
+    user = [args for keyword, args in INSTRUCTIONS if keyword == "USER"][-1].split(":")[0]
+    assert any(
+        keyword == "RUN" and re.search(rf"chown\s+{user}(:\w+)?\s+{re.escape(data_dir)}\b", args)
+        for keyword, args in INSTRUCTIONS
+    )
+
+
+def _dockerignore_match(path: str, pattern: str) -> bool:
+    if pattern.startswith("**/"):
+        segments = path.split("/")
+        rest = pattern[3:]
+        return any(fnmatch.fnmatchcase("/".join(segments[i:]), rest) for i in range(len(segments)))
+    return fnmatch.fnmatchcase(path, pattern)
+
+
+def _dockerignored(path: str, patterns: list[str]) -> bool:
+    """Whether the build context leaves `path` out: it or a parent matches, last rule wins."""
+    parts = PurePosixPath(path).parts
+    prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+    excluded = False
+    for raw in patterns:
+        negate = raw.startswith("!")
+        pattern = raw.removeprefix("!").strip("/")
+        if any(_dockerignore_match(prefix, pattern) for prefix in prefixes):
+            excluded = not negate
+    return excluded
+
+
+def test_dockerignore_excludes_local_state_but_not_what_is_copied() -> None:
+    patterns = [
+        line.strip()
+        for line in DOCKERIGNORE.read_text().splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
+    for path in (".venv", ".git", ".leo", ".pytest_cache", ".mypy_cache", ".ruff_cache"):
+        assert _dockerignored(path, patterns), f"{path} is sent to the Docker daemon"
+    assert _dockerignored("leo/__pycache__/cli.cpython-311.pyc", patterns)
+    assert _dockerignored("tests/artifacts/shot.png", patterns)
+    for _, source in copy_sources():
+        assert not _dockerignored(source, patterns), f"COPY {source} is excluded by .dockerignore"
+        for file in (ROOT / source).rglob("*.py") if (ROOT / source).is_dir() else []:
+            relative = file.relative_to(ROOT).as_posix()
+            if "__pycache__" not in relative:
+                assert not _dockerignored(relative, patterns), relative
