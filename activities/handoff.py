@@ -35,6 +35,7 @@ from leo.sub_agents.selection import select_sub_agents
 
 if TYPE_CHECKING:
     import asyncpg
+    from asyncpg.pool import PoolConnectionProxy
 
 # Refusals that no retry can fix; they end the workflow with a clear failure.
 NON_RETRYABLE_REFUSALS = (
@@ -83,7 +84,7 @@ def refusal_error(result: TransitionResult) -> ApplicationError:
             result.error or "concurrent transition",
             details,
             type=result.code.value,
-            next_retry_delay=timedelta(milliseconds=random.randint(50, 400)),  # noqa: S311
+            next_retry_delay=timedelta(milliseconds=random.randint(50, 400)),
         )
     return ApplicationError(
         result.error or result.code.value, details, type=result.code.value, non_retryable=True
@@ -167,7 +168,7 @@ class HandoffActivities:
             loaded_at=now,
         )
 
-    async def _preflight(self, conn: asyncpg.Connection, request: LoadSnapshotInput) -> None:
+    async def _preflight(self, conn: PoolConnectionProxy, request: LoadSnapshotInput) -> None:
         # The transition function is the one place its preconditions live, so ask it: run it
         # in a transaction that is always rolled back, and stop on a refusal no retry can fix.
         tx = conn.transaction()

@@ -6,6 +6,10 @@ import json
 from typing import Any
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+
+# Anything a single statement can run on: a connection, a pooled connection, or the pool.
+Executor = asyncpg.Connection | PoolConnectionProxy | asyncpg.Pool
 
 
 async def init_connection(conn: asyncpg.Connection) -> None:
@@ -16,7 +20,9 @@ async def init_connection(conn: asyncpg.Connection) -> None:
         )
 
 
-async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10, **kwargs: Any) -> asyncpg.Pool:
+async def create_pool(
+    dsn: str, *, min_size: int = 1, max_size: int = 10, **kwargs: Any
+) -> asyncpg.Pool:
     pool = await asyncpg.create_pool(
         dsn, min_size=min_size, max_size=max_size, init=init_connection, **kwargs
     )

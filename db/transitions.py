@@ -8,11 +8,10 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
-
 if TYPE_CHECKING:
     # Only for annotations: this module's models are imported by workflow code, and asyncpg
     # must never be imported inside the workflow sandbox (docs/temporal-notes.md, trap 1).
-    import asyncpg
+    from db.pool import Executor
 
 
 class HandoffType(StrEnum):
@@ -90,7 +89,7 @@ class TransitionResult(BaseModel):
 
 
 async def call_transition(
-    conn: asyncpg.Connection | asyncpg.Pool,
+    conn: Executor,
     handoff: HandoffType,
     *,
     sd_id: str,
@@ -111,7 +110,7 @@ async def call_transition(
 
 
 async def record_rejection(
-    conn: asyncpg.Connection | asyncpg.Pool,
+    conn: Executor,
     handoff: HandoffType,
     *,
     sd_id: str,

@@ -23,7 +23,7 @@ from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from db.transitions import HandoffType
 from leo.client import connect_client
 from leo.settings import Settings
-from workflows import HANDOFF_WORKFLOWS
+from workflows import HANDOFF_RUN
 from workflows.pipeline import HandoffInput, HandoffOptions, HandoffResult, workflow_id_for
 
 if TYPE_CHECKING:
@@ -91,7 +91,10 @@ class LeoClient:
         return self
 
     async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         await self.close()
 
@@ -119,12 +122,14 @@ class LeoClient:
     ) -> WorkflowHandle[Any, HandoffResult]:
         handoff = HandoffType(handoff)
         canonical = await self.canonical_sd_id(sd_id)
-        workflow = HANDOFF_WORKFLOWS[handoff]
+        run = HANDOFF_RUN[handoff]
         workflow_id = workflow_id_for(handoff, canonical)
         try:
             return await self.client.start_workflow(
-                workflow.run,
-                HandoffInput(sd_id=canonical, session_id=session_id, options=options or HandoffOptions()),
+                run,
+                HandoffInput(
+                    sd_id=canonical, session_id=session_id, options=options or HandoffOptions()
+                ),
                 id=workflow_id,
                 task_queue=self.task_queue,
                 id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
@@ -133,7 +138,7 @@ class LeoClient:
             )
         except WorkflowAlreadyStartedError:
             # Closed successfully before: the handoff was accepted. Attach to that run.
-            return self.client.get_workflow_handle_for(workflow.run, workflow_id)
+            return self.client.get_workflow_handle_for(run, workflow_id)
 
     async def wait(self, handle: WorkflowHandle[Any, HandoffResult]) -> HandoffResult:
         """The typed result, accepted or rejected. Raises HandoffFailed for refusals."""
@@ -145,7 +150,7 @@ class LeoClient:
                 return rejected
             cause = err.cause
             code = cause.type if isinstance(cause, ApplicationError) else None
-            message = cause.message if cause is not None else str(err)
+            message = getattr(cause, "message", None) or str(err)
             details = cause.details if isinstance(cause, ApplicationError) else None
             raise HandoffFailed(message, code, details) from err
 

@@ -10,7 +10,7 @@ import asyncpg
 from temporalio.client import Client, WorkflowHandle
 
 from db.transitions import HandoffType
-from workflows import HANDOFF_WORKFLOWS
+from workflows import HANDOFF_RUN
 from workflows.pipeline import HandoffInput, HandoffResult, workflow_id_for
 
 
@@ -45,9 +45,9 @@ async def add_agent(
 async def start_handoff(
     client: Client, task_queue: str, handoff: HandoffType, sd_id: str, **fields: Any
 ) -> WorkflowHandle[Any, HandoffResult]:
-    workflow = HANDOFF_WORKFLOWS[handoff]
+    run = HANDOFF_RUN[handoff]
     return await client.start_workflow(
-        workflow.run,
+        run,
         HandoffInput(sd_id=sd_id, **fields),
         id=workflow_id_for(handoff, sd_id),
         task_queue=task_queue,

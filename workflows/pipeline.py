@@ -23,7 +23,11 @@ with workflow.unsafe.imports_passed_through():
         HandoffActivities,
         LoadSnapshotInput,
     )
-    from activities.sub_agents import RunSubAgentInput, SubAgentActivities, sub_agent_idempotency_key
+    from activities.sub_agents import (
+        RunSubAgentInput,
+        SubAgentActivities,
+        sub_agent_idempotency_key,
+    )
     from db.transitions import HandoffType
     from leo.gates.core import GateOutcome
     from leo.snapshot import HandoffSnapshot, SubAgentSpec
@@ -155,8 +159,17 @@ def activity_failure_result(spec: SubAgentSpec, err: ActivityError) -> SubAgentR
     if isinstance(cause, TimeoutError):
         issue = f"{spec.code} timed out ({cause.type.name if cause.type else 'timeout'}) and was cancelled"
     else:
-        issue = f"{spec.code} failed: {cause.message if cause else err.message}"
+        issue = f"{spec.code} failed: {getattr(cause, 'message', None) or err.message}"
     return not_run(spec, Verdict.ERROR, issue)
+
+
+def domain_failure(err: ActivityError) -> BaseException:
+    """Fail the workflow with the activity's own error type (INVALID_PHASE, ...), so that
+    callers and the Web UI see the refusal, not a generic "activity task failed"."""
+    cause = err.cause
+    if isinstance(cause, ApplicationError):
+        return ApplicationError(cause.message, *cause.details, type=cause.type, non_retryable=True)
+    return err
 
 
 class HandoffWorkflowBase:
@@ -173,18 +186,21 @@ class HandoffWorkflowBase:
 
     async def _run(self, request: HandoffInput) -> HandoffResult:
         info = workflow.info()
-        snapshot = await workflow.execute_activity_method(
-            HandoffActivities.load_handoff_snapshot,
-            LoadSnapshotInput(
-                handoff_type=self.handoff_type,
-                sd_id=request.sd_id,
-                session_id=request.session_id,
-                extra_sub_agents=request.options.extra_sub_agents,
-            ),
-            start_to_close_timeout=timedelta(seconds=15),
-            retry_policy=SNAPSHOT_RETRY,
-            summary=f"load snapshot of {request.sd_id}",
-        )
+        try:
+            snapshot = await workflow.execute_activity_method(
+                HandoffActivities.load_handoff_snapshot,
+                LoadSnapshotInput(
+                    handoff_type=self.handoff_type,
+                    sd_id=request.sd_id,
+                    session_id=request.session_id,
+                    extra_sub_agents=request.options.extra_sub_agents,
+                ),
+                start_to_close_timeout=timedelta(seconds=15),
+                retry_policy=SNAPSHOT_RETRY,
+                summary=f"load snapshot of {request.sd_id}",
+            )
+        except ActivityError as err:
+            raise domain_failure(err) from err
         expected_id = workflow_id_for(self.handoff_type, snapshot.sd.id)
         if info.workflow_id != expected_id:
             # Starts are idempotent only because the id is derived from the canonical SD id.
@@ -222,17 +238,16 @@ class HandoffWorkflowBase:
                 summary=f"gates + {self.handoff_type.value} transition",
             )
         except ActivityError as err:
-            cause = err.cause
-            if isinstance(cause, ApplicationError):
-                raise ApplicationError(
-                    cause.message, *cause.details, type=cause.type, non_retryable=True
-                ) from err
-            raise
+            raise domain_failure(err) from err
 
         result = self._result(snapshot, sub_agents, commit, info.workflow_id, info.run_id)
         workflow.upsert_search_attributes(
             [OUTCOME.value_set(result.outcome)]
-            + ([SCORE.value_set(result.normalized_score)] if result.normalized_score is not None else [])
+            + (
+                [SCORE.value_set(result.normalized_score)]
+                if result.normalized_score is not None
+                else []
+            )
         )
         workflow.set_current_details(self._details(result))
         self._progress = self._progress.model_copy(update={"stage": "done"})
@@ -256,7 +271,9 @@ class HandoffWorkflowBase:
         are not waited for."""
         info = workflow.info()
         attempt = info.workflow_start_time.isoformat()
-        specs = {s.code: s for s in sorted(snapshot.sub_agents, key=lambda s: (-s.priority, s.code))}
+        specs = {
+            s.code: s for s in sorted(snapshot.sub_agents, key=lambda s: (-s.priority, s.code))
+        }
         done: dict[str, SubAgentResult] = {}
         for code in snapshot.missing_sub_agents:
             done[code] = SubAgentResult(
@@ -306,7 +323,9 @@ class HandoffWorkflowBase:
         self, spec: SubAgentSpec, snapshot: HandoffSnapshot, request: HandoffInput, attempt: str
     ) -> SubAgentResult:
         if request.options.sub_agent_timeout_seconds is not None:
-            spec = spec.model_copy(update={"timeout_seconds": request.options.sub_agent_timeout_seconds})
+            spec = spec.model_copy(
+                update={"timeout_seconds": request.options.sub_agent_timeout_seconds}
+            )
         key = sub_agent_idempotency_key(snapshot.sd.id, snapshot.phase, spec.code, attempt)
         try:
             result: SubAgentResult = await workflow.execute_activity_method(
@@ -317,7 +336,9 @@ class HandoffWorkflowBase:
                     idempotency_key=key,
                     metadata={"workflow_id": workflow.info().workflow_id},
                 ),
-                start_to_close_timeout=timedelta(seconds=spec.timeout_seconds + BACKSTOP_GRACE_SECONDS),
+                start_to_close_timeout=timedelta(
+                    seconds=spec.timeout_seconds + BACKSTOP_GRACE_SECONDS
+                ),
                 heartbeat_timeout=HEARTBEAT_TIMEOUT,
                 retry_policy=SUB_AGENT_RETRY,
                 summary=f"{spec.code} sub-agent",
@@ -337,9 +358,15 @@ class HandoffWorkflowBase:
             if code in done:
                 r = done[code]
                 state = "done" if r.ran else "skipped"
-                rows.append(SubAgentProgress(code=code, state=state, verdict=r.verdict.value, confidence=r.confidence))
+                rows.append(
+                    SubAgentProgress(
+                        code=code, state=state, verdict=r.verdict.value, confidence=r.confidence
+                    )
+                )
             else:
-                rows.append(SubAgentProgress(code=code, state="running" if code in running else "pending"))
+                rows.append(
+                    SubAgentProgress(code=code, state="running" if code in running else "pending")
+                )
         self._progress = self._progress.model_copy(update={"sub_agents": rows})
         workflow.set_current_details(
             "\n".join(

@@ -11,7 +11,9 @@ from leo.sub_agents.results import Verdict
 TESTING_OK = (Verdict.PASS, Verdict.CONDITIONAL_PASS)
 
 
-def _result(passed: bool, score: float, issues: list[str] | None = None, **extra: Any) -> dict[str, Any]:
+def _result(
+    passed: bool, score: float, issues: list[str] | None = None, **extra: Any
+) -> dict[str, Any]:
     return {"passed": passed, "score": score, "max_score": 100, "issues": issues or [], **extra}
 
 
@@ -20,10 +22,16 @@ def prerequisite(previous: HandoffType) -> Gate:
         if ctx.snapshot.accepted(previous):
             return _result(True, 100)
         return _result(
-            False, 0, [f"ERR_CHAIN_INCOMPLETE: no accepted {previous.value} handoff for {ctx.snapshot.sd.sd_key}"]
+            False,
+            0,
+            [
+                f"ERR_CHAIN_INCOMPLETE: no accepted {previous.value} handoff for {ctx.snapshot.sd.sd_key}"
+            ],
         )
 
-    return Gate("PREREQUISITE_HANDOFF_CHECK", check, description=f"an accepted {previous.value} exists")
+    return Gate(
+        "PREREQUISITE_HANDOFF_CHECK", check, description=f"an accepted {previous.value} exists"
+    )
 
 
 def sub_agent_orchestration(ctx: GateContext) -> dict[str, Any]:
@@ -81,7 +89,9 @@ def mandatory_testing(ctx: GateContext) -> dict[str, Any]:
     if testing is not None and testing.ran:
         if testing.verdict in TESTING_OK:
             return _result(True, 100)
-        return _result(False, 0, [f"ERR_TESTING_REQUIRED: TESTING verdict is {testing.verdict.value}"])
+        return _result(
+            False, 0, [f"ERR_TESTING_REQUIRED: TESTING verdict is {testing.verdict.value}"]
+        )
     recent = [e for e in ctx.snapshot.evidence if e.sub_agent_code == "TESTING"]
     if recent and recent[0].verdict in TESTING_OK:
         return _result(True, 100)
@@ -116,7 +126,10 @@ def default_registry() -> GateRegistry:
     add(HandoffType.PLAN_TO_EXEC, Gate("GATE_PRD_EXISTS", prd_exists))
     add(HandoffType.PLAN_TO_EXEC, Gate("GATE_USER_STORIES_DEFINED", stories_defined))
     add(HandoffType.PLAN_TO_EXEC, Gate("SUB_AGENT_ORCHESTRATION", sub_agent_orchestration))
-    add(HandoffType.PLAN_TO_EXEC, Gate("GATE_DELIVERABLES_PLANNING", deliverables_planning, required=False))
+    add(
+        HandoffType.PLAN_TO_EXEC,
+        Gate("GATE_DELIVERABLES_PLANNING", deliverables_planning, required=False),
+    )
 
     add(HandoffType.EXEC_TO_PLAN, prerequisite(HandoffType.PLAN_TO_EXEC))
     add(HandoffType.EXEC_TO_PLAN, Gate("SUB_AGENT_ORCHESTRATION", sub_agent_orchestration))

@@ -99,7 +99,10 @@ def validate_gate_result(raw: Any) -> tuple[_GateResultSchema | None, str | None
         if isinstance(value, bool):
             return None, f"gate result field '{key}' must be a number, got a boolean"
         if isinstance(value, int):
-            data[key] = float(value)
+            try:
+                data[key] = float(value)
+            except OverflowError:  # an int beyond float range would crash the evaluation
+                return None, f"gate result field '{key}' must be finite"
         if isinstance(value, float) and not math.isfinite(value):
             return None, f"gate result field '{key}' must be finite"
     try:
@@ -187,7 +190,7 @@ def _run_gate(gate: Gate, ctx: GateContext) -> GateOutcome:
         status=GateStatus.PASSED if result.passed else GateStatus.FAILED,
         score=result.score,
         max_score=result.max_score,
-        percent=result.score * 100 / result.max_score,
+        percent=float(Fraction(result.score) * 100 / Fraction(result.max_score)),
         issues=tuple(result.issues),
         warnings=tuple(result.warnings),
     )
@@ -214,7 +217,8 @@ def evaluate_gates(gates: Iterable[Gate], ctx: GateContext) -> GateEvaluation:
             continue
         outcome = _run_gate(gate, ctx)
         outcomes.append(outcome)
-        assert outcome.score is not None and outcome.max_score is not None
+        assert outcome.score is not None
+        assert outcome.max_score is not None
         percent = Fraction(outcome.score) * 100 / Fraction(outcome.max_score)
         weighted += percent * Fraction(gate.weight)
         total_weight += Fraction(gate.weight)
@@ -231,7 +235,10 @@ def evaluate_gates(gates: Iterable[Gate], ctx: GateContext) -> GateEvaluation:
     if total_weight == 0:
         # No applicable gates: nothing to block on (LEO's synthetic 0 % block was a bug).
         return GateEvaluation(
-            passed=True, normalized_score=None, threshold=threshold, sd_type=sd_type,
+            passed=True,
+            normalized_score=None,
+            threshold=threshold,
+            sd_type=sd_type,
             gates=tuple(outcomes),
         )
     score = weighted / total_weight
@@ -249,6 +256,9 @@ def evaluate_gates(gates: Iterable[Gate], ctx: GateContext) -> GateEvaluation:
             ),
         )
     return GateEvaluation(
-        passed=True, normalized_score=float(score), threshold=threshold, sd_type=sd_type,
+        passed=True,
+        normalized_score=float(score),
+        threshold=threshold,
+        sd_type=sd_type,
         gates=tuple(outcomes),
     )

@@ -35,7 +35,9 @@ def gate_threshold(sd_type: str) -> float:
 # Unknown types and unlisted validators are REQUIRED.
 NON_APPLICABLE: dict[str, frozenset[str]] = {
     "infrastructure": frozenset({"TESTING", "DESIGN", "GITHUB"}),
-    "documentation": frozenset({"TESTING", "DESIGN", "GITHUB", "DATABASE", "REGRESSION", "STORIES"}),
+    "documentation": frozenset(
+        {"TESTING", "DESIGN", "GITHUB", "DATABASE", "REGRESSION", "STORIES"}
+    ),
     "docs": frozenset({"TESTING", "DESIGN", "GITHUB", "DATABASE", "REGRESSION", "STORIES"}),
     "process": frozenset({"TESTING", "DESIGN", "GITHUB", "DATABASE", "REGRESSION", "STORIES"}),
     "orchestrator": frozenset(

@@ -60,7 +60,12 @@ def risk(s: HandoffSnapshot) -> AgentOutput:
             warnings=["no risks recorded; add metadata.risks with mitigations"],
         )
     if not isinstance(risks, list):
-        return _out(Verdict.FAIL, 90, "metadata.risks must be a list.", critical_issues=["malformed metadata.risks"])
+        return _out(
+            Verdict.FAIL,
+            90,
+            "metadata.risks must be a list.",
+            critical_issues=["malformed metadata.risks"],
+        )
     unmitigated = [
         str(r.get("risk", r)) if isinstance(r, dict) else str(r)
         for r in risks
@@ -79,7 +84,12 @@ def risk(s: HandoffSnapshot) -> AgentOutput:
 def stories(s: HandoffSnapshot) -> AgentOutput:
     """STORIES: the SD has user stories and every one has acceptance criteria."""
     if not s.stories:
-        return _out(Verdict.FAIL, 95, "No user stories.", critical_issues=[f"SD {s.sd.sd_key} has no user stories"])
+        return _out(
+            Verdict.FAIL,
+            95,
+            "No user stories.",
+            critical_issues=[f"SD {s.sd.sd_key} has no user stories"],
+        )
     without = [st.story_key for st in s.stories if not st.acceptance_criteria]
     if without:
         return _out(
@@ -102,9 +112,13 @@ def database(s: HandoffSnapshot) -> AgentOutput:
             Verdict.FAIL,
             90,
             "Schema changes declared but no migrations planned.",
-            critical_issues=["SD declares schema_changes but the PRD lists no metadata.database_migrations"],
+            critical_issues=[
+                "SD declares schema_changes but the PRD lists no metadata.database_migrations"
+            ],
         )
-    return _out(Verdict.PASS, 90, f"{len(migrations)} migrations planned for the declared schema changes.")
+    return _out(
+        Verdict.PASS, 90, f"{len(migrations)} migrations planned for the declared schema changes."
+    )
 
 
 def testing(s: HandoffSnapshot) -> AgentOutput:
@@ -112,13 +126,25 @@ def testing(s: HandoffSnapshot) -> AgentOutput:
     every story that is not blocked must have a recorded passing (or skipped) e2e test."""
     if s.phase == "PLAN_PRD":
         if s.prd is None or not s.prd.test_scenarios:
-            return _out(Verdict.FAIL, 90, "No test scenarios.", critical_issues=["the PRD defines no test_scenarios"])
+            return _out(
+                Verdict.FAIL,
+                90,
+                "No test scenarios.",
+                critical_issues=["the PRD defines no test_scenarios"],
+            )
         return _out(Verdict.PASS, 90, f"{len(s.prd.test_scenarios)} test scenarios defined.")
     active = [st for st in s.stories if st.status != "blocked"]
     if not active:
-        return _out(Verdict.FAIL, 80, "No stories to test.", critical_issues=["no testable stories recorded"])
+        return _out(
+            Verdict.FAIL,
+            80,
+            "No stories to test.",
+            critical_issues=["no testable stories recorded"],
+        )
     failing = [st.story_key for st in active if st.e2e_test_status == "failing"]
-    untested = [st.story_key for st in active if st.e2e_test_status not in ("passing", "skipped", "failing")]
+    untested = [
+        st.story_key for st in active if st.e2e_test_status not in ("passing", "skipped", "failing")
+    ]
     if failing or untested:
         return _out(
             Verdict.FAIL,
@@ -135,22 +161,35 @@ def security(s: HandoffSnapshot) -> AgentOutput:
     finding is a FAIL, open lower ones a WARNING, none open a PASS."""
     findings = s.sd.metadata.get("security_findings") or []
     if not isinstance(findings, list):
-        return _out(Verdict.FAIL, 90, "metadata.security_findings must be a list.", critical_issues=["malformed security_findings"])
-    open_findings = [f for f in findings if isinstance(f, dict) and f.get("status", "open") != "resolved"]
-    blocking = [f for f in open_findings if str(f.get("severity", "")).lower() in BLOCKING_SEVERITIES]
+        return _out(
+            Verdict.FAIL,
+            90,
+            "metadata.security_findings must be a list.",
+            critical_issues=["malformed security_findings"],
+        )
+    open_findings = [
+        f for f in findings if isinstance(f, dict) and f.get("status", "open") != "resolved"
+    ]
+    blocking = [
+        f for f in open_findings if str(f.get("severity", "")).lower() in BLOCKING_SEVERITIES
+    ]
     if blocking:
         return _out(
             Verdict.FAIL,
             95,
             f"{len(blocking)} open critical/high findings.",
-            critical_issues=[f"{f.get('severity')}: {f.get('title', 'untitled finding')}" for f in blocking],
+            critical_issues=[
+                f"{f.get('severity')}: {f.get('title', 'untitled finding')}" for f in blocking
+            ],
         )
     if open_findings:
         return _out(
             Verdict.WARNING,
             85,
             f"{len(open_findings)} open lower-severity findings.",
-            warnings=[f"{f.get('severity')}: {f.get('title', 'untitled finding')}" for f in open_findings],
+            warnings=[
+                f"{f.get('severity')}: {f.get('title', 'untitled finding')}" for f in open_findings
+            ],
         )
     return _out(Verdict.PASS, 90, f"No open security findings ({len(findings)} resolved).")
 
@@ -160,8 +199,17 @@ def github(s: HandoffSnapshot) -> AgentOutput:
     commits = s.sd.metadata.get("commits") or []
     pull_request = s.sd.metadata.get("pull_request")
     if not commits and not pull_request:
-        return _out(Verdict.FAIL, 90, "No commits recorded.", critical_issues=["no commits or pull request recorded for the SD"])
-    return _out(Verdict.PASS, 90, f"{len(commits)} commits recorded" + (f", PR {pull_request}" if pull_request else "") + ".")
+        return _out(
+            Verdict.FAIL,
+            90,
+            "No commits recorded.",
+            critical_issues=["no commits or pull request recorded for the SD"],
+        )
+    return _out(
+        Verdict.PASS,
+        90,
+        f"{len(commits)} commits recorded" + (f", PR {pull_request}" if pull_request else "") + ".",
+    )
 
 
 def docmon(s: HandoffSnapshot) -> AgentOutput:
@@ -171,14 +219,29 @@ def docmon(s: HandoffSnapshot) -> AgentOutput:
     if docs:
         return _out(Verdict.PASS, 85, f"{len(docs)} documentation artefacts recorded.")
     if s.sd.sd_type in DOCUMENTATION_TYPES:
-        return _out(Verdict.FAIL, 90, "No documentation recorded.", critical_issues=["documentation SD without metadata.documentation"])
-    return _out(Verdict.WARNING, 70, "No documentation recorded.", warnings=["no metadata.documentation recorded"])
+        return _out(
+            Verdict.FAIL,
+            90,
+            "No documentation recorded.",
+            critical_issues=["documentation SD without metadata.documentation"],
+        )
+    return _out(
+        Verdict.WARNING,
+        70,
+        "No documentation recorded.",
+        warnings=["no metadata.documentation recorded"],
+    )
 
 
 def retro(s: HandoffSnapshot) -> AgentOutput:
     """RETRO: a retrospective exists, and the latest scores at least 50."""
     if not s.retrospectives:
-        return _out(Verdict.FAIL, 95, "No retrospective.", critical_issues=[f"no retrospective recorded for {s.sd.sd_key}"])
+        return _out(
+            Verdict.FAIL,
+            95,
+            "No retrospective.",
+            critical_issues=[f"no retrospective recorded for {s.sd.sd_key}"],
+        )
     latest = max(s.retrospectives, key=lambda r: r.created_at)
     if latest.quality_score < RETRO_MIN_QUALITY:
         return _out(

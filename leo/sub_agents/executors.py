@@ -68,7 +68,9 @@ async def run_python(spec: SubAgentSpec, snapshot: HandoffSnapshot) -> AgentOutp
 def command_argv(spec: SubAgentSpec) -> list[str]:
     ref = spec.executor_ref
     if not (isinstance(ref, list) and ref and all(isinstance(a, str) for a in ref)):
-        raise ExecutorConfigError(f"{spec.code}: command executor_ref must be a JSON array of strings")
+        raise ExecutorConfigError(
+            f"{spec.code}: command executor_ref must be a JSON array of strings"
+        )
     # "{python}" lets catalogue rows name the worker's own interpreter portably.
     return [sys.executable if arg == "{python}" else arg for arg in ref]
 

@@ -53,7 +53,7 @@ class AgentOutput(BaseModel):
     def _no_bool_or_float_confidence(cls, value: Any) -> Any:
         # pydantic would coerce True -> 1 and 87.0 -> 87; an agent that says that is confused.
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError("confidence must be an integer from 0 to 100")
+            raise ValueError("confidence must be an integer from 0 to 100")  # noqa: TRY004 - pydantic wants ValueError
         return value
 
     @model_validator(mode="after")

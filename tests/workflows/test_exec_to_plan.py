@@ -52,7 +52,11 @@ async def test_exec_to_plan_runs_five_agents_in_parallel_and_transitions_atomica
     skipped = [g for g in result.gates if g.status == "SKIPPED"]
     assert [g.name for g in skipped] == ["MANDATORY_TESTING_VALIDATION"]
     assert result.normalized_score == 100
-    assert (result.new_status, result.new_phase, result.transition_version) == ("active", "EXEC_COMPLETE", 2)
+    assert (result.new_status, result.new_phase, result.transition_version) == (
+        "active",
+        "EXEC_COMPLETE",
+        2,
+    )
 
     stories = await db_pool.fetch(
         "SELECT status, validation_status, e2e_test_status FROM user_stories WHERE sd_id = $1 ORDER BY story_key",
@@ -63,7 +67,9 @@ async def test_exec_to_plan_runs_five_agents_in_parallel_and_transitions_atomica
         ("completed", "validated", "not_created"),
         ("blocked", "pending", "not_created"),
     ]
-    prd = await db_pool.fetchrow("SELECT status, phase FROM product_requirements_v2 WHERE sd_id = $1", sd.id)
+    prd = await db_pool.fetchrow(
+        "SELECT status, phase FROM product_requirements_v2 WHERE sd_id = $1", sd.id
+    )
     assert tuple(prd) == ("verification", "verification")
     audit = await db_pool.fetch(
         "SELECT id, status, request_id FROM sd_transition_audit WHERE sd_id = $1", sd.id

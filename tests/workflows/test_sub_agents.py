@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import time
 from pathlib import Path
@@ -19,8 +20,12 @@ EVIDENCE = {"commits": ["abc123"], "security_findings": []}
 
 async def exec_ready_sd(pool: asyncpg.Pool, **kw: object) -> str:
     sd = await create_sd(
-        pool, ready_for="EXEC-TO-PLAN", sd_type="infrastructure", metadata=EVIDENCE,
-        stories=[{"status": "in_progress"}], **kw,
+        pool,
+        ready_for="EXEC-TO-PLAN",
+        sd_type="infrastructure",
+        metadata=EVIDENCE,
+        stories=[{"status": "in_progress"}],
+        **kw,
     )
     await pool.execute(
         "INSERT INTO sd_phase_handoffs (sd_id, handoff_type, from_phase, to_phase, status, request_id) "
@@ -42,7 +47,9 @@ async def test_depends_on_chain_runs_in_order(leo: LeoClient, db_pool: asyncpg.P
     sd_id = await exec_ready_sd(db_pool)
 
     result = await leo.run_handoff(
-        HandoffType.EXEC_TO_PLAN, sd_id, options={"extra_sub_agents": [third, second, first]}  # type: ignore[arg-type]
+        HandoffType.EXEC_TO_PLAN,
+        sd_id,
+        options={"extra_sub_agents": [third, second, first]},  # type: ignore[arg-type]
     )
 
     assert result.accepted
@@ -54,17 +61,23 @@ async def test_depends_on_chain_runs_in_order(leo: LeoClient, db_pool: asyncpg.P
     )
     assert [r["sub_agent_code"] for r in rows] == [first, second, third]
     # Each one started only after its dependency had finished (and been recorded).
-    for earlier, later in zip(rows, rows[1:], strict=False):
+    for earlier, later in itertools.pairwise(rows):
         started = later["created_at"].timestamp() - later["secs"]
         assert started >= earlier["created_at"].timestamp() - 0.05
 
 
-async def test_dependant_of_a_failed_agent_does_not_run(leo: LeoClient, db_pool: asyncpg.Pool, tmp_path: Path) -> None:
+async def test_dependant_of_a_failed_agent_does_not_run(
+    leo: LeoClient, db_pool: asyncpg.Pool, tmp_path: Path
+) -> None:
     failing = await add_agent(db_pool, metadata={"verdict": "FAIL"}, priority=40)
-    dependant = await add_agent(db_pool, depends_on=[failing], metadata={"marker_dir": str(tmp_path)}, priority=40)
+    dependant = await add_agent(
+        db_pool, depends_on=[failing], metadata={"marker_dir": str(tmp_path)}, priority=40
+    )
     sd_id = await exec_ready_sd(db_pool)
 
-    result = await leo.run_handoff(HandoffType.EXEC_TO_PLAN, sd_id, options={"extra_sub_agents": [failing, dependant]})  # type: ignore[arg-type]
+    result = await leo.run_handoff(
+        HandoffType.EXEC_TO_PLAN, sd_id, options={"extra_sub_agents": [failing, dependant]}
+    )  # type: ignore[arg-type]
 
     agents = by_code(result)
     assert agents[failing].verdict == Verdict.FAIL  # type: ignore[attr-defined]
@@ -82,14 +95,21 @@ async def test_agent_that_hangs_past_its_timeout_is_killed_and_reported_as_error
     hang = await add_agent(
         db_pool,
         kind="command",
-        ref=["{python}", "-c", "import os,sys,time; open(sys.argv[1],'w').write(str(os.getpid())); time.sleep(600)", str(pid_file)],
+        ref=[
+            "{python}",
+            "-c",
+            "import os,sys,time; open(sys.argv[1],'w').write(str(os.getpid())); time.sleep(600)",
+            str(pid_file),
+        ],
         timeout=1.5,
         priority=90,
     )
     sd_id = await exec_ready_sd(db_pool)
 
     started = time.monotonic()
-    result = await leo.run_handoff(HandoffType.EXEC_TO_PLAN, sd_id, options={"extra_sub_agents": [hang]})  # type: ignore[arg-type]
+    result = await leo.run_handoff(
+        HandoffType.EXEC_TO_PLAN, sd_id, options={"extra_sub_agents": [hang]}
+    )  # type: ignore[arg-type]
 
     assert time.monotonic() - started < 10
     agent = by_code(result)[hang]
@@ -112,35 +132,54 @@ def _alive(pid: int) -> bool:
 
 
 async def test_agent_that_prints_garbage_is_an_error(leo: LeoClient, db_pool: asyncpg.Pool) -> None:
-    noisy = await add_agent(db_pool, kind="command", ref=["{python}", "-c", "print('hello, not json')"], priority=40)
+    noisy = await add_agent(
+        db_pool, kind="command", ref=["{python}", "-c", "print('hello, not json')"], priority=40
+    )
     wrong = await add_agent(
-        db_pool, kind="command", ref=["{python}", "-c", "print('{\"verdict\": \"GREAT\", \"confidence\": 250}')"],
+        db_pool,
+        kind="command",
+        ref=["{python}", "-c", 'print(\'{"verdict": "GREAT", "confidence": 250}\')'],
         priority=40,
     )
     returns_str = await add_agent(db_pool, ref="tests.agents:garbage", priority=40)
     sd_id = await exec_ready_sd(db_pool)
 
     result = await leo.run_handoff(
-        HandoffType.EXEC_TO_PLAN, sd_id, options={"extra_sub_agents": [noisy, wrong, returns_str]}  # type: ignore[arg-type]
+        HandoffType.EXEC_TO_PLAN,
+        sd_id,
+        options={"extra_sub_agents": [noisy, wrong, returns_str]},  # type: ignore[arg-type]
     )
 
     agents = by_code(result)
     assert agents[noisy].verdict == Verdict.ERROR  # type: ignore[attr-defined]
     assert "not JSON" in agents[noisy].critical_issues[0]  # type: ignore[attr-defined]
     assert agents[wrong].verdict == Verdict.ERROR  # type: ignore[attr-defined]
-    assert "verdict" in agents[wrong].critical_issues[0] and "confidence" in agents[wrong].critical_issues[0]  # type: ignore[attr-defined]
+    assert (
+        "verdict" in agents[wrong].critical_issues[0]
+        and "confidence" in agents[wrong].critical_issues[0]
+    )  # type: ignore[attr-defined]
     assert agents[returns_str].verdict == Verdict.ERROR  # type: ignore[attr-defined]
     # Low-priority errors do not block: CONDITIONAL_PASS lets the handoff proceed.
     assert result.sub_agent_verdict.verdict == Verdict.CONDITIONAL_PASS and result.accepted
 
 
-async def test_required_agent_without_executor_blocks_with_a_clear_issue(leo: LeoClient, db_pool: asyncpg.Pool) -> None:
+async def test_required_agent_without_executor_blocks_with_a_clear_issue(
+    leo: LeoClient, db_pool: asyncpg.Pool
+) -> None:
     # A feature SD's verification requires PERFORMANCE and UAT, which ship without executors.
-    sd = await create_sd(db_pool, ready_for="EXEC-TO-PLAN", sd_type="feature", metadata=EVIDENCE,
-                         stories=[{"status": "in_progress", "e2e_test_status": "passing"}])
+    sd = await create_sd(
+        db_pool,
+        ready_for="EXEC-TO-PLAN",
+        sd_type="feature",
+        metadata=EVIDENCE,
+        stories=[{"status": "in_progress", "e2e_test_status": "passing"}],
+    )
     await db_pool.execute(
         "INSERT INTO sd_phase_handoffs (sd_id, handoff_type, from_phase, to_phase, status, request_id) "
-        "VALUES ($1, 'PLAN-TO-EXEC', 'PLAN', 'EXEC', 'accepted', $2)", sd.id, f"seed-{sd.id}")
+        "VALUES ($1, 'PLAN-TO-EXEC', 'PLAN', 'EXEC', 'accepted', $2)",
+        sd.id,
+        f"seed-{sd.id}",
+    )
 
     result = await leo.run_handoff(HandoffType.EXEC_TO_PLAN, sd.id)
 
@@ -148,16 +187,24 @@ async def test_required_agent_without_executor_blocks_with_a_clear_issue(leo: Le
     assert agents["PERFORMANCE"].verdict == Verdict.BLOCKED  # type: ignore[attr-defined]
     assert "no executor configured" in agents["PERFORMANCE"].critical_issues[0]  # type: ignore[attr-defined]
     assert not result.accepted
-    version = await db_pool.fetchval("SELECT transition_version FROM strategic_directives_v2 WHERE id = $1", sd.id)
+    version = await db_pool.fetchval(
+        "SELECT transition_version FROM strategic_directives_v2 WHERE id = $1", sd.id
+    )
     assert version == 1
 
 
-async def test_agent_mutating_its_snapshot_changes_nothing_others_see(leo: LeoClient, db_pool: asyncpg.Pool) -> None:
+async def test_agent_mutating_its_snapshot_changes_nothing_others_see(
+    leo: LeoClient, db_pool: asyncpg.Pool
+) -> None:
     vandal = await add_agent(db_pool, ref="tests.agents:mutate_snapshot", priority=40)
     sd_id = await exec_ready_sd(db_pool)
 
-    result = await leo.run_handoff(HandoffType.EXEC_TO_PLAN, sd_id, options={"extra_sub_agents": [vandal]})  # type: ignore[arg-type]
+    result = await leo.run_handoff(
+        HandoffType.EXEC_TO_PLAN, sd_id, options={"extra_sub_agents": [vandal]}
+    )  # type: ignore[arg-type]
 
     assert result.accepted
-    metadata = await db_pool.fetchval("SELECT metadata FROM strategic_directives_v2 WHERE id = $1", sd_id)
+    metadata = await db_pool.fetchval(
+        "SELECT metadata FROM strategic_directives_v2 WHERE id = $1", sd_id
+    )
     assert "tampered" not in metadata
