@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -18,9 +19,11 @@ from temporalio.client import Client
 
 from db.migrate import migrate
 from db.pool import connect, create_pool
+from leo.api import LeoClient
 from leo.client import connect_client
 from leo.settings import Settings
 from leo.stack import Stack, free_port, start_stack
+from worker import build_worker
 
 
 @pytest.fixture(scope="session")
@@ -70,3 +73,16 @@ async def db_pool(migrated_db: str) -> AsyncIterator[asyncpg.Pool]:
 @pytest.fixture(scope="session")
 async def client(stack: Stack, settings: Settings) -> Client:
     return await connect_client(settings)
+
+
+@pytest.fixture(scope="session")
+async def task_queue(client: Client, db_pool: asyncpg.Pool) -> AsyncIterator[str]:
+    """A production worker for the whole session, on its own task queue."""
+    queue = f"leo-test-{uuid.uuid4().hex[:8]}"
+    async with build_worker(client, db_pool, task_queue=queue):
+        yield queue
+
+
+@pytest.fixture(scope="session")
+def leo(client: Client, db_pool: asyncpg.Pool, task_queue: str) -> LeoClient:
+    return LeoClient(client, db_pool, task_queue)

@@ -1,0 +1,76 @@
+"""Runs every `temporal` command in docs/temporal-cli.md, in order, against the dev server."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import shlex
+import subprocess
+from pathlib import Path
+
+import asyncpg
+
+from leo.stack import Stack, temporal_binary
+from tests.factories import create_sd
+
+PAGE = Path(__file__).resolve().parents[2] / "docs" / "temporal-cli.md"
+PLACEHOLDER_SD = "SD-LEO-DEMO-001"
+PLACEHOLDER_QUEUE = "leo-handoffs"
+
+# What each command's output must show, beyond its exit code.
+EXPECTED_OUTPUT = {
+    "execute": '"accepted":true',
+    "describe": "Completed",
+    "show": "WorkflowExecutionCompleted",
+    "result": '"outcome":"accepted"',
+    "query": '"stage":"done"',
+    "list": "LEAD-TO-PLAN:",
+    "count": "Total:1",
+}
+
+
+def page_commands() -> list[tuple[str, int]]:
+    """(command, expected exit code) for each `temporal` line in the page's bash blocks."""
+    blocks = re.findall(r"```bash\n(.*?)```", PAGE.read_text(), flags=re.DOTALL)
+    commands = []
+    for block in blocks:
+        for line in block.splitlines():
+            if not line.startswith("temporal "):
+                continue
+            command, _, comment = line.partition("  # ")
+            expected = 1 if comment.startswith("exits 1") else 0
+            commands.append((command, expected))
+    return commands
+
+
+async def test_every_temporal_command_on_the_docs_page_works(
+    stack: Stack, task_queue: str, db_pool: asyncpg.Pool
+) -> None:
+    commands = page_commands()
+    assert len(commands) >= 10
+    sd = await create_sd(db_pool, ready_for="LEAD-TO-PLAN", sd_type="infrastructure")
+    env = {**os.environ, "TEMPORAL_ADDRESS": stack.temporal_address}
+    temporal = str(temporal_binary())
+
+    for command, expected_rc in commands:
+        text = command.replace(PLACEHOLDER_SD, sd.id).replace(PLACEHOLDER_QUEUE, task_queue)
+        argv = [temporal, *shlex.split(text)[1:]]
+        if argv[1:3] == ["workflow", "list"] or argv[1:3] == ["workflow", "count"]:
+            await asyncio.sleep(1.5)  # visibility is near real time on the dev server, not instant
+        done = await asyncio.to_thread(
+            subprocess.run, argv, env=env, capture_output=True, text=True, timeout=60
+        )
+        output = done.stdout + done.stderr
+        assert done.returncode == expected_rc, f"{text}\n{output}"
+        if expected_rc == 0:
+            wanted = EXPECTED_OUTPUT.get(argv[2])
+            if wanted and PLACEHOLDER_SD in command and "LeoOutcome" not in command:
+                assert wanted.lower() in output.replace(" ", "").lower(), f"{text}\n{output}"
+        else:
+            assert "already finished successfully" in output
+
+    runs = await db_pool.fetchval(
+        "SELECT count(*) FROM sd_transition_audit WHERE sd_id = $1", sd.id
+    )
+    assert runs == 1, "re-running the documented commands applied the transition twice"
