@@ -129,7 +129,7 @@ async def run_handoff_with_progress(
             try:
                 progress = await handle.query(progress_query)
                 live.update(render_progress(handoff, progress))
-            except Exception:  # noqa: S110 - not started yet: the next poll will show it
+            except Exception:  # not started yet: the next poll will show it
                 pass
             await asyncio.wait({waiter}, timeout=0.25)
     return await waiter
