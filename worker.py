@@ -19,12 +19,14 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.handoff import HandoffActivities
+from activities.lifecycle import LifecycleActivities
 from activities.sub_agents import SubAgentActivities
 from leo.client import connect_client
 from leo.gates.builtin import default_registry
 from leo.gates.core import GateRegistry
 from leo.settings import Settings, get_settings
 from workflows import HANDOFF_WORKFLOWS
+from workflows.sd_lifecycle import SdLifecycleWorkflow
 
 
 def load_gate_registry(plugins: Sequence[str] = ()) -> GateRegistry:
@@ -48,14 +50,20 @@ def build_worker(
 ) -> Worker:
     handoff = HandoffActivities(pool, gates or default_registry())
     sub_agents = SubAgentActivities(pool)
+    lifecycle = LifecycleActivities(pool)
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=list(HANDOFF_WORKFLOWS.values()),
+        workflows=[*HANDOFF_WORKFLOWS.values(), SdLifecycleWorkflow],
         activities=[
             handoff.load_handoff_snapshot,
             handoff.commit_handoff,
             sub_agents.run_sub_agent,
+            lifecycle.load_lifecycle_state,
+            lifecycle.claim_sd,
+            lifecycle.heartbeat_sd_claim,
+            lifecycle.release_sd,
+            lifecycle.record_exec_report,
         ],
         # Sync python sub-agents run in threads via asyncio.to_thread; nothing else blocks.
         activity_executor=ThreadPoolExecutor(max_workers=8),

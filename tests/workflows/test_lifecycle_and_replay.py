@@ -20,8 +20,23 @@ from db.transitions import HandoffType
 from leo.api import LeoClient
 from tests.factories import create_sd
 from workflows import HANDOFF_WORKFLOWS
+from workflows.sd_lifecycle import SdLifecycleWorkflow
 
 HISTORIES = Path(__file__).parent / "histories"
+ALL_WORKFLOWS = [*HANDOFF_WORKFLOWS.values(), SdLifecycleWorkflow]
+
+
+async def check_replay(client: Client, workflow_id: str, name: str) -> None:
+    """Replay a finished workflow's history against this code; optionally record it."""
+    history = await client.get_workflow_handle(workflow_id).fetch_history()
+    replayer = Replayer(workflows=ALL_WORKFLOWS, data_converter=pydantic_data_converter)
+    await replayer.replay_workflow(history)
+    if os.environ.get("LEO_RECORD_HISTORIES"):
+        HISTORIES.mkdir(exist_ok=True)
+        record = {"workflow_id": history.workflow_id, "history": history.to_json_dict()}
+        (HISTORIES / f"{name}.json").write_text(json.dumps(record, indent=1))
+
+
 LIFECYCLE_EVIDENCE = {
     "risks": [{"risk": "lock contention", "mitigation": "try-lock and retry with jitter"}],
     "commits": ["4f1c2d9"],
@@ -67,26 +82,15 @@ async def test_all_five_handoffs_in_order_then_histories_replay(
         (h.value.replace("-", "_"), "completed") for h in HandoffType
     ]
 
-    replayer = Replayer(
-        workflows=list(HANDOFF_WORKFLOWS.values()), data_converter=pydantic_data_converter
-    )
     for handoff in HandoffType:
-        history = await client.get_workflow_handle(f"{handoff.value}:{sd.id}").fetch_history()
-        await replayer.replay_workflow(history)
-        if os.environ.get("LEO_RECORD_HISTORIES"):
-            HISTORIES.mkdir(exist_ok=True)
-            record = {"workflow_id": history.workflow_id, "history": history.to_json_dict()}
-            (HISTORIES / f"{handoff.snake}.json").write_text(json.dumps(record, indent=1))
+        await check_replay(client, f"{handoff.value}:{sd.id}", handoff.snake)
 
 
 async def test_checked_in_histories_replay_against_current_code() -> None:
     files = sorted(HISTORIES.glob("*.json"))
-    assert {f.stem for f in files} == {h.snake for h in HandoffType}, (
-        "record with LEO_RECORD_HISTORIES=1"
-    )
-    replayer = Replayer(
-        workflows=list(HANDOFF_WORKFLOWS.values()), data_converter=pydantic_data_converter
-    )
+    expected = {h.snake for h in HandoffType} | {"sd_lifecycle"}
+    assert {f.stem for f in files} == expected, "record with LEO_RECORD_HISTORIES=1"
+    replayer = Replayer(workflows=ALL_WORKFLOWS, data_converter=pydantic_data_converter)
     for path in files:
         record = json.loads(path.read_text())
         history = WorkflowHistory.from_json(record["workflow_id"], record["history"])

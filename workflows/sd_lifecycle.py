@@ -1,0 +1,525 @@
+"""SD-LIFECYCLE: one durable parent workflow per SD that chains the five handoffs.
+
+LEAD-TO-PLAN, PLAN-TO-EXEC, then a wait for EXEC's completion report, EXEC-TO-PLAN,
+PLAN-TO-LEAD, a wait for LEAD's approval, and LEAD-FINAL-APPROVAL; each handoff runs as a
+child workflow under its own idempotent id. The chain resumes from wherever the SD stands, holds
+the SD's session claim while it runs (heartbeating it) and releases it at the end, on
+cancellation and on failure. A rejected handoff does not fail the chain: it waits for `retry`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from temporalio import workflow
+from temporalio.common import RetryPolicy, SearchAttributeKey, WorkflowIDReusePolicy
+from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.lifecycle import (
+        ClaimInput,
+        ExecReport,
+        LifecycleActivities,
+        LifecycleState,
+        LoadLifecycleStateInput,
+        RecordExecReportInput,
+        ReleaseInput,
+    )
+    from db.transitions import HandoffType
+    from workflows import HANDOFF_RUN
+    from workflows.pipeline import (
+        HANDOFF_TYPE,
+        SD_ID,
+        SD_TYPE,
+        HandoffInput,
+        HandoffOptions,
+        HandoffResult,
+        domain_failure,
+        workflow_id_for,
+    )
+
+LIFECYCLE = "SD-LIFECYCLE"
+OUTCOME = SearchAttributeKey.for_keyword("LeoOutcome")
+ACTIVITY_RETRY = RetryPolicy(
+    maximum_interval=timedelta(seconds=5),
+    non_retryable_error_types=[
+        "SD_NOT_FOUND",
+        "CLAIMED_BY_OTHER_SESSION",
+        "INVALID_INPUT",
+    ],
+)
+
+
+class Step(StrEnum):
+    LEAD_TO_PLAN = "LEAD-TO-PLAN"
+    PLAN_TO_EXEC = "PLAN-TO-EXEC"
+    EXEC_WORK = "EXEC-WORK"
+    EXEC_TO_PLAN = "EXEC-TO-PLAN"
+    PLAN_TO_LEAD = "PLAN-TO-LEAD"
+    LEAD_APPROVAL = "LEAD-APPROVAL"
+    LEAD_FINAL_APPROVAL = "LEAD-FINAL-APPROVAL"
+
+
+STEPS = list(Step)
+# Where a lifecycle started on an SD in this phase picks up.
+START_STEP: dict[str, Step | None] = {
+    "LEAD": Step.LEAD_TO_PLAN,
+    "LEAD_APPROVAL": Step.LEAD_TO_PLAN,
+    "PLAN_PRD": Step.PLAN_TO_EXEC,
+    "EXEC": Step.EXEC_WORK,
+    "EXEC_COMPLETE": Step.PLAN_TO_LEAD,
+    "PLAN_VERIFICATION": Step.PLAN_TO_LEAD,
+    "LEAD_FINAL": Step.LEAD_APPROVAL,
+    "LEAD_FINAL_APPROVAL": Step.LEAD_APPROVAL,
+    "COMPLETED": None,
+}
+
+
+def lifecycle_workflow_id(canonical_sd_id: str) -> str:
+    return f"{LIFECYCLE}:{canonical_sd_id}"
+
+
+class LifecycleInput(BaseModel):
+    sd_id: str = Field(min_length=1, max_length=200)
+    # The session that holds the SD's claim; defaults to one named after the lifecycle.
+    session_id: str | None = Field(default=None, min_length=1, max_length=200)
+    options: HandoffOptions = Field(default_factory=HandoffOptions)
+    # Re-runs allowed per handoff after a rejection, each one asked for with `retry`.
+    max_retries: int = Field(default=3, ge=0, le=100)
+    # Overall deadline for the whole chain, waits included; None waits as long as it takes.
+    deadline_seconds: float | None = Field(default=None, gt=0)
+    # Below the 300 s after which a claim counts as stale.
+    claim_heartbeat_seconds: float = Field(default=120, gt=0, lt=300)
+
+
+class StepRecord(BaseModel):
+    """One step's outcome. Ids and times are kept apart from the decision fields, so that two
+    runs on twin SDs can be compared field by field."""
+
+    model_config = ConfigDict(frozen=True)
+
+    step: Step
+    outcome: str  # accepted | rejected | already_done | reported | approved | rejected_by_lead
+    attempt: int = 1
+    normalized_score: float | None = None
+    threshold: float | None = None
+    failed_gate: str | None = None
+    issues: tuple[str, ...] = ()
+    gates: dict[str, str] = Field(default_factory=dict)
+    sub_agents: dict[str, str] = Field(default_factory=dict)
+    new_status: str | None = None
+    new_phase: str | None = None
+    transition_version: int | None = None
+    detail: str | None = None
+    # Identifiers and times.
+    workflow_id: str | None = None
+    run_id: str | None = None
+    audit_id: str | None = None
+    handoff_id: str | None = None
+    at: datetime | None = None
+
+
+class LifecycleStatus(BaseModel):
+    sd_id: str | None = None
+    sd_key: str | None = None
+    session_id: str | None = None
+    state: str = "starting"  # starting | running | waiting | completed | rejected_by_lead | cancelled | expired | failed
+    current_step: Step | None = None
+    waiting_for: str | None = None  # exec_complete | approval | retry
+    steps: list[StepRecord] = Field(default_factory=list)
+    retries_used: dict[str, int] = Field(default_factory=dict)
+    last_rejection: str | None = None
+
+
+class ApprovalInput(BaseModel):
+    approver: str = Field(min_length=1, max_length=200)
+    reason: str = Field(default="", max_length=5000)
+
+
+class RetryInput(BaseModel):
+    reason: str = Field(default="", max_length=5000)
+
+
+class MessageAck(BaseModel):
+    accepted: bool
+    step: Step | None
+    detail: str
+
+
+def handoff_record(step: Step, attempt: int, result: HandoffResult, at: datetime) -> StepRecord:
+    return StepRecord(
+        step=step,
+        outcome=result.outcome,
+        attempt=attempt,
+        normalized_score=result.normalized_score,
+        threshold=result.threshold,
+        failed_gate=result.failed_gate,
+        issues=result.issues,
+        gates={g.name: g.status.value for g in result.gates},
+        sub_agents={a.code: a.verdict.value for a in result.sub_agents},
+        new_status=result.new_status if result.accepted else None,
+        new_phase=result.new_phase if result.accepted else None,
+        transition_version=result.transition_version if result.accepted else None,
+        workflow_id=result.workflow_id,
+        run_id=result.run_id,
+        audit_id=result.audit_id,
+        handoff_id=result.handoff_id,
+        at=at,
+    )
+
+
+class DeadlinePassed(Exception):
+    pass
+
+
+@workflow.defn(name=LIFECYCLE)
+class SdLifecycleWorkflow:
+    def __init__(self) -> None:
+        self._status = LifecycleStatus()
+        self._exec_report: ExecReport | None = None
+        self._exec_report_in_flight = False
+        self._decision: tuple[str, ApprovalInput] | None = None
+        self._retry_requested = False
+        self._deadline: datetime | None = None
+
+    # --- messages ---------------------------------------------------------------------------
+
+    @workflow.query(name="status")
+    def status(self) -> LifecycleStatus:
+        return self._status
+
+    @workflow.update(name="report_exec_complete")
+    async def report_exec_complete(self, report: ExecReport) -> MessageAck:
+        self._exec_report_in_flight = True
+        try:
+            update = workflow.current_update_info()
+            result = await workflow.execute_activity_method(
+                LifecycleActivities.record_exec_report,
+                RecordExecReportInput(
+                    sd_id=self._status.sd_id or "",
+                    session_id=self._status.session_id,
+                    request_id=f"{workflow.info().workflow_id}/{update.id if update else 'report'}",
+                    report=report,
+                ),
+                start_to_close_timeout=timedelta(seconds=15),
+                retry_policy=ACTIVITY_RETRY,
+                summary="record EXEC's completion report",
+            )
+        except ActivityError as err:
+            self._exec_report_in_flight = False
+            raise domain_failure(err) from err
+        self._exec_report = report
+        self._append(
+            StepRecord(
+                step=Step.EXEC_WORK,
+                outcome="reported",
+                detail=report.summary,
+                handoff_id=result.report_id,
+                at=workflow.now(),
+            )
+        )
+        return MessageAck(
+            accepted=True, step=Step.EXEC_WORK, detail=f"report {result.report_id} recorded"
+        )
+
+    @report_exec_complete.validator
+    def _validate_exec_report(self, report: ExecReport) -> None:
+        self._require_waiting("exec_complete", "EXEC's completion report")
+        if self._exec_report_in_flight or self._exec_report is not None:
+            raise ValueError("EXEC's completion report was already received")
+
+    @workflow.update(name="approve")
+    def approve(self, approval: ApprovalInput) -> MessageAck:
+        self._decision = ("approved", approval)
+        return MessageAck(
+            accepted=True, step=Step.LEAD_APPROVAL, detail=f"approved by {approval.approver}"
+        )
+
+    @approve.validator
+    def _validate_approve(self, approval: ApprovalInput) -> None:
+        self._require_waiting("approval", "an approval")
+        if self._decision is not None:
+            raise ValueError(f"LEAD already decided: {self._decision[0]}")
+
+    @workflow.update(name="reject")
+    def reject(self, approval: ApprovalInput) -> MessageAck:
+        self._decision = ("rejected_by_lead", approval)
+        return MessageAck(
+            accepted=True, step=Step.LEAD_APPROVAL, detail=f"rejected by {approval.approver}"
+        )
+
+    @reject.validator
+    def _validate_reject(self, approval: ApprovalInput) -> None:
+        self._validate_approve(approval)
+        if not approval.reason.strip():
+            raise ValueError("a rejection needs a reason")
+
+    @workflow.update(name="retry")
+    def retry(self, request: RetryInput) -> MessageAck:
+        self._retry_requested = True
+        return MessageAck(accepted=True, step=self._status.current_step, detail="retrying")
+
+    @retry.validator
+    def _validate_retry(self, request: RetryInput) -> None:
+        self._require_waiting("retry", "a retry")
+
+    def _require_waiting(self, kind: str, what: str) -> None:
+        if self._status.waiting_for != kind:
+            now = self._status.waiting_for or self._status.state
+            raise ValueError(
+                f"not waiting for {what}: the lifecycle of {self._status.sd_key or self._status.sd_id} "
+                f"is at {self._status.current_step or 'its start'} ({now})"
+            )
+
+    # --- the chain --------------------------------------------------------------------------
+
+    @workflow.run
+    async def run(self, request: LifecycleInput) -> LifecycleStatus:
+        info = workflow.info()
+        if request.deadline_seconds is not None:
+            self._deadline = workflow.now() + timedelta(seconds=request.deadline_seconds)
+        try:
+            sd = await workflow.execute_activity_method(
+                LifecycleActivities.load_lifecycle_state,
+                LoadLifecycleStateInput(sd_id=request.sd_id),
+                start_to_close_timeout=timedelta(seconds=15),
+                retry_policy=ACTIVITY_RETRY,
+                summary=f"where is {request.sd_id}",
+            )
+        except ActivityError as err:
+            raise domain_failure(err) from err
+        expected = lifecycle_workflow_id(sd.sd_id)
+        if info.workflow_id != expected:
+            raise ApplicationError(
+                f"the lifecycle of this SD must run with workflow id {expected!r}",
+                type="WRONG_WORKFLOW_ID",
+                non_retryable=True,
+            )
+        session = request.session_id or f"lifecycle:{sd.sd_id}"
+        self._status = LifecycleStatus(
+            sd_id=sd.sd_id, sd_key=sd.sd_key, session_id=session, state="running"
+        )
+        workflow.upsert_search_attributes(
+            [
+                SD_ID.value_set(sd.sd_id),
+                SD_TYPE.value_set(sd.sd_type),
+                HANDOFF_TYPE.value_set(LIFECYCLE),
+            ]
+        )
+        if sd.current_phase not in START_STEP:
+            raise ApplicationError(
+                f"{sd.sd_key} is {sd.status} / {sd.current_phase}; a lifecycle cannot resume from there",
+                type="INVALID_PHASE",
+                non_retryable=True,
+            )
+        start = START_STEP[sd.current_phase]
+        self._record_already_done(sd, start)
+        if start is None:
+            return self._finish("completed")
+
+        await self._activity(
+            LifecycleActivities.claim_sd,
+            ClaimInput(sd_id=sd.sd_id, session_id=session),
+            summary=f"claim {sd.sd_key} for {session}",
+        )
+        heartbeat = asyncio.create_task(self._heartbeat(session, request.claim_heartbeat_seconds))
+        try:
+            outcome = await self._chain(sd, start, request, session)
+        except asyncio.CancelledError:
+            await self._release(session, "manual")
+            self._finish("cancelled")
+            raise
+        except DeadlinePassed:
+            await self._release(session, "timeout")
+            self._finish("expired")
+            raise ApplicationError(
+                f"the lifecycle of {sd.sd_key} passed its deadline at {self._status.current_step} "
+                f"(waiting for {self._status.waiting_for})",
+                self._status,
+                type="LifecycleExpired",
+                non_retryable=True,
+            ) from None
+        except BaseException:
+            await self._release(session, "session_ended")
+            self._finish("failed")
+            raise
+        finally:
+            heartbeat.cancel()
+        await self._release(session, "completed")
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        if outcome == "rejected_by_lead":
+            self._finish("rejected_by_lead")
+            # A failed run, so that a new lifecycle may be started for the SD later.
+            raise ApplicationError(
+                f"LEAD rejected {sd.sd_key}: {self._status.last_rejection}",
+                self._status,
+                type="LeadRejected",
+                non_retryable=True,
+            )
+        return self._finish("completed")
+
+    async def _chain(
+        self, sd: LifecycleState, start: Step, request: LifecycleInput, session: str
+    ) -> str:
+        for step in STEPS[STEPS.index(start) :]:
+            self._status = self._status.model_copy(
+                update={"current_step": step, "state": "running"}
+            )
+            if step is Step.EXEC_WORK:
+                await self._wait_for("exec_complete", lambda: self._exec_report is not None)
+            elif step is Step.LEAD_APPROVAL:
+                await self._wait_for("approval", lambda: self._decision is not None)
+                assert self._decision is not None
+                outcome, approval = self._decision
+                self._append(
+                    StepRecord(
+                        step=step,
+                        outcome=outcome,
+                        detail=f"{approval.approver}: {approval.reason}".rstrip(": "),
+                        at=workflow.now(),
+                    )
+                )
+                if outcome == "rejected_by_lead":
+                    self._status = self._status.model_copy(
+                        update={"last_rejection": approval.reason}
+                    )
+                    return outcome
+            else:
+                await self._handoff(HandoffType(step.value), sd, request, session)
+        return "completed"
+
+    async def _handoff(
+        self, handoff: HandoffType, sd: LifecycleState, request: LifecycleInput, session: str
+    ) -> None:
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                result: HandoffResult = await workflow.execute_child_workflow(
+                    HANDOFF_RUN[handoff],
+                    HandoffInput(sd_id=sd.sd_id, session_id=session, options=request.options),
+                    id=workflow_id_for(handoff, sd.sd_id),
+                    task_queue=workflow.info().task_queue,
+                    id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
+                    static_summary=f"{handoff.value} {sd.sd_key}",
+                )
+            except ChildWorkflowError as err:
+                record = self._rejection_record(handoff, attempt, err)
+                self._append(record)
+                reason = "; ".join(record.issues) or record.detail or "rejected"
+                self._status = self._status.model_copy(
+                    update={"last_rejection": f"{handoff.value}: {reason}"}
+                )
+            else:
+                self._append(handoff_record(Step(handoff.value), attempt, result, workflow.now()))
+                return
+            used = self._status.retries_used.get(handoff.value, 0)
+            if used >= request.max_retries:
+                raise ApplicationError(
+                    f"{handoff.value} for {sd.sd_key} was rejected {attempt} times; "
+                    f"max_retries is {request.max_retries}: {self._status.last_rejection}",
+                    self._status,
+                    type="RetriesExhausted",
+                    non_retryable=True,
+                )
+            self._retry_requested = False
+            await self._wait_for("retry", lambda: self._retry_requested)
+            self._status = self._status.model_copy(
+                update={"retries_used": {**self._status.retries_used, handoff.value: used + 1}}
+            )
+
+    def _rejection_record(
+        self, handoff: HandoffType, attempt: int, err: ChildWorkflowError
+    ) -> StepRecord:
+        cause = err.cause
+        if (
+            isinstance(cause, ApplicationError)
+            and cause.type == "HandoffRejected"
+            and cause.details
+        ):
+            result = HandoffResult.model_validate(cause.details[0])
+            return handoff_record(Step(handoff.value), attempt, result, workflow.now())
+        message = getattr(cause, "message", None) or str(err)
+        code = cause.type if isinstance(cause, ApplicationError) else type(cause).__name__
+        return StepRecord(
+            step=Step(handoff.value),
+            outcome="rejected",
+            attempt=attempt,
+            failed_gate=code,
+            issues=(message,),
+            at=workflow.now(),
+        )
+
+    async def _wait_for(self, kind: str, condition: Callable[[], bool]) -> None:
+        self._status = self._status.model_copy(update={"waiting_for": kind, "state": "waiting"})
+        timeout = None
+        if self._deadline is not None:
+            timeout = max((self._deadline - workflow.now()).total_seconds(), 0.001)
+        try:
+            await workflow.wait_condition(condition, timeout=timeout)
+        except TimeoutError:
+            raise DeadlinePassed from None
+        self._status = self._status.model_copy(update={"waiting_for": None, "state": "running"})
+
+    async def _heartbeat(self, session: str, every: float) -> None:
+        while True:
+            await workflow.sleep(every)
+            await self._activity(
+                LifecycleActivities.heartbeat_sd_claim,
+                ReleaseInput(session_id=session),
+                summary="heartbeat claim",
+            )
+
+    async def _release(self, session: str, reason: str) -> None:
+        await self._activity(
+            LifecycleActivities.release_sd,
+            ReleaseInput(session_id=session, reason=reason),
+            summary=f"release claim ({reason})",
+        )
+
+    async def _activity(self, method: Any, arg: BaseModel, *, summary: str) -> Any:
+        try:
+            return await workflow.execute_activity_method(
+                method,
+                arg,
+                start_to_close_timeout=timedelta(seconds=15),
+                retry_policy=ACTIVITY_RETRY,
+                summary=summary,
+            )
+        except ActivityError as err:
+            raise domain_failure(err) from err
+
+    def _record_already_done(self, sd: LifecycleState, start: Step | None) -> None:
+        done = STEPS if start is None else STEPS[: STEPS.index(start)]
+        accepted = {a.handoff_type.value: a for a in sd.accepted}
+        for step in done:
+            previous = accepted.get(step.value)
+            self._append(
+                StepRecord(
+                    step=step,
+                    outcome="already_done",
+                    normalized_score=previous.validation_score if previous else None,
+                    handoff_id=previous.handoff_id if previous else None,
+                    at=previous.accepted_at if previous else None,
+                )
+            )
+
+    def _append(self, record: StepRecord) -> None:
+        self._status = self._status.model_copy(update={"steps": [*self._status.steps, record]})
+        workflow.set_current_details(
+            "\n".join(
+                f"- {r.step.value}: {r.outcome}"
+                + (f" ({r.normalized_score:.1f})" if r.normalized_score is not None else "")
+                for r in self._status.steps
+            )
+        )
+
+    def _finish(self, state: str) -> LifecycleStatus:
+        self._status = self._status.model_copy(update={"state": state, "waiting_for": None})
+        workflow.upsert_search_attributes([OUTCOME.value_set(state)])
+        return self._status
