@@ -1,30 +1,33 @@
-"""`leo demo`: the hardening plan's own SD driven through all five handoffs, on a real stack.
+"""`leo demo`: the hardening plan's own SD driven through SD-LIFECYCLE on a real stack.
 
-Runs a worker in-process, registers two command sub-agents from examples/agents (they take a
-few seconds each, so their parallelism shows), shows live progress from the workflows'
-`progress` query, and returns the typed results for the summary.
+The lifecycle runs the five handoffs as child workflows. The demo plays EXEC (it sends the
+completion report) and, with --auto-approve, LEAD. Two command sub-agents from examples/agents
+take a few seconds each, so their parallelism shows; progress comes from the workflows'
+`status` and `progress` queries.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 import yaml
+from pydantic import BaseModel
 from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from activities.lifecycle import ExecReport
 from db.transitions import HandoffType
-from leo.api import LeoClient
+from leo.api import HandoffFailed, LeoClient, LifecycleClient
 from leo.repository import SdSpec, create_sd, resolve_sd_id
-from workflows import HANDOFF_WORKFLOWS
-from workflows.pipeline import HandoffOptions, HandoffProgress, HandoffResult
+from workflows import HANDOFF_RUN, HANDOFF_WORKFLOWS
+from workflows.pipeline import HandoffOptions, HandoffProgress, HandoffResult, workflow_id_for
+from workflows.sd_lifecycle import LifecycleStatus, SdLifecycleWorkflow, Step, StepRecord
 
 if TYPE_CHECKING:
     import asyncpg
@@ -74,17 +77,6 @@ async def ensure_demo_sd(pool: asyncpg.Pool, spec: SdSpec) -> tuple[str, bool]:
     return details.sd.id, True
 
 
-async def record_exec_evidence(pool: asyncpg.Pool, sd_id: str) -> None:
-    """What EXEC leaves behind for PLAN and LEAD to verify: a retrospective."""
-    await pool.execute(
-        "INSERT INTO retrospectives (sd_id, quality_score, what_went_well, what_to_improve) "
-        "SELECT $1, 85, $2, $3 WHERE NOT EXISTS (SELECT 1 FROM retrospectives WHERE sd_id = $1)",
-        sd_id,
-        ["atomic transitions removed the partial-state class of bugs"],
-        ["record sub-agent evidence earlier in EXEC"],
-    )
-
-
 def workflow_url(ui_url: str | None, namespace: str, result: HandoffResult) -> str | None:
     if not ui_url:
         return None
@@ -114,25 +106,6 @@ def render_progress(handoff: HandoffType, progress: HandoffProgress | None) -> T
             ),
         )
     return table
-
-
-async def run_handoff_with_progress(
-    leo: LeoClient, handoff: HandoffType, sd_id: str, options: HandoffOptions, console: Console
-) -> HandoffResult:
-    handle = await leo.start_handoff(handoff, sd_id, options=options)
-    waiter = asyncio.create_task(leo.wait(handle))
-    progress_query = HANDOFF_WORKFLOWS[handoff].progress
-    with Live(
-        render_progress(handoff, None), console=console, refresh_per_second=8, transient=True
-    ) as live:
-        while not waiter.done():
-            try:
-                progress = await handle.query(progress_query)
-                live.update(render_progress(handoff, progress))
-            except Exception:  # not started yet: the next poll will show it
-                pass
-            await asyncio.wait({waiter}, timeout=0.25)
-    return await waiter
 
 
 def render_result(result: HandoffResult, url: str | None) -> Group:
@@ -166,6 +139,51 @@ def render_result(result: HandoffResult, url: str | None) -> Group:
     return Group(*lines)
 
 
+class DemoOutcome(BaseModel):
+    lifecycle: LifecycleStatus
+    results: list[HandoffResult]
+
+
+def exec_report(spec: SdSpec) -> ExecReport:
+    """What EXEC reports when the work is done: tests, commits, a retrospective."""
+    return ExecReport(
+        summary="Atomic transition functions, parallel sub-agent workflows and gate scoring shipped",
+        test_results={
+            key: "passing"
+            for key, story in zip(spec.story_keys, spec.stories, strict=True)
+            if story.e2e_test_path
+        },
+        commits=["c0ffee1 fault suite", "5eed2a1 docs"],
+        retrospective={
+            "quality_score": 85,
+            "what_went_well": ["atomic transitions removed the partial-state class of bugs"],
+            "what_to_improve": ["record sub-agent evidence earlier in EXEC"],
+        },
+    )
+
+
+async def child_result(leo: LeoClient, record: StepRecord) -> HandoffResult | None:
+    if record.workflow_id is None or record.run_id is None:
+        return None
+    handoff = HandoffType(record.step.value)
+    handle = leo.client.get_workflow_handle_for(
+        HANDOFF_RUN[handoff], record.workflow_id, run_id=record.run_id
+    )
+    try:
+        return await leo.wait(handle)
+    except HandoffFailed:
+        return None
+
+
+def render_step(record: StepRecord) -> Text:
+    if record.step is Step.EXEC_WORK:
+        return Text(f"EXEC-WORK  reported: {record.detail}", style="cyan")
+    if record.step is Step.LEAD_APPROVAL:
+        style = "bold green" if record.outcome == "approved" else "bold red"
+        return Text(f"LEAD-APPROVAL  {record.outcome}: {record.detail or ''}", style=style)
+    return Text(f"{record.step.value}  {record.outcome}", style="dim")
+
+
 async def run_demo(
     leo: LeoClient,
     pool: asyncpg.Pool,
@@ -175,30 +193,94 @@ async def run_demo(
     namespace: str,
     agent_seconds: float = 3.0,
     sd_key: str | None = None,
-    on_result: Callable[[HandoffResult], None] | None = None,
-) -> list[HandoffResult]:
+    auto_approve: bool = False,
+    poll_seconds: float = 0.25,
+) -> DemoOutcome:
+    """Drive the demo SD through SD-LIFECYCLE. EXEC's report is sent by the demo; LEAD's
+    approval comes from `leo approve <SD>` in another terminal, or from the demo itself with
+    `auto_approve`."""
     spec = load_demo_spec(sd_key=sd_key)
     agents = await register_demo_agents(pool, agent_seconds)
     sd_id, created = await ensure_demo_sd(pool, spec)
     console.print(
         f"[bold]{spec.sd_key}[/bold] ({spec.sd_type}): "
         + (
-            "created from " + str(DEMO_SD_FILE.relative_to(PROJECT_ROOT))
+            f"created from {DEMO_SD_FILE.relative_to(PROJECT_ROOT)}"
             if created
-            else "already exists; handoffs that were accepted return their first result"
+            else "already exists; its lifecycle resumes where it stands (a completed one returns its summary)"
         )
     )
-    options = HandoffOptions(extra_sub_agents=agents)
-    results = []
-    for handoff in HandoffType:
-        if handoff is HandoffType.PLAN_TO_LEAD:
-            await record_exec_evidence(pool, sd_id)
-        result = await run_handoff_with_progress(leo, handoff, sd_id, options, console)
-        results.append(result)
-        console.print(render_result(result, workflow_url(ui_url, namespace, result)))
-        console.print()
-        if on_result is not None:
-            on_result(result)
-        if not result.accepted:
-            break
-    return results
+    lifecycle = LifecycleClient(leo)
+    handle = await lifecycle.start(sd_id, options=HandoffOptions(extra_sub_agents=agents))
+    if ui_url:
+        console.print(
+            f"Web UI: {ui_url}/namespaces/{namespace}/workflows/{quote(handle.id, safe='')}",
+            style="cyan",
+        )
+    waiter = asyncio.create_task(lifecycle.wait(handle))
+    shown = 0
+    sent: set[str] = set()
+    results: list[HandoffResult] = []
+
+    async def show_new_steps(status: LifecycleStatus) -> None:
+        nonlocal shown
+        for record in status.steps[shown:]:
+            result = (
+                await child_result(leo, record)
+                if record.outcome in ("accepted", "rejected")
+                else None
+            )
+            if result is not None:
+                results.append(result)
+                console.print(render_result(result, workflow_url(ui_url, namespace, result)))
+            else:
+                console.print(render_step(record))
+            console.print()
+        shown = len(status.steps)
+
+    with Live(
+        Text("starting SD-LIFECYCLE ..."), console=console, refresh_per_second=8, transient=True
+    ) as live:
+        while not waiter.done():
+            try:
+                status = await handle.query(SdLifecycleWorkflow.status)
+            except Exception:  # not started yet: the next poll will show it
+                await asyncio.wait({waiter}, timeout=poll_seconds)
+                continue
+            await show_new_steps(status)
+            if status.waiting_for == "exec_complete" and "exec" not in sent:
+                sent.add("exec")
+                await lifecycle.report_exec_complete(sd_id, exec_report(spec))
+            elif status.waiting_for == "approval" and "approval" not in sent:
+                sent.add("approval")
+                if auto_approve:
+                    await lifecycle.approve(
+                        sd_id, approver="leo demo --auto-approve", reason="demo"
+                    )
+                else:
+                    console.print(
+                        f"[bold yellow]Waiting for LEAD's approval.[/bold yellow] In another terminal run:\n"
+                        f"  bin/leo approve {spec.sd_key} --approver <you>"
+                    )
+            live.update(await progress_view(leo, status))
+            await asyncio.wait({waiter}, timeout=poll_seconds)
+    final = await waiter
+    await show_new_steps(final)
+    return DemoOutcome(lifecycle=final, results=results)
+
+
+async def progress_view(leo: LeoClient, status: LifecycleStatus) -> Table | Text:
+    step = status.current_step
+    if status.waiting_for:
+        return Text(f"SD-LIFECYCLE at {step}: waiting for {status.waiting_for}", style="yellow")
+    if step is None or step in (Step.EXEC_WORK, Step.LEAD_APPROVAL) or status.sd_id is None:
+        return Text(f"SD-LIFECYCLE: {status.state}")
+    handoff = HandoffType(step.value)
+    handle = leo.client.get_workflow_handle(workflow_id_for(handoff, status.sd_id))
+    try:
+        progress = await handle.query(
+            HANDOFF_WORKFLOWS[handoff].progress, result_type=HandoffProgress
+        )
+    except Exception:  # the child is starting or already finished
+        progress = None
+    return render_progress(handoff, progress)

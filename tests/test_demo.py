@@ -1,4 +1,4 @@
-"""The demo's story, run on the test stack: the plan's SD through all five handoffs."""
+"""The demo's story on the test stack: the plan's SD through SD-LIFECYCLE and its handoffs."""
 
 from __future__ import annotations
 
@@ -11,36 +11,46 @@ from db.transitions import HandoffType
 from leo.api import LeoClient
 from leo.demo import DEMO_AGENTS, run_demo, workflow_url
 from tests.factories import unique_key
+from workflows.sd_lifecycle import Step
 
 
-async def test_demo_drives_the_hardening_sd_through_all_five_handoffs(
+async def test_demo_drives_the_hardening_sd_through_the_lifecycle(
     leo: LeoClient, db_pool: asyncpg.Pool
 ) -> None:
     out = io.StringIO()
-    console = Console(file=out, width=160)
     sd_key = unique_key("SD-LEO-INFRA-HARDENING")
 
-    results = await run_demo(
+    outcome = await run_demo(
         leo,
         db_pool,
-        console=console,
+        console=Console(file=out, width=200),
         ui_url="http://127.0.0.1:8233",
         namespace="default",
         agent_seconds=0.5,
         sd_key=sd_key,
+        auto_approve=True,
     )
 
+    assert outcome.lifecycle.state == "completed"
+    assert [s.step for s in outcome.lifecycle.steps] == list(Step)
+    results = outcome.results
     assert [r.handoff_type for r in results] == list(HandoffType)
     assert all(r.accepted for r in results), [(r.handoff_type, r.issues) for r in results]
-    assert results[-1].new_status == "completed" and results[-1].new_phase == "COMPLETED"
+    assert results[-1].new_status == "completed"
     for result in results:
-        codes = {a.code for a in result.sub_agents}
-        assert set(DEMO_AGENTS) <= codes, "the example command agents did not run"
+        assert set(DEMO_AGENTS) <= {a.code for a in result.sub_agents}
     printed = out.getvalue()
     assert "LEAD-FINAL-APPROVAL  ACCEPTED" in printed
+    assert "EXEC-WORK  reported" in printed and "LEAD-APPROVAL  approved" in printed
     assert workflow_url("http://127.0.0.1:8233", "default", results[0]) in printed.replace("\n", "")
+    retro = await db_pool.fetchval(
+        "SELECT quality_score FROM retrospectives r JOIN strategic_directives_v2 sd ON sd.id = r.sd_id "
+        "WHERE sd.sd_key = $1",
+        sd_key,
+    )
+    assert retro == 85
 
-    # Running it again changes nothing: every handoff returns its first, accepted result.
+    # Running it again changes nothing: the completed lifecycle returns its summary.
     again = await run_demo(
         leo,
         db_pool,
@@ -49,8 +59,9 @@ async def test_demo_drives_the_hardening_sd_through_all_five_handoffs(
         namespace="default",
         agent_seconds=0.5,
         sd_key=sd_key,
+        auto_approve=True,
     )
-    assert [(r.run_id, r.audit_id) for r in again] == [(r.run_id, r.audit_id) for r in results]
+    assert again.lifecycle == outcome.lifecycle
     version = await db_pool.fetchval(
         "SELECT transition_version FROM strategic_directives_v2 WHERE sd_key = $1", sd_key
     )
