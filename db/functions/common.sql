@@ -86,9 +86,11 @@ BEGIN
     END IF;
     v_request_id := p_context ->> 'request_id';
     v_expected := p_context -> 'expected_version';
-    IF v_expected IS NOT NULL AND jsonb_typeof(v_expected) <> 'null' AND (
-           jsonb_typeof(v_expected) <> 'number' OR (v_expected #>> '{}') !~ '^[0-9]{1,9}$'
-           OR (v_expected #>> '{}')::integer < 1) THEN
+    -- CASE, not OR: SQL does not promise to evaluate OR left to right, and the cast must
+    -- only ever see digits.
+    IF v_expected IS NOT NULL AND jsonb_typeof(v_expected) <> 'null' AND NOT (CASE
+           WHEN jsonb_typeof(v_expected) = 'number' AND (v_expected #>> '{}') ~ '^[0-9]{1,9}$'
+           THEN (v_expected #>> '{}')::integer >= 1 ELSE false END) THEN
         RETURN jsonb_build_object('early', leo_refusal('INVALID_INPUT',
             'p_transition_context.expected_version must be a positive integer',
             jsonb_build_object('expected_version', v_expected)));
@@ -97,10 +99,29 @@ BEGIN
         RETURN jsonb_build_object('early', leo_refusal('INVALID_INPUT',
             'p_transition_context.gate_summary must be an object'));
     END IF;
+    -- A malformed gate summary fails closed here, before anything is written; it must not
+    -- pass as "not false" or surface later as a failed write of the handoff record.
+    IF p_context ? 'gate_summary'
+       AND jsonb_typeof(p_context #> '{gate_summary,passed}') IS DISTINCT FROM 'boolean' THEN
+        RETURN jsonb_build_object('early', leo_refusal('INVALID_INPUT',
+            'p_transition_context.gate_summary.passed must be true or false'));
+    END IF;
     IF (p_context #> '{gate_summary,passed}') = 'false'::jsonb THEN
         -- Defence in depth: the orchestrator never sends this, a hand-made call might.
         RETURN jsonb_build_object('early', leo_refusal('INVALID_INPUT',
             'the gate summary says the gates did not pass; a rejected handoff cannot transition'));
+    END IF;
+    IF jsonb_typeof(p_context #> '{gate_summary,normalized_score}') <> 'null' AND NOT (CASE
+           WHEN jsonb_typeof(p_context #> '{gate_summary,normalized_score}') = 'number'
+           THEN (p_context #>> '{gate_summary,normalized_score}')::numeric BETWEEN 0 AND 100
+           ELSE false END) THEN
+        RETURN jsonb_build_object('early', leo_refusal('INVALID_INPUT',
+            'p_transition_context.gate_summary.normalized_score must be a number from 0 to 100',
+            jsonb_build_object('normalized_score', p_context #> '{gate_summary,normalized_score}')));
+    END IF;
+    IF pg_column_size(p_context -> 'gate_summary') > 102400 THEN
+        RETURN jsonb_build_object('early', leo_refusal('INVALID_INPUT',
+            'p_transition_context.gate_summary is larger than 100 KB'));
     END IF;
     IF p_context ? 'metadata' AND jsonb_typeof(p_context -> 'metadata') <> 'object' THEN
         RETURN jsonb_build_object('early', leo_refusal('INVALID_INPUT',
@@ -119,6 +140,16 @@ BEGIN
             jsonb_build_object('sd_id', v_sd_id)));
     END IF;
 
+    -- The request id is unique across all SDs, so the SD lock alone does not keep two calls
+    -- that share it apart: without this lock the second would die on the unique index with a
+    -- bare error instead of getting a structured answer.
+    IF NOT pg_try_advisory_xact_lock(hashtextextended('leo:request:' || v_request_id, 0)) THEN
+        RETURN jsonb_build_object('early', leo_refusal('CONCURRENT_LOCK',
+            format('request_id %s is being used by another call right now; retry shortly',
+                   v_request_id),
+            jsonb_build_object('sd_id', v_sd_id)));
+    END IF;
+
     -- Idempotency: a request id that already ran returns its first outcome, applying nothing.
     SELECT * INTO v_audit FROM sd_transition_audit WHERE request_id = v_request_id;
     IF FOUND THEN
@@ -130,21 +161,29 @@ BEGIN
         RETURN jsonb_build_object('early',
             v_audit.result || jsonb_build_object('idempotent_hit', true));
     END IF;
+    -- Handoff records share the request id namespace (fn_record_handoff_rejection); one that
+    -- recorded a rejection cannot also apply the transition.
+    IF EXISTS (SELECT 1 FROM sd_phase_handoffs WHERE request_id = v_request_id) THEN
+        RETURN jsonb_build_object('early', leo_refusal('INVALID_INPUT',
+            format('request_id %s already recorded a rejected handoff; use a new request id',
+                   v_request_id),
+            jsonb_build_object('sd_id', v_sd_id)));
+    END IF;
 
     SELECT * INTO v_sd FROM strategic_directives_v2 WHERE id = v_sd_id FOR UPDATE;
 
+    -- The PRD is read under its row lock, in one statement: read first and locked after, a
+    -- concurrent change committed in between would go unseen by the precondition check and
+    -- then be overwritten.
     IF p_prd_id IS NOT NULL THEN
-        SELECT * INTO v_prd FROM product_requirements_v2 WHERE id = p_prd_id;
+        SELECT * INTO v_prd FROM product_requirements_v2 WHERE id = p_prd_id FOR UPDATE;
         IF NOT FOUND OR v_prd.sd_id <> v_sd_id THEN
             RETURN jsonb_build_object('early', leo_refusal('INVALID_INPUT',
                 format('PRD %s does not belong to %s', p_prd_id, v_sd_id),
                 jsonb_build_object('sd_id', v_sd_id, 'prd_id', p_prd_id)));
         END IF;
     ELSE
-        SELECT * INTO v_prd FROM product_requirements_v2 WHERE sd_id = v_sd_id;
-    END IF;
-    IF v_prd.id IS NOT NULL THEN
-        PERFORM 1 FROM product_requirements_v2 WHERE id = v_prd.id FOR UPDATE;
+        SELECT * INTO v_prd FROM product_requirements_v2 WHERE sd_id = v_sd_id FOR UPDATE;
     END IF;
 
     RETURN jsonb_build_object(

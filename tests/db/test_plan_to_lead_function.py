@@ -1,0 +1,190 @@
+"""fn_atomic_plan_to_lead_transition against a real PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncpg
+import pytest
+
+from tests.db.helpers import (
+    Fault,
+    assert_claim_holder_passes,
+    assert_fault_rolls_back,
+    assert_handoff_recorded,
+    assert_idempotent_on_request_id,
+    assert_refuses_foreign_claim,
+    assert_refuses_unknown_sd,
+    assert_refuses_version_conflict,
+    assert_refuses_wrong_phase,
+    call,
+    context,
+    new_session_id,
+    prd_row,
+    record_handoff_faults,
+    sd_row,
+    snapshot,
+    story_rows,
+)
+from tests.factories import create_sd
+
+HANDOFF = "PLAN-TO-LEAD"
+EXPECTED = "active / EXEC_COMPLETE with the PRD in verification"
+STORIES_DONE = {"user_stories_updated": 1}
+
+FAULTS = [
+    Fault("1. Finalize user stories", "user_stories", "UPDATE", "23514", {}),
+    Fault("2. Transition PRD", "product_requirements_v2", "UPDATE", "23P01", STORIES_DONE),
+    Fault(
+        "3. Transition SD",
+        "strategic_directives_v2",
+        "UPDATE",
+        "23503",
+        {**STORIES_DONE, "prd_updated": True},
+    ),
+    *record_handoff_faults(
+        "4. Record handoff", {**STORIES_DONE, "prd_updated": True, "sd_updated": True}
+    ),
+]
+
+
+async def test_plan_to_lead_finalises_stories_and_prd_and_hands_the_sd_to_lead(
+    db_pool: asyncpg.Pool,
+) -> None:
+    sd = await create_sd(
+        db_pool,
+        ready_for=HANDOFF,
+        uuid_id=True,
+        stories=[
+            {"status": "completed"},
+            {"status": "testing", "e2e_test_path": "e2e/a.spec.ts", "e2e_test_status": "passing"},
+            {"status": "blocked"},
+        ],
+    )
+    assert sd.prd_id is not None
+    verified, testing, blocked = sd.story_keys
+    await db_pool.execute(
+        "UPDATE user_stories SET validation_status = 'validated', completed_by = 'bob', "
+        "completed_at = now() WHERE story_key = $1",
+        verified,
+    )
+    before = await snapshot(db_pool, sd.id)
+    session = new_session_id()
+    ctx = context()
+
+    result = await call(db_pool, HANDOFF, sd.sd_key, ctx, session_id=session)
+
+    assert result["success"] is True, result
+    assert result["transition_version"] == 2
+    # Only the stories that were not yet completed and validated are written.
+    assert result["stories_updated"] == 2
+    stories = await story_rows(db_pool, sd.id)
+    for key in (verified, testing, blocked):
+        assert stories[key]["status"] == "completed"
+        assert stories[key]["validation_status"] == "validated"
+    assert stories[verified] == before.stories[verified]
+    assert stories[testing]["e2e_test_status"] == "passing"
+    assert stories[blocked]["e2e_test_status"] == "not_created"
+    assert stories[testing]["completed_by"] == "system:fn_atomic_plan_to_lead_transition"
+    assert stories[blocked]["completed_at"] is not None
+
+    prd = await prd_row(db_pool, sd.prd_id)
+    assert (prd["status"], prd["phase"], prd["progress"]) == ("completed", "LEAD_APPROVAL", 100)
+    sd_after = await sd_row(db_pool, sd.id)
+    assert (sd_after["status"], sd_after["current_phase"]) == ("pending_approval", "LEAD_FINAL")
+    assert sd_after["transition_version"] == 2
+    assert sd_after["is_working_on"] is False
+    assert sd_after["progress_percentage"] == 0
+
+    assert result["pre_state"] == {
+        "sd_id": sd.id,
+        "sd_key": sd.sd_key,
+        "sd_status": "active",
+        "sd_phase": "EXEC_COMPLETE",
+        "sd_version": 1,
+        "sd_progress": 0,
+        "is_working_on": False,
+        "claiming_session_id": None,
+        "prd_id": sd.prd_id,
+        "prd_status": "verification",
+        "prd_phase": "planning",
+        "stories": {"completed": 1, "testing": 1, "blocked": 1},
+    }
+    assert result["post_state"] == {
+        **result["pre_state"],
+        "sd_status": "pending_approval",
+        "sd_phase": "LEAD_FINAL",
+        "sd_version": 2,
+        "prd_status": "completed",
+        "prd_phase": "LEAD_APPROVAL",
+        "stories": {"completed": 3},
+        "stories_updated": 2,
+    }
+    await assert_handoff_recorded(
+        db_pool, HANDOFF, sd, result, ctx, from_phase="PLAN", to_phase="LEAD", session_id=session
+    )
+
+
+@pytest.mark.parametrize("fault", FAULTS, ids=lambda f: f.id)
+async def test_plan_to_lead_rolls_back_everything_when_a_step_fails(
+    db_pool: asyncpg.Pool, fault: Fault
+) -> None:
+    sd = await create_sd(db_pool, ready_for=HANDOFF, stories=[{"status": "testing"}])
+    await assert_fault_rolls_back(db_pool, HANDOFF, sd, fault)
+
+
+async def test_plan_to_lead_is_idempotent_on_request_id(db_pool: asyncpg.Pool) -> None:
+    sd = await create_sd(db_pool, ready_for=HANDOFF, stories=[{"status": "testing"}])
+    await assert_idempotent_on_request_id(db_pool, HANDOFF, sd)
+
+
+@pytest.mark.parametrize(
+    ("status", "phase"),
+    [("active", "EXEC"), ("pending_approval", "LEAD_FINAL"), ("in_progress", "EXEC_COMPLETE")],
+)
+async def test_plan_to_lead_refuses_a_wrong_phase_naming_expected_and_actual(
+    db_pool: asyncpg.Pool, status: str, phase: str
+) -> None:
+    sd = await create_sd(
+        db_pool, status=status, phase=phase, with_prd=True, prd_status="verification"
+    )
+    await assert_refuses_wrong_phase(
+        db_pool, HANDOFF, sd, expected=EXPECTED, actual_status=status, actual_phase=phase
+    )
+
+
+async def test_plan_to_lead_refuses_a_prd_that_is_not_in_verification(
+    db_pool: asyncpg.Pool,
+) -> None:
+    sd = await create_sd(
+        db_pool, status="active", phase="EXEC_COMPLETE", with_prd=True, prd_status="in_progress"
+    )
+    result = await assert_refuses_wrong_phase(
+        db_pool,
+        HANDOFF,
+        sd,
+        expected=EXPECTED,
+        actual_status="active",
+        actual_phase="EXEC_COMPLETE",
+    )
+    assert result["actual"]["prd_status"] == "in_progress"
+
+
+async def test_plan_to_lead_refuses_a_stale_expected_version(db_pool: asyncpg.Pool) -> None:
+    sd = await create_sd(db_pool, ready_for=HANDOFF)
+    await assert_refuses_version_conflict(db_pool, HANDOFF, sd)
+
+
+async def test_plan_to_lead_refuses_an_unknown_sd(db_pool: asyncpg.Pool) -> None:
+    sd = await create_sd(db_pool, ready_for=HANDOFF)
+    await assert_refuses_unknown_sd(db_pool, HANDOFF, sd)
+
+
+async def test_plan_to_lead_refuses_a_session_while_another_holds_a_live_claim(
+    db_pool: asyncpg.Pool,
+) -> None:
+    sd = await create_sd(db_pool, ready_for=HANDOFF, stories=[{}])
+    await assert_refuses_foreign_claim(db_pool, HANDOFF, sd)
+
+
+async def test_plan_to_lead_lets_the_claim_holder_through(db_pool: asyncpg.Pool) -> None:
+    sd = await create_sd(db_pool, ready_for=HANDOFF)
+    await assert_claim_holder_passes(db_pool, HANDOFF, sd)
