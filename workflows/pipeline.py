@@ -368,9 +368,10 @@ class HandoffWorkflowBase:
                     SubAgentProgress(code=code, state="running" if code in running else "pending")
                 )
         self._progress = self._progress.model_copy(update={"sub_agents": rows})
+        # The Web UI shows this panel: "SECURITY sub-agent: PASS (92)" per agent.
         workflow.set_current_details(
             "\n".join(
-                f"- {row.code}: {row.verdict or row.state}"
+                f"- {row.code} sub-agent: {row.verdict or row.state}"
                 + (f" ({row.confidence})" if row.confidence is not None else "")
                 for row in rows
             )

@@ -142,6 +142,7 @@ def default_registry() -> GateRegistry:
 
     final = HandoffType.LEAD_FINAL_APPROVAL
     add(final, Gate("PLAN_TO_LEAD_HANDOFF_EXISTS", prerequisite(HandoffType.PLAN_TO_LEAD).check))
+    add(final, Gate("SUB_AGENT_ORCHESTRATION", sub_agent_orchestration))
     add(final, Gate("USER_STORIES_COMPLETE", stories_complete))
     add(final, Gate("RETROSPECTIVE_EXISTS", retrospective_exists))
     return registry

@@ -66,8 +66,6 @@ LIGHTWEIGHT_SD_TYPES = frozenset(
 LIGHTWEIGHT_SKIPPED_GATES = frozenset(
     {"FILE_SCOPE", "EXPLORATION_AUDIT", "EXECUTION_PLAN", "DELIVERABLES_PLANNING"}
 )
-NON_CODE_DOC_TYPES = frozenset({"documentation", "docs", "process", "orchestrator"})
-CODE_VALIDATORS = frozenset({"TESTING", "GITHUB", "REGRESSION", "DATABASE"})
 
 
 class SkipDecision(BaseModel):
@@ -106,10 +104,5 @@ def should_skip_gate(gate_name: str, sd_type: str) -> SkipDecision | None:
         return SkipDecision(
             reason_code="NON_APPLICABLE_SD_TYPE",
             reason=f"{sd_type} is a lightweight SD type; {validator} is not required",
-        )
-    if sd_type in NON_CODE_DOC_TYPES and validator in CODE_VALIDATORS:
-        return SkipDecision(
-            reason_code="NON_APPLICABLE_SD_TYPE",
-            reason=f"{sd_type} SDs produce no code; {validator} does not apply",
         )
     return None

@@ -20,6 +20,22 @@ BLOCKING_SEVERITIES = frozenset({"critical", "high"})
 DOCUMENTATION_TYPES = frozenset({"documentation", "docs"})
 
 
+def _listed(value: Any) -> list[Any] | None:
+    """A metadata list, [] when absent, None when present but not a list (malformed)."""
+    if value is None:
+        return []
+    return value if isinstance(value, list) else None
+
+
+def _malformed(key: str) -> AgentOutput:
+    return AgentOutput(
+        verdict=Verdict.FAIL,
+        confidence=90,
+        detailed_analysis=f"{key} must be a list.",
+        critical_issues=[f"malformed {key}: expected a list"],
+    )
+
+
 def _out(verdict: Verdict, confidence: int, analysis: str, **kw: Any) -> AgentOutput:
     return AgentOutput(verdict=verdict, confidence=confidence, detailed_analysis=analysis, **kw)
 
@@ -106,7 +122,9 @@ def database(s: HandoffSnapshot) -> AgentOutput:
     migrations in `metadata.database_migrations`. No declared schema change passes."""
     if not s.sd.metadata.get("schema_changes"):
         return _out(Verdict.PASS, 80, "No schema changes declared.")
-    migrations = (s.prd.metadata.get("database_migrations") if s.prd else None) or []
+    migrations = _listed(s.prd.metadata.get("database_migrations") if s.prd else None)
+    if migrations is None:
+        return _malformed("PRD metadata.database_migrations")
     if not migrations:
         return _out(
             Verdict.FAIL,
@@ -196,7 +214,9 @@ def security(s: HandoffSnapshot) -> AgentOutput:
 
 def github(s: HandoffSnapshot) -> AgentOutput:
     """GITHUB: the work is in version control: `metadata.commits` or `metadata.pull_request`."""
-    commits = s.sd.metadata.get("commits") or []
+    commits = _listed(s.sd.metadata.get("commits"))
+    if commits is None:
+        return _malformed("metadata.commits")
     pull_request = s.sd.metadata.get("pull_request")
     if not commits and not pull_request:
         return _out(
@@ -215,7 +235,9 @@ def github(s: HandoffSnapshot) -> AgentOutput:
 def docmon(s: HandoffSnapshot) -> AgentOutput:
     """DOCMON: documentation is recorded in `metadata.documentation`; missing documentation
     fails documentation SDs and warns for others."""
-    docs = s.sd.metadata.get("documentation") or []
+    docs = _listed(s.sd.metadata.get("documentation"))
+    if docs is None:
+        return _malformed("metadata.documentation")
     if docs:
         return _out(Verdict.PASS, 85, f"{len(docs)} documentation artefacts recorded.")
     if s.sd.sd_type in DOCUMENTATION_TYPES:

@@ -49,9 +49,10 @@ async def run_builtin(spec: SubAgentSpec, snapshot: HandoffSnapshot) -> AgentOut
 
 async def run_python(spec: SubAgentSpec, snapshot: HandoffSnapshot) -> AgentOutput:
     ref = spec.executor_ref
-    if not isinstance(ref, str) or ":" not in ref:
+    module_name, _, attr = ref.partition(":") if isinstance(ref, str) else ("", "", "")
+    # An empty or relative module name would make import_module raise ValueError/TypeError.
+    if not module_name or module_name.startswith(".") or not attr:
         raise ExecutorConfigError(f"{spec.code}: python executor_ref must be 'module:function'")
-    module_name, _, attr = ref.partition(":")
     try:
         func = getattr(importlib.import_module(module_name), attr)
     except (ImportError, AttributeError) as exc:
