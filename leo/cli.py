@@ -15,6 +15,7 @@ import signal
 import sys
 import threading
 import time
+import traceback
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 from enum import IntEnum
@@ -83,6 +84,15 @@ class LeoGroup(TyperGroup):
             _fail(exc.message, exc.code)
         except (StackError, MigrationError) as exc:
             _fail(_one_line(str(exc)), ExitCode.ENVIRONMENT)
+        except (typer.TyperException, typer.Exit, typer.Abort):
+            raise
+        except Exception as exc:
+            # Unexpected: keep exit code 1 for "rejected", and still say what happened.
+            traceback.print_exc()
+            _fail(
+                f"unexpected error: {type(exc).__name__}: {_one_line(str(exc))}",
+                ExitCode.ENVIRONMENT,
+            )
 
 
 app = typer.Typer(
@@ -151,7 +161,8 @@ def _settings() -> Settings:
 
 
 def _stdout() -> Console:
-    return Console(highlight=False)
+    # Wide when piped too, so that ids and URLs in tables stay whole.
+    return Console(highlight=False, width=None if sys.stdout.isatty() else 160)
 
 
 def _stderr() -> Console:
@@ -846,3 +857,8 @@ def _render_audit(console: Console, trail: AuditTrail) -> None:
                 border_style="red",
             )
         )
+
+
+# The commands that talk to Temporal (worker, handoff, lifecycle, approve, demo) register
+# themselves on `app`; imported last because they use the helpers above.
+from leo import cli_handoffs  # noqa: E402, F401

@@ -135,7 +135,7 @@ def render_result(result: HandoffResult, url: str | None) -> Group:
         )
     lines.append(Text(f"audit id: {result.audit_id or '-'}", style="dim"))
     if url:
-        lines.append(Text(f"Web UI: {url}", style="cyan"))
+        lines.append(Text(f"Web UI: {url}", style="cyan", no_wrap=True, overflow="ignore"))
     return Group(*lines)
 
 
