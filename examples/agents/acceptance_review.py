@@ -21,9 +21,21 @@ stories = payload["snapshot"]["stories"]
 vague = [s["story_key"] for s in stories if any(len(str(c)) < 15 for c in s["acceptance_criteria"])]
 missing = [s["story_key"] for s in stories if not s["acceptance_criteria"]]
 if missing:
-    result = {"verdict": "FAIL", "confidence": 90, "critical_issues": [f"{k}: no acceptance criteria" for k in missing]}
+    result = {
+        "verdict": "FAIL",
+        "confidence": 90,
+        "critical_issues": [f"{k}: no acceptance criteria" for k in missing],
+    }
 elif vague:
-    result = {"verdict": "WARNING", "confidence": 75, "warnings": [f"{k}: a criterion is too short to test" for k in vague]}
+    result = {
+        "verdict": "WARNING",
+        "confidence": 75,
+        "warnings": [f"{k}: a criterion is too short to test" for k in vague],
+    }
 else:
-    result = {"verdict": "PASS", "confidence": 88, "detailed_analysis": f"{len(stories)} stories have testable criteria"}
+    result = {
+        "verdict": "PASS",
+        "confidence": 88,
+        "detailed_analysis": f"{len(stories)} stories have testable criteria",
+    }
 print(json.dumps(result))

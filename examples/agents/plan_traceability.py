@@ -21,9 +21,17 @@ criteria = snapshot["sd"]["success_criteria"]
 prd = snapshot.get("prd") or {}
 requirements = prd.get("functional_requirements") or []
 if not criteria:
-    result = {"verdict": "FAIL", "confidence": 85, "critical_issues": ["the SD has no success criteria"]}
+    result = {
+        "verdict": "FAIL",
+        "confidence": 85,
+        "critical_issues": ["the SD has no success criteria"],
+    }
 elif not requirements:
-    result = {"verdict": "WARNING", "confidence": 70, "warnings": ["no PRD requirements to trace the criteria to yet"]}
+    result = {
+        "verdict": "WARNING",
+        "confidence": 70,
+        "warnings": ["no PRD requirements to trace the criteria to yet"],
+    }
 else:
     result = {
         "verdict": "PASS",
