@@ -24,8 +24,8 @@ RUN python -m venv /opt/leo \
 WORKDIR /app
 
 # Dependencies first, hash-checked against the lock, so code changes reuse this layer.
-COPY requirements.lock pyproject.toml README.md ./
-RUN pip install --require-hashes -r requirements.lock
+COPY requirements-runtime.lock pyproject.toml README.md ./
+RUN pip install --require-hashes -r requirements-runtime.lock
 
 # Then our packages (pyproject's [tool.hatch.build.targets.wheel] packages + worker.py).
 COPY leo/ leo/

@@ -559,10 +559,10 @@ def test_dockerfile_installs_the_lock_with_hashes_before_the_project() -> None:
             keyword == "RUN"
             and re.search(r"\bpip install\b", args)
             and "--require-hashes" in args.split()
-            and re.search(r"(-r|--requirement)\s+requirements\.lock\b", args)
+            and re.search(r"(-r|--requirement)\s+requirements-runtime\.lock\b", args)
         )
     )
-    assert lock_install >= 0, "no `pip install --require-hashes -r requirements.lock`"
+    assert lock_install >= 0, "no `pip install --require-hashes -r requirements-runtime.lock`"
     project_install = instruction_index(
         lambda keyword, args: (
             keyword == "RUN" and re.search(r"\bpip install\b.*--no-deps\b.*\s\.(\s|$)", args + " ")
@@ -570,7 +570,7 @@ def test_dockerfile_installs_the_lock_with_hashes_before_the_project() -> None:
     )
     assert project_install > lock_install, "`pip install --no-deps .` comes after the lock"
     sources = {source: index for index, source in copy_sources()}
-    assert sources.get("requirements.lock", 10**6) < lock_install
+    assert sources.get("requirements-runtime.lock", 10**6) < lock_install
     # Hash checking only holds if nothing else installs dependencies.
     for keyword, args in INSTRUCTIONS:
         if keyword == "RUN" and "pip install" in args:
