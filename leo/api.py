@@ -11,11 +11,9 @@ running again, and a rejected (failed) one may be started again once its cause i
 
 from __future__ import annotations
 
-from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
-from pydantic import BaseModel, ConfigDict
 from temporalio.client import (
     Client,
     WorkflowExecutionStatus,
@@ -28,6 +26,7 @@ from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from activities.lifecycle import ExecReport
 from db.transitions import HandoffType
 from leo.client import connect_client
+from leo.repository import SdStatus, get_sd_status
 from leo.settings import Settings
 from workflows import HANDOFF_RUN
 from workflows.pipeline import HandoffInput, HandoffOptions, HandoffResult, workflow_id_for
@@ -52,30 +51,6 @@ class HandoffFailed(RuntimeError):
         super().__init__(message)
         self.code = code
         self.details = details
-
-
-class HandoffSummary(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    handoff_type: str
-    status: str
-    validation_score: float | None
-    rejection_reason: str | None
-    created_at: datetime
-
-
-class SdStatus(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    sd_id: str
-    sd_key: str
-    sd_type: str
-    status: str
-    current_phase: str
-    transition_version: int
-    claiming_session_id: str | None
-    claim_live: bool
-    latest_handoffs: tuple[HandoffSummary, ...]
 
 
 def result_from_failure(err: WorkflowFailureError) -> HandoffResult | None:
@@ -181,34 +156,13 @@ class LeoClient:
         return await self.wait(handle)
 
     async def sd_status(self, sd_id: str) -> SdStatus:
+        """Phase, version, claim and latest handoffs of an SD (the same as `leo status`)."""
         if self._pool is None:
             raise RuntimeError("sd_status needs a database: set LEO_DATABASE_URL")
-        async with self._pool.acquire() as conn:
-            row = await conn.fetchrow(
-                "SELECT sd.*, c.session_id IS NOT NULL AS claim_live "
-                "FROM strategic_directives_v2 sd LEFT JOIN LATERAL leo_live_claim(sd.id) c ON true "
-                "WHERE sd.id = leo_resolve_sd_id($1)",
-                sd_id,
-            )
-            if row is None:
-                raise HandoffFailed(f"SD not found: {sd_id}", "SD_NOT_FOUND")
-            handoffs = await conn.fetch(
-                "SELECT handoff_type, status, validation_score::float8 AS validation_score, "
-                "rejection_reason, created_at FROM sd_phase_handoffs WHERE sd_id = $1 "
-                "ORDER BY created_at DESC LIMIT 10",
-                row["id"],
-            )
-        return SdStatus(
-            sd_id=row["id"],
-            sd_key=row["sd_key"],
-            sd_type=row["sd_type"],
-            status=row["status"],
-            current_phase=row["current_phase"],
-            transition_version=row["transition_version"],
-            claiming_session_id=row["claiming_session_id"],
-            claim_live=bool(row["claim_live"]),
-            latest_handoffs=tuple(HandoffSummary.model_validate(dict(h)) for h in handoffs),
-        )
+        status = await get_sd_status(self._pool, sd_id)
+        if status is None:
+            raise HandoffFailed(f"SD not found: {sd_id}", "SD_NOT_FOUND")
+        return status
 
 
 class LifecycleConflict(RuntimeError):
