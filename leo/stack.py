@@ -154,6 +154,8 @@ class TemporalDevServer:
     ip: str = "127.0.0.1"
     headless: bool = False
     namespace: str = "default"
+    # More `--dynamic-config-value KEY=VALUE` settings, e.g. for tests of server limits.
+    dynamic_config: tuple[str, ...] = ()
     process: subprocess.Popen[bytes] | None = None
     reused: bool = False
 
@@ -202,6 +204,8 @@ class TemporalDevServer:
             args += ["--ui-port", str(self.effective_ui_port)]
         for name, kind in SEARCH_ATTRIBUTES.items():
             args += ["--search-attribute", f"{name}={kind}"]
+        for setting in self.dynamic_config:
+            args += ["--dynamic-config-value", setting]
         return args
 
     def running_instance(self) -> dict[str, Any] | None:

@@ -13,7 +13,7 @@ import asyncio
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, NoReturn
 
 from pydantic import BaseModel, ConfigDict, Field
 from temporalio import workflow
@@ -84,19 +84,6 @@ def lifecycle_workflow_id(canonical_sd_id: str) -> str:
     return f"{LIFECYCLE}:{canonical_sd_id}"
 
 
-class LifecycleInput(BaseModel):
-    sd_id: str = Field(min_length=1, max_length=200)
-    # The session that holds the SD's claim; defaults to one named after the lifecycle.
-    session_id: str | None = Field(default=None, min_length=1, max_length=200)
-    options: HandoffOptions = Field(default_factory=HandoffOptions)
-    # Re-runs allowed per handoff after a rejection, each one asked for with `retry`.
-    max_retries: int = Field(default=3, ge=0, le=100)
-    # Overall deadline for the whole chain, waits included; None waits as long as it takes.
-    deadline_seconds: float | None = Field(default=None, gt=0)
-    # Below the 300 s after which a claim counts as stale.
-    claim_heartbeat_seconds: float = Field(default=120, gt=0, lt=300)
-
-
 class StepRecord(BaseModel):
     """One step's outcome. Ids and times are kept apart from the decision fields, so that two
     runs on twin SDs can be compared field by field."""
@@ -124,6 +111,34 @@ class StepRecord(BaseModel):
     at: datetime | None = None
 
 
+class LifecycleResume(BaseModel):
+    """What a lifecycle carries into its next run when it continues as new during a long wait
+    (its history would otherwise grow without bound while it heartbeats its claim)."""
+
+    steps: list[StepRecord] = Field(default_factory=list)
+    retries_used: dict[str, int] = Field(default_factory=dict)
+    last_rejection: str | None = None
+    current_step: Step | None = None
+    waiting_for: str | None = None
+    deadline: datetime | None = None
+    runs: int = 1
+
+
+class LifecycleInput(BaseModel):
+    sd_id: str = Field(min_length=1, max_length=200)
+    # The session that holds the SD's claim; defaults to one named after the lifecycle.
+    session_id: str | None = Field(default=None, min_length=1, max_length=200)
+    options: HandoffOptions = Field(default_factory=HandoffOptions)
+    # Re-runs allowed per handoff after a rejection, each one asked for with `retry`.
+    max_retries: int = Field(default=3, ge=0, le=100)
+    # Overall deadline for the whole chain, waits included; None waits as long as it takes.
+    deadline_seconds: float | None = Field(default=None, gt=0)
+    # Below the 300 s after which a claim counts as stale.
+    claim_heartbeat_seconds: float = Field(default=120, gt=0, lt=300)
+    # Set only by the lifecycle itself when it continues as new.
+    resume: LifecycleResume | None = None
+
+
 class LifecycleStatus(BaseModel):
     sd_id: str | None = None
     sd_key: str | None = None
@@ -134,6 +149,8 @@ class LifecycleStatus(BaseModel):
     steps: list[StepRecord] = Field(default_factory=list)
     retries_used: dict[str, int] = Field(default_factory=dict)
     last_rejection: str | None = None
+    # How many workflow runs this lifecycle has used (it continues as new during long waits).
+    runs: int = 1
 
 
 class ApprovalInput(BaseModel):
@@ -177,6 +194,10 @@ class DeadlinePassed(Exception):
     pass
 
 
+class ContinueAsNewSuggested(Exception):
+    """Raised out of a wait when the server suggests continuing as new."""
+
+
 @workflow.defn(name=LIFECYCLE)
 class SdLifecycleWorkflow:
     def __init__(self) -> None:
@@ -185,6 +206,7 @@ class SdLifecycleWorkflow:
         self._exec_report_in_flight = False
         self._decision: tuple[str, ApprovalInput] | None = None
         self._retry_requested = False
+        self._resume_retry = False
         self._deadline: datetime | None = None
 
     # --- messages ---------------------------------------------------------------------------
@@ -280,45 +302,14 @@ class SdLifecycleWorkflow:
 
     @workflow.run
     async def run(self, request: LifecycleInput) -> LifecycleStatus:
-        info = workflow.info()
-        if request.deadline_seconds is not None:
-            self._deadline = workflow.now() + timedelta(seconds=request.deadline_seconds)
-        try:
-            sd = await workflow.execute_activity_method(
-                LifecycleActivities.load_lifecycle_state,
-                LoadLifecycleStateInput(sd_id=request.sd_id),
-                start_to_close_timeout=timedelta(seconds=15),
-                retry_policy=ACTIVITY_RETRY,
-                summary=f"where is {request.sd_id}",
-            )
-        except ActivityError as err:
-            raise domain_failure(err) from err
-        expected = lifecycle_workflow_id(sd.sd_id)
-        if info.workflow_id != expected:
-            raise ApplicationError(
-                f"the lifecycle of this SD must run with workflow id {expected!r}",
-                type="WRONG_WORKFLOW_ID",
-                non_retryable=True,
-            )
-        session = request.session_id or f"lifecycle:{sd.sd_id}"
-        self._status = LifecycleStatus(
-            sd_id=sd.sd_id, sd_key=sd.sd_key, session_id=session, state="running"
-        )
-        workflow.upsert_search_attributes(
-            [
-                SD_ID.value_set(sd.sd_id),
-                SD_TYPE.value_set(sd.sd_type),
-                HANDOFF_TYPE.value_set(LIFECYCLE),
-            ]
-        )
-        if sd.current_phase not in START_STEP:
-            raise ApplicationError(
-                f"{sd.sd_key} is {sd.status} / {sd.current_phase}; a lifecycle cannot resume from there",
-                type="INVALID_PHASE",
-                non_retryable=True,
-            )
+        sd, session = await self._load(request)
+        resume = request.resume
         start = START_STEP[sd.current_phase]
-        self._record_already_done(sd, start)
+        if resume is None:
+            self._record_already_done(sd, start)
+        elif resume.waiting_for == "retry" and resume.current_step is not None:
+            # The SD has not moved since the rejection: wait for `retry` again, do not re-run.
+            start, self._resume_retry = resume.current_step, True
         if start is None:
             return self._finish("completed")
 
@@ -330,6 +321,9 @@ class SdLifecycleWorkflow:
         heartbeat = asyncio.create_task(self._heartbeat(session, request.claim_heartbeat_seconds))
         try:
             outcome = await self._chain(sd, start, request, session)
+        except ContinueAsNewSuggested:
+            heartbeat.cancel()
+            await self._continue_as_new(request)
         except asyncio.CancelledError:
             await self._release(session, "manual")
             self._finish("cancelled")
@@ -362,6 +356,76 @@ class SdLifecycleWorkflow:
                 non_retryable=True,
             )
         return self._finish("completed")
+
+    async def _load(self, request: LifecycleInput) -> tuple[LifecycleState, str]:
+        """Where the SD stands, checked against this workflow's id; restores a resumed run."""
+        try:
+            sd = await workflow.execute_activity_method(
+                LifecycleActivities.load_lifecycle_state,
+                LoadLifecycleStateInput(sd_id=request.sd_id),
+                start_to_close_timeout=timedelta(seconds=15),
+                retry_policy=ACTIVITY_RETRY,
+                summary=f"where is {request.sd_id}",
+            )
+        except ActivityError as err:
+            raise domain_failure(err) from err
+        expected = lifecycle_workflow_id(sd.sd_id)
+        if workflow.info().workflow_id != expected:
+            raise ApplicationError(
+                f"the lifecycle of this SD must run with workflow id {expected!r}",
+                type="WRONG_WORKFLOW_ID",
+                non_retryable=True,
+            )
+        session = request.session_id or f"lifecycle:{sd.sd_id}"
+        resume = request.resume
+        self._status = LifecycleStatus(
+            sd_id=sd.sd_id,
+            sd_key=sd.sd_key,
+            session_id=session,
+            state="running",
+            steps=resume.steps if resume else [],
+            retries_used=resume.retries_used if resume else {},
+            last_rejection=resume.last_rejection if resume else None,
+            runs=resume.runs if resume else 1,
+        )
+        if resume is not None:
+            self._deadline = resume.deadline
+        elif request.deadline_seconds is not None:
+            self._deadline = workflow.now() + timedelta(seconds=request.deadline_seconds)
+        workflow.upsert_search_attributes(
+            [
+                SD_ID.value_set(sd.sd_id),
+                SD_TYPE.value_set(sd.sd_type),
+                HANDOFF_TYPE.value_set(LIFECYCLE),
+            ]
+        )
+        if sd.current_phase not in START_STEP:
+            raise ApplicationError(
+                f"{sd.sd_key} is {sd.status} / {sd.current_phase}; a lifecycle cannot resume from there",
+                type="INVALID_PHASE",
+                non_retryable=True,
+            )
+        return sd, session
+
+    async def _continue_as_new(self, request: LifecycleInput) -> NoReturn:
+        """Keep the claim; the next run picks up this wait where it is."""
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        status = self._status
+        workflow.continue_as_new(
+            request.model_copy(
+                update={
+                    "resume": LifecycleResume(
+                        steps=status.steps,
+                        retries_used=status.retries_used,
+                        last_rejection=status.last_rejection,
+                        current_step=status.current_step,
+                        waiting_for=status.waiting_for,
+                        deadline=self._deadline,
+                        runs=status.runs + 1,
+                    )
+                }
+            )
+        )
 
     async def _chain(
         self, sd: LifecycleState, start: Step, request: LifecycleInput, session: str
@@ -396,39 +460,48 @@ class SdLifecycleWorkflow:
     async def _handoff(
         self, handoff: HandoffType, sd: LifecycleState, request: LifecycleInput, session: str
     ) -> None:
-        attempt = 0
+        step = Step(handoff.value)
+        attempt = sum(
+            1
+            for r in self._status.steps
+            if r.step is step and r.outcome in ("accepted", "rejected")
+        )
+        # Continued as new while waiting for `retry`: wait again before the next attempt.
+        awaiting_retry, self._resume_retry = self._resume_retry, False
         while True:
-            attempt += 1
-            try:
-                result: HandoffResult = await workflow.execute_child_workflow(
-                    HANDOFF_RUN[handoff],
-                    HandoffInput(sd_id=sd.sd_id, session_id=session, options=request.options),
-                    id=workflow_id_for(handoff, sd.sd_id),
-                    task_queue=workflow.info().task_queue,
-                    id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
-                    static_summary=f"{handoff.value} {sd.sd_key}",
-                )
-            except ChildWorkflowError as err:
-                record = self._rejection_record(handoff, attempt, err)
-                self._append(record)
-                reason = "; ".join(record.issues) or record.detail or "rejected"
-                self._status = self._status.model_copy(
-                    update={"last_rejection": f"{handoff.value}: {reason}"}
-                )
-            else:
-                self._append(handoff_record(Step(handoff.value), attempt, result, workflow.now()))
-                return
-            used = self._status.retries_used.get(handoff.value, 0)
-            if used >= request.max_retries:
-                raise ApplicationError(
-                    f"{handoff.value} for {sd.sd_key} was rejected {attempt} times; "
-                    f"max_retries is {request.max_retries}: {self._status.last_rejection}",
-                    self._status,
-                    type="RetriesExhausted",
-                    non_retryable=True,
-                )
+            if not awaiting_retry:
+                attempt += 1
+                try:
+                    result: HandoffResult = await workflow.execute_child_workflow(
+                        HANDOFF_RUN[handoff],
+                        HandoffInput(sd_id=sd.sd_id, session_id=session, options=request.options),
+                        id=workflow_id_for(handoff, sd.sd_id),
+                        task_queue=workflow.info().task_queue,
+                        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
+                        static_summary=f"{handoff.value} {sd.sd_key}",
+                    )
+                except ChildWorkflowError as err:
+                    record = self._rejection_record(handoff, attempt, err)
+                    self._append(record)
+                    reason = "; ".join(record.issues) or record.detail or "rejected"
+                    self._status = self._status.model_copy(
+                        update={"last_rejection": f"{handoff.value}: {reason}"}
+                    )
+                else:
+                    self._append(handoff_record(step, attempt, result, workflow.now()))
+                    return
+                if self._status.retries_used.get(handoff.value, 0) >= request.max_retries:
+                    raise ApplicationError(
+                        f"{handoff.value} for {sd.sd_key} was rejected {attempt} times; "
+                        f"max_retries is {request.max_retries}: {self._status.last_rejection}",
+                        self._status,
+                        type="RetriesExhausted",
+                        non_retryable=True,
+                    )
+            awaiting_retry = False
             self._retry_requested = False
             await self._wait_for("retry", lambda: self._retry_requested)
+            used = self._status.retries_used.get(handoff.value, 0)
             self._status = self._status.model_copy(
                 update={"retries_used": {**self._status.retries_used, handoff.value: used + 1}}
             )
@@ -461,9 +534,16 @@ class SdLifecycleWorkflow:
         if self._deadline is not None:
             timeout = max((self._deadline - workflow.now()).total_seconds(), 0.001)
         try:
-            await workflow.wait_condition(condition, timeout=timeout)
+            # Re-checked on every workflow task: a long wait (days for an approval) continues
+            # as new when the server suggests it, instead of growing one history forever.
+            await workflow.wait_condition(
+                lambda: condition() or workflow.info().is_continue_as_new_suggested(),
+                timeout=timeout,
+            )
         except TimeoutError:
             raise DeadlinePassed from None
+        if not condition():
+            raise ContinueAsNewSuggested
         self._status = self._status.model_copy(update={"waiting_for": None, "state": "running"})
 
     async def _heartbeat(self, session: str, every: float) -> None:
