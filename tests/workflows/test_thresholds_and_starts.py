@@ -158,3 +158,31 @@ async def test_workflow_started_under_another_id_is_refused(
         await leo.wait(handle)
     assert failure.value.code == "WRONG_WORKFLOW_ID"
     assert f"LEAD-TO-PLAN:{sd.id}" in str(failure.value)
+
+
+async def test_concurrent_lock_is_retried_until_the_sd_is_free(
+    leo: LeoClient, db_pool: asyncpg.Pool
+) -> None:
+    sd = await create_sd(db_pool, ready_for="LEAD-TO-PLAN", sd_type="infrastructure")
+    async with db_pool.acquire() as holder:
+        # Another transition of this SD holds its advisory lock for two seconds.
+        tx = holder.transaction()
+        await tx.start()
+        await holder.execute("SELECT pg_advisory_xact_lock(leo_sd_lock_key($1))", sd.id)
+        handle = await leo.start_handoff(HandoffType.LEAD_TO_PLAN, sd.id)
+        await asyncio.sleep(2)
+        await tx.commit()
+    result = await leo.wait(handle)
+
+    assert result.accepted
+    history = await handle.fetch_history()
+    commit_attempts = [
+        e.activity_task_started_event_attributes.attempt
+        for e in history.events
+        if e.HasField("activity_task_started_event_attributes")
+    ]
+    assert max(commit_attempts) > 1, "the commit was never refused with CONCURRENT_LOCK"
+    assert (
+        await db_pool.fetchval("SELECT count(*) FROM sd_transition_audit WHERE sd_id = $1", sd.id)
+        == 1
+    )
