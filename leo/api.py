@@ -37,6 +37,7 @@ from workflows.sd_lifecycle import (
     MessageAck,
     RetryInput,
     SdLifecycleWorkflow,
+    default_session_id,
     lifecycle_workflow_id,
 )
 
@@ -222,7 +223,7 @@ class LifecycleClient:
             description = await handle.describe()
             if description.status == WorkflowExecutionStatus.RUNNING:
                 status = await handle.query(SdLifecycleWorkflow.status)
-                wanted = session_id or f"lifecycle:{canonical}"
+                wanted = session_id or default_session_id(canonical)
                 if status.session_id not in (None, wanted):
                     raise LifecycleConflict(
                         f"{sd_id} is already driven by session {status.session_id}'s lifecycle "

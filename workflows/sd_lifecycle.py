@@ -84,6 +84,11 @@ def lifecycle_workflow_id(canonical_sd_id: str) -> str:
     return f"{LIFECYCLE}:{canonical_sd_id}"
 
 
+def default_session_id(canonical_sd_id: str) -> str:
+    """The session a lifecycle claims the SD for when the caller names none."""
+    return f"lifecycle:{canonical_sd_id}"
+
+
 class StepRecord(BaseModel):
     """One step's outcome. Ids and times are kept apart from the decision fields, so that two
     runs on twin SDs can be compared field by field."""
@@ -376,7 +381,7 @@ class SdLifecycleWorkflow:
                 type="WRONG_WORKFLOW_ID",
                 non_retryable=True,
             )
-        session = request.session_id or f"lifecycle:{sd.sd_id}"
+        session = request.session_id or default_session_id(sd.sd_id)
         resume = request.resume
         self._status = LifecycleStatus(
             sd_id=sd.sd_id,

@@ -16,6 +16,12 @@ from tests.factories import create_sd
 
 PAGE = Path(__file__).resolve().parents[2] / "docs" / "temporal-cli.md"
 PLACEHOLDER_SD = "SD-LEO-DEMO-001"
+PLACEHOLDER_LIFECYCLE_SD = "SD-LEO-DEMO-002"
+LIFECYCLE_EVIDENCE = {
+    "risks": [{"risk": "lock contention", "mitigation": "retry with jitter"}],
+    "commits": ["4f1c2d9"],
+    "security_findings": [],
+}
 PLACEHOLDER_QUEUE = "leo-handoffs"
 
 # What each command's output must show, beyond its exit code.
@@ -28,6 +34,26 @@ EXPECTED_OUTPUT = {
     "list": "LEAD-TO-PLAN:",
     "count": "Total:1",
 }
+LIFECYCLE_OUTPUT = {
+    "query": '"sd_key":',
+    "update": "accepted:true",
+    "result": '"state":"completed"',
+}
+
+
+async def run_page_command(
+    argv: list[str], env: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
+    """Run one command. An update sent before the lifecycle reaches the step that accepts it is
+    refused ("not waiting for ..."); a person would wait, so the test retries for a while."""
+    for _ in range(150):
+        done = await asyncio.to_thread(
+            subprocess.run, argv, env=env, capture_output=True, text=True, timeout=60
+        )
+        if argv[2] != "update" or "not waiting for" not in done.stdout + done.stderr:
+            return done
+        await asyncio.sleep(0.2)
+    return done
 
 
 def page_commands() -> list[tuple[str, int]]:
@@ -50,18 +76,33 @@ async def test_every_temporal_command_on_the_docs_page_works(
     commands = page_commands()
     assert len(commands) >= 10
     sd = await create_sd(db_pool, ready_for="LEAD-TO-PLAN", sd_type="infrastructure")
+    chained = await create_sd(
+        db_pool,
+        sd_type="infrastructure",
+        metadata=LIFECYCLE_EVIDENCE,
+        with_prd=True,
+        stories=[{"status": "ready"}],
+    )
     env = {**os.environ, "TEMPORAL_ADDRESS": stack.temporal_address}
     temporal = str(temporal_binary())
 
     for command, expected_rc in commands:
-        text = command.replace(PLACEHOLDER_SD, sd.id).replace(PLACEHOLDER_QUEUE, task_queue)
+        text = (
+            command.replace(PLACEHOLDER_SD, sd.id)
+            .replace(PLACEHOLDER_LIFECYCLE_SD, chained.id)
+            .replace(PLACEHOLDER_QUEUE, task_queue)
+        )
         argv = [temporal, *shlex.split(text)[1:]]
         if argv[1:3] == ["workflow", "list"] or argv[1:3] == ["workflow", "count"]:
             await asyncio.sleep(1.5)  # visibility is near real time on the dev server, not instant
-        done = await asyncio.to_thread(
-            subprocess.run, argv, env=env, capture_output=True, text=True, timeout=60
-        )
+        done = await run_page_command(argv, env)
         output = done.stdout + done.stderr
+        if PLACEHOLDER_LIFECYCLE_SD in command:
+            assert done.returncode == 0, f"{text}\n{output}"
+            wanted = LIFECYCLE_OUTPUT.get(argv[2])
+            if wanted:
+                assert wanted.lower() in output.replace(" ", "").lower(), f"{text}\n{output}"
+            continue
         assert done.returncode == expected_rc, f"{text}\n{output}"
         if expected_rc == 0:
             wanted = EXPECTED_OUTPUT.get(argv[2])
