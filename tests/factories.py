@@ -90,3 +90,32 @@ async def create_sd(
             story.get("e2e_test_status", "not_created"),
         )
     return SdFixture(sd_id, key, prd_id, tuple(story_keys))
+
+
+HANDOFF_PHASES = {
+    "LEAD-TO-PLAN": ("LEAD", "PLAN"),
+    "PLAN-TO-EXEC": ("PLAN", "EXEC"),
+    "EXEC-TO-PLAN": ("EXEC", "PLAN"),
+    "PLAN-TO-LEAD": ("PLAN", "LEAD"),
+    "LEAD-FINAL-APPROVAL": ("LEAD", "COMPLETED"),
+}
+
+
+async def seed_accepted_handoff(
+    pool: asyncpg.Pool | asyncpg.Connection,
+    sd_id: str,
+    handoff_type: str,
+    score: float | None = None,
+) -> None:
+    """An accepted handoff record, as an earlier handoff would have left it (for prerequisites)."""
+    from_phase, to_phase = HANDOFF_PHASES[handoff_type]
+    await pool.execute(
+        "INSERT INTO sd_phase_handoffs (sd_id, handoff_type, from_phase, to_phase, status, "
+        "request_id, validation_score) VALUES ($1, $2, $3, $4, 'accepted', $5, $6)",
+        sd_id,
+        handoff_type,
+        from_phase,
+        to_phase,
+        f"seed-{handoff_type}-{sd_id}",
+        score,
+    )

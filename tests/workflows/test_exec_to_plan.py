@@ -8,7 +8,7 @@ import asyncpg
 from temporalio.client import Client
 
 from db.transitions import HandoffType
-from tests.factories import create_sd
+from tests.factories import create_sd, seed_accepted_handoff
 from tests.helpers import add_agent, start_handoff
 
 INFRA_EVIDENCE = {"commits": ["abc123"], "security_findings": []}
@@ -28,12 +28,7 @@ async def test_exec_to_plan_runs_five_agents_in_parallel_and_transitions_atomica
             {"status": "blocked"},
         ],
     )
-    await db_pool.execute(
-        "INSERT INTO sd_phase_handoffs (sd_id, handoff_type, from_phase, to_phase, status, request_id) "
-        "VALUES ($1, 'PLAN-TO-EXEC', 'PLAN', 'EXEC', 'accepted', $2)",
-        sd.id,
-        f"seed-{sd.id}",
-    )
+    await seed_accepted_handoff(db_pool, sd.id, "PLAN-TO-EXEC")
     agents = [await add_agent(db_pool, metadata={"seconds": 2}) for _ in range(5)]
 
     started = time.monotonic()

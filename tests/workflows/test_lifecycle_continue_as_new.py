@@ -19,7 +19,7 @@ from leo.api import LeoClient, LifecycleClient
 from leo.client import connect_client
 from leo.settings import Settings
 from leo.stack import TemporalDevServer, free_port
-from tests.factories import create_sd
+from tests.factories import create_sd, seed_accepted_handoff
 from worker import build_worker
 from workflows.sd_lifecycle import Step
 
@@ -45,12 +45,7 @@ async def test_long_approval_wait_continues_as_new_and_keeps_the_claim(
         await db_pool.execute(
             "INSERT INTO retrospectives (sd_id, quality_score) VALUES ($1, 90)", sd.id
         )
-        await db_pool.execute(
-            "INSERT INTO sd_phase_handoffs (sd_id, handoff_type, from_phase, to_phase, status, request_id) "
-            "VALUES ($1, 'PLAN-TO-LEAD', 'PLAN', 'LEAD', 'accepted', $2)",
-            sd.id,
-            f"seed-{sd.id}",
-        )
+        await seed_accepted_handoff(db_pool, sd.id, "PLAN-TO-LEAD")
         await db_pool.execute(
             "UPDATE user_stories SET validation_status = 'validated' WHERE sd_id = $1", sd.id
         )

@@ -12,7 +12,7 @@ from temporalio.exceptions import CancelledError
 
 from activities.lifecycle import ExecReport
 from leo.api import LeoClient, LifecycleClient, LifecycleConflict
-from tests.factories import SdFixture, create_sd
+from tests.factories import SdFixture, create_sd, seed_accepted_handoff
 from tests.workflows.test_lifecycle_and_replay import check_replay
 from workflows.sd_lifecycle import LifecycleStatus, Step, lifecycle_workflow_id
 
@@ -123,12 +123,7 @@ async def test_lifecycle_resumes_from_exec_and_refuses_messages_out_of_turn(
     lifecycle: LifecycleClient, db_pool: asyncpg.Pool
 ) -> None:
     sd = await lifecycle_sd(db_pool, ready_for="EXEC-TO-PLAN", stories=[{"status": "in_progress"}])
-    await db_pool.execute(
-        "INSERT INTO sd_phase_handoffs (sd_id, handoff_type, from_phase, to_phase, status, request_id, validation_score) "
-        "VALUES ($1, 'PLAN-TO-EXEC', 'PLAN', 'EXEC', 'accepted', $2, 95)",
-        sd.id,
-        f"seed-{sd.id}",
-    )
+    await seed_accepted_handoff(db_pool, sd.id, "PLAN-TO-EXEC", score=95)
     handle = await lifecycle.start(sd.id)
 
     status = await wait_until(lifecycle, sd.id, "exec_complete")

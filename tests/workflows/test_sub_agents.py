@@ -12,7 +12,7 @@ import asyncpg
 from db.transitions import HandoffType
 from leo.api import LeoClient
 from leo.sub_agents.results import Verdict
-from tests.factories import create_sd
+from tests.factories import create_sd, seed_accepted_handoff
 from tests.helpers import add_agent
 
 EVIDENCE = {"commits": ["abc123"], "security_findings": []}
@@ -27,12 +27,7 @@ async def exec_ready_sd(pool: asyncpg.Pool, **kw: object) -> str:
         stories=[{"status": "in_progress"}],
         **kw,
     )
-    await pool.execute(
-        "INSERT INTO sd_phase_handoffs (sd_id, handoff_type, from_phase, to_phase, status, request_id) "
-        "VALUES ($1, 'PLAN-TO-EXEC', 'PLAN', 'EXEC', 'accepted', $2)",
-        sd.id,
-        f"seed-{sd.id}",
-    )
+    await seed_accepted_handoff(pool, sd.id, "PLAN-TO-EXEC")
     return sd.id
 
 
@@ -174,12 +169,7 @@ async def test_required_agent_without_executor_blocks_with_a_clear_issue(
         metadata=EVIDENCE,
         stories=[{"status": "in_progress", "e2e_test_status": "passing"}],
     )
-    await db_pool.execute(
-        "INSERT INTO sd_phase_handoffs (sd_id, handoff_type, from_phase, to_phase, status, request_id) "
-        "VALUES ($1, 'PLAN-TO-EXEC', 'PLAN', 'EXEC', 'accepted', $2)",
-        sd.id,
-        f"seed-{sd.id}",
-    )
+    await seed_accepted_handoff(db_pool, sd.id, "PLAN-TO-EXEC")
 
     result = await leo.run_handoff(HandoffType.EXEC_TO_PLAN, sd.id)
 

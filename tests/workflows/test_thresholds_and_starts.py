@@ -10,7 +10,7 @@ from temporalio.client import Client, WorkflowExecutionStatus
 
 from db.transitions import HandoffType
 from leo.api import HandoffFailed, LeoClient
-from tests.factories import create_sd
+from tests.factories import create_sd, seed_accepted_handoff
 from tests.helpers import add_agent
 
 
@@ -18,12 +18,7 @@ async def plan_to_lead_ready(pool: asyncpg.Pool, *, sd_type: str, retro_quality:
     sd = await create_sd(
         pool, ready_for="PLAN-TO-LEAD", sd_type=sd_type, stories=[{"status": "completed"}]
     )
-    await pool.execute(
-        "INSERT INTO sd_phase_handoffs (sd_id, handoff_type, from_phase, to_phase, status, request_id) "
-        "VALUES ($1, 'EXEC-TO-PLAN', 'EXEC', 'PLAN', 'accepted', $2)",
-        sd.id,
-        f"seed-{sd.id}",
-    )
+    await seed_accepted_handoff(pool, sd.id, "EXEC-TO-PLAN")
     await pool.execute(
         "INSERT INTO retrospectives (sd_id, quality_score) VALUES ($1, $2)", sd.id, retro_quality
     )
