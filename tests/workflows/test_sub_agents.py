@@ -198,3 +198,22 @@ async def test_agent_mutating_its_snapshot_changes_nothing_others_see(
         "SELECT metadata FROM strategic_directives_v2 WHERE id = $1", sd_id
     )
     assert "tampered" not in metadata
+
+
+async def test_handoff_option_overrides_the_catalogue_timeout(
+    leo: LeoClient, db_pool: asyncpg.Pool
+) -> None:
+    slow = await add_agent(db_pool, metadata={"seconds": 5}, timeout=60, priority=40)
+    sd_id = await exec_ready_sd(db_pool)
+
+    started = time.monotonic()
+    result = await leo.run_handoff(
+        HandoffType.EXEC_TO_PLAN,
+        sd_id,
+        options={"extra_sub_agents": [slow], "sub_agent_timeout_seconds": 1},  # type: ignore[arg-type]
+    )
+
+    assert time.monotonic() - started < 5
+    agent = by_code(result)[slow]
+    assert agent.verdict == Verdict.ERROR  # type: ignore[attr-defined]
+    assert "timed out after 1 s" in agent.critical_issues[0]  # type: ignore[attr-defined]
