@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import asyncpg
+import pydantic
 from temporalio.client import Client
 from temporalio.worker import Worker
 
@@ -68,6 +69,7 @@ def build_worker(
         # Sync python sub-agents run in threads via asyncio.to_thread; nothing else blocks.
         activity_executor=ThreadPoolExecutor(max_workers=8),
         graceful_shutdown_timeout=timedelta(seconds=10),
+        workflow_failure_exception_types=[pydantic.ValidationError],
         **worker_options,  # type: ignore[arg-type]
     )
 

@@ -184,6 +184,7 @@ class HandoffActivities:
         finally:
             await tx.rollback()
         if not result.success and result.code in (
+            RefusalCode.CONCURRENT_LOCK,
             RefusalCode.SD_NOT_FOUND,
             RefusalCode.INVALID_PHASE,
             RefusalCode.CLAIMED_BY_OTHER_SESSION,

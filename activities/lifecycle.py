@@ -60,7 +60,10 @@ class ClaimResult(BaseModel):
 
 
 class ExecReport(BaseModel):
-    """What EXEC sends with `report_exec_complete`."""
+    """What EXEC sends with `report_exec_complete`. Free-form evidence goes in `evidence`;
+    any other unknown field is refused, so a misspelt `test_results` cannot vanish."""
+
+    model_config = ConfigDict(extra="forbid")
 
     summary: str = Field(min_length=1, max_length=5000)
     # story_key -> e2e test status (passing, failing, skipped, ...)

@@ -203,6 +203,9 @@ async def _on_connection(url: str, work: Callable[[asyncpg.Connection], Awaitabl
         ) from exc
     try:
         return await work(conn)
+    except asyncpg.DataError as exc:
+        # A value the database cannot take (text that is not UTF-8, ...): the input is bad.
+        raise CliError(f"invalid argument: {_one_line(str(exc))}", ExitCode.BAD_INPUT) from exc
     except (asyncpg.UndefinedTableError, asyncpg.UndefinedFunctionError) as exc:
         raise CliError(
             f"the database at {redact_url(url)} has no LEO schema ({exc}); run `leo db migrate`",

@@ -77,13 +77,26 @@ async def leo_client(settings: Settings, database_url: str) -> AsyncIterator[Any
     resolved = settings.model_copy(
         update={"database_url": database_url, "temporal_address": temporal_address(settings)}
     )
+    import asyncpg
+
+    from db.pool import create_pool
+    from leo.client import connect_client
+
     try:
-        leo = await asyncio.wait_for(LeoClient.connect(resolved), timeout=15)
+        client = await asyncio.wait_for(connect_client(resolved), timeout=15)
     except (OSError, RuntimeError, TimeoutError) as exc:
         raise CliError(
             f"cannot connect to Temporal at {resolved.temporal_address}: {exc}",
             ExitCode.ENVIRONMENT,
         ) from exc
+    try:
+        pool = await asyncio.wait_for(create_pool(database_url, min_size=1, max_size=4), 15)
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        raise CliError(
+            f"cannot connect to PostgreSQL at {redact_url(database_url)}: {exc}",
+            ExitCode.ENVIRONMENT,
+        ) from exc
+    leo = LeoClient(client, pool, resolved.task_queue)
     try:
         yield leo
     finally:

@@ -423,6 +423,9 @@ async def create_sd(conn: asyncpg.Connection, spec: SdSpec) -> SdDetails:
             details = await get_sd_details(conn, str(sd_id))
     except asyncpg.UniqueViolationError as exc:
         raise SdWriteError(_duplicate_message(exc, spec)) from exc
+    except asyncpg.DataError as exc:
+        message = " ".join(str(exc).split())
+        raise SdWriteError(f"the database cannot store a value of this SD: {message}") from exc
     except asyncpg.IntegrityConstraintViolationError as exc:
         detail = f" ({exc.detail})" if exc.detail else ""
         raise SdWriteError(f"the database refused the SD: {exc}{detail}") from exc

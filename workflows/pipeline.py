@@ -70,7 +70,6 @@ COMMIT_RETRY = RetryPolicy(
 SUB_AGENT_RETRY = RetryPolicy(
     initial_interval=timedelta(milliseconds=200),
     maximum_interval=timedelta(seconds=5),
-    maximum_attempts=5,
 )
 # The activity enforces the agent's own timeout (and reports ERROR); Temporal's start-to-close
 # timeout is a backstop a little later, for an agent that blocks the worker's event loop.
@@ -81,6 +80,11 @@ HEARTBEAT_TIMEOUT = timedelta(seconds=5)
 class HandoffOptions(BaseModel):
     """Per-handoff knobs. Every field is optional, so `{}` is valid JSON input."""
 
+    # Inputs refuse unknown fields: a misspelt option must fail, not silently run a handoff
+    # without what was asked for. Fields are only ever added (with defaults), never removed,
+    # so recorded histories keep decoding; an older worker refuses a newer client's option.
+    model_config = ConfigDict(extra="forbid")
+
     # Agents to run in addition to the mandatory ones for the phase and sd_type.
     extra_sub_agents: list[str] = Field(default_factory=list)
     # Overrides the catalogue's per-agent timeout, in seconds.
@@ -89,6 +93,8 @@ class HandoffOptions(BaseModel):
 
 class HandoffInput(BaseModel):
     """`{"sd_id": "...", "session_id": "...", "options": {...}}`; sd_id may be id or sd_key."""
+
+    model_config = ConfigDict(extra="forbid")  # see HandoffOptions
 
     sd_id: str = Field(min_length=1, max_length=200)
     session_id: str | None = Field(default=None, min_length=1, max_length=200)
@@ -340,6 +346,9 @@ class HandoffWorkflowBase:
                     seconds=spec.timeout_seconds + BACKSTOP_GRACE_SECONDS
                 ),
                 heartbeat_timeout=HEARTBEAT_TIMEOUT,
+                schedule_to_close_timeout=timedelta(
+                    seconds=spec.timeout_seconds + BACKSTOP_GRACE_SECONDS + 120
+                ),
                 retry_policy=SUB_AGENT_RETRY,
                 summary=f"{spec.code} sub-agent",
             )

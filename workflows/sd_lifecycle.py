@@ -130,6 +130,8 @@ class LifecycleResume(BaseModel):
 
 
 class LifecycleInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # inputs refuse unknown fields: see HandoffOptions
+
     sd_id: str = Field(min_length=1, max_length=200)
     # The session that holds the SD's claim; defaults to one named after the lifecycle.
     session_id: str | None = Field(default=None, min_length=1, max_length=200)
@@ -159,11 +161,15 @@ class LifecycleStatus(BaseModel):
 
 
 class ApprovalInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     approver: str = Field(min_length=1, max_length=200)
     reason: str = Field(default="", max_length=5000)
 
 
 class RetryInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     reason: str = Field(default="", max_length=5000)
 
 

@@ -17,6 +17,9 @@ BEGIN
     IF p_request_id IS NULL OR btrim(p_request_id) = '' THEN
         RETURN leo_refusal('INVALID_INPUT', 'p_request_id is required');
     END IF;
+    IF length(p_request_id) > 300 THEN
+        RETURN leo_refusal('INVALID_INPUT', 'p_request_id must be at most 300 characters');
+    END IF;
     IF p_summary IS NULL OR btrim(p_summary) = '' THEN
         RETURN leo_refusal('INVALID_INPUT', 'a completion report needs a summary');
     END IF;

@@ -27,6 +27,15 @@ BEGIN
        OR btrim(p_transition_context ->> 'request_id') = '' THEN
         RETURN leo_refusal('INVALID_INPUT', 'p_transition_context must be an object with a request_id');
     END IF;
+    IF length(p_transition_context ->> 'request_id') > 300 THEN
+        RETURN leo_refusal('INVALID_INPUT', 'p_transition_context.request_id must be at most 300 characters');
+    END IF;
+    IF p_transition_context ? 'metadata' AND jsonb_typeof(p_transition_context -> 'metadata') <> 'object' THEN
+        RETURN leo_refusal('INVALID_INPUT', 'p_transition_context.metadata must be an object');
+    END IF;
+    IF pg_column_size(p_transition_context -> 'gate_summary') > 102400 THEN
+        RETURN leo_refusal('INVALID_INPUT', 'p_transition_context.gate_summary is larger than 100 KB');
+    END IF;
     v_gate := coalesce(p_transition_context -> 'gate_summary', '{}');
     IF jsonb_typeof(v_gate) <> 'object' THEN
         RETURN leo_refusal('INVALID_INPUT', 'p_transition_context.gate_summary must be an object');
@@ -50,7 +59,13 @@ BEGIN
     ON CONFLICT (request_id) DO NOTHING
     RETURNING id INTO v_id;
     IF v_id IS NULL THEN
-        SELECT id INTO v_id FROM sd_phase_handoffs WHERE request_id = p_transition_context ->> 'request_id';
+        SELECT id INTO v_id FROM sd_phase_handoffs WHERE request_id = p_transition_context ->> 'request_id'
+            AND sd_id = v_sd_id AND handoff_type = p_handoff_type;
+        IF v_id IS NULL THEN
+            RETURN leo_refusal('INVALID_INPUT', format(
+                'request_id %s was already used for another SD or handoff type',
+                p_transition_context ->> 'request_id'));
+        END IF;
         RETURN jsonb_build_object('success', true, 'code', 'OK', 'handoff_id', v_id,
                                   'sd_id', v_sd_id, 'idempotent_hit', true);
     END IF;

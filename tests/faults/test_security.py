@@ -1,0 +1,319 @@
+"""Security: pinned search_path on every function of ours, a worker that needs no superuser
+(the grants in deploy/postgres/worker-grants.sql are enough for a whole SD lifecycle), and no
+secret in logs, CLI output or workflow histories."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from urllib.parse import quote, urlsplit, urlunsplit
+
+import asyncpg
+import pytest
+from temporalio.client import Client
+
+from activities.lifecycle import ExecReport
+from db.pool import connect, create_pool
+from db.transitions import HandoffType
+from leo.api import LeoClient, LifecycleClient
+from leo.stack import Stack
+from tests.cli.helpers import Leo
+from tests.factories import create_sd
+from tests.faults.helpers import ROOT, WorkerProcess, wait_until, worker_env
+from tests.faults.invariants import assert_invariants
+from worker import build_worker
+
+GRANTS = ROOT / "deploy" / "postgres" / "worker-grants.sql"
+LEO_BIN = str(Path(sys.executable).parent / "leo")
+EVIDENCE = {
+    "risks": [{"risk": "r", "mitigation": "m"}],
+    "commits": ["abc"],
+    "security_findings": [],
+}
+# Our entry points and helpers, by name; anything else in `public` is not ours.
+OUR_FUNCTIONS = (
+    r"^(fn_atomic_[a-z_]+_transition|fn_record_[a-z_]+|leo_[a-z_]+|claim_sd|release_sd"
+    r"|heartbeat_sd_claim)$"
+)
+
+
+def with_user(url: str, user: str, password: str | None = None) -> str:
+    """The URL with another user (and password); host, port, database and query kept."""
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    auth = quote(user) + (f":{quote(password)}" if password else "")
+    return urlunsplit(parts._replace(netloc=f"{auth}@{host}"))
+
+
+async def test_every_function_of_ours_pins_its_search_path(db_pool: asyncpg.Pool) -> None:
+    rows = await db_pool.fetch(
+        "SELECT p.proname, p.oid::regprocedure::text AS signature, p.proconfig, p.prosecdef "
+        "FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
+        "WHERE n.nspname = 'public' AND NOT EXISTS ("
+        "  SELECT 1 FROM pg_depend d WHERE d.objid = p.oid AND d.deptype = 'e') "
+        "AND p.proname !~ '^leo_test_'"  # the transient fault triggers of tests/db
+    )
+    ours = [r for r in rows if re.match(OUR_FUNCTIONS, r["proname"])]
+    names = {r["proname"] for r in ours}
+    for expected in (
+        "fn_atomic_lead_to_plan_transition",
+        "fn_atomic_plan_to_exec_transition",
+        "fn_atomic_exec_to_plan_transition",
+        "fn_atomic_plan_to_lead_transition",
+        "fn_atomic_lead_final_approval_transition",
+        "fn_record_handoff_rejection",
+        "fn_record_exec_report",
+        "claim_sd",
+        "release_sd",
+        "heartbeat_sd_claim",
+        "leo_transition_begin",
+        "leo_sd_defaults",
+    ):
+        assert expected in names
+    unpinned = [
+        r["signature"]
+        for r in rows
+        if not any(c.startswith("search_path=") for c in (r["proconfig"] or []))
+    ]
+    # Every function in the schema, ours or not (there are no others), pins search_path.
+    assert unpinned == []
+    pinned = {
+        next(c for c in r["proconfig"] if c.startswith("search_path=")).split("=", 1)[1]
+        for r in rows
+    }
+    assert pinned == {"pg_catalog, public"}
+    # None runs with its owner's rights; the worker's grants are what limits it.
+    assert [r["signature"] for r in rows if r["prosecdef"]] == []
+
+
+@pytest.fixture(scope="module")
+async def worker_dsn(migrated_db: str) -> str:
+    """Applies deploy/postgres/worker-grants.sql; the DSN of `leo_worker` (trust auth on the
+    embedded server's socket, so no password)."""
+    conn = await connect(migrated_db)
+    try:
+        allowed = await conn.fetchval(
+            "SELECT rolsuper OR rolcreaterole FROM pg_roles WHERE rolname = current_user"
+        )
+        if not allowed:
+            pytest.skip("the test database user cannot create roles")
+        await conn.execute(GRANTS.read_text())
+        await conn.execute(GRANTS.read_text())  # idempotent
+    finally:
+        await conn.close()
+    return with_user(migrated_db, "leo_worker")
+
+
+@pytest.fixture
+async def worker_pool(worker_dsn: str) -> AsyncIterator[asyncpg.Pool]:
+    pool = await create_pool(worker_dsn, min_size=1, max_size=10)
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
+async def test_the_worker_role_has_no_special_rights(
+    db_pool: asyncpg.Pool, worker_pool: asyncpg.Pool
+) -> None:
+    assert await worker_pool.fetchval("SELECT current_user") == "leo_worker"
+    role = await db_pool.fetchrow(
+        "SELECT rolsuper, rolcreatedb, rolcreaterole, rolreplication, rolbypassrls, "
+        "(SELECT count(*) FROM pg_auth_members m WHERE m.member = r.oid) AS memberships "
+        "FROM pg_roles r WHERE rolname = 'leo_worker'"
+    )
+    assert dict(role) == {
+        "rolsuper": False,
+        "rolcreatedb": False,
+        "rolcreaterole": False,
+        "rolreplication": False,
+        "rolbypassrls": False,
+        "memberships": 0,
+    }
+    forbidden = [
+        "DELETE FROM sd_transition_audit WHERE false",
+        "DELETE FROM sd_phase_handoffs WHERE false",
+        "TRUNCATE sub_agent_execution_results",
+        "UPDATE leo_sub_agents SET active = false WHERE false",
+        "UPDATE sd_phase_handoffs SET status = 'accepted' WHERE false",
+        "INSERT INTO leo_sub_agents (code, name) VALUES ('X', 'x')",
+        "SELECT * FROM leo_schema_migrations",
+        "CREATE TABLE leo_probe (x int)",
+        "CREATE FUNCTION leo_probe() RETURNS int LANGUAGE sql AS 'SELECT 1'",
+        "DROP FUNCTION fn_atomic_lead_to_plan_transition(text, text, text, jsonb)",
+        "ALTER TABLE strategic_directives_v2 DISABLE TRIGGER USER",
+        "ALTER ROLE leo_worker SUPERUSER",
+        "CREATE ROLE leo_probe",
+    ]
+    for sql in forbidden:
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await worker_pool.execute(sql)
+
+
+async def test_a_whole_sd_lifecycle_runs_with_only_the_documented_grants(
+    client: Client, db_pool: asyncpg.Pool, worker_pool: asyncpg.Pool
+) -> None:
+    """All five handoffs, the session claim (claim, heartbeat, release), EXEC's report and its
+    retrospective, with the worker logged in as `leo_worker`."""
+    queue = f"leo-least-privilege-{uuid.uuid4().hex[:8]}"
+    sd = await create_sd(
+        db_pool,
+        sd_type="infrastructure",
+        metadata=EVIDENCE,
+        with_prd=True,
+        stories=[{"status": "ready"}, {"status": "in_progress"}],
+    )
+    lifecycle = LifecycleClient(LeoClient(client, db_pool, queue))
+
+    async def waiting_for(what: str) -> bool:
+        try:
+            return (await lifecycle.status(sd.id)).waiting_for == what
+        except Exception:  # not started yet
+            return False
+
+    async with build_worker(client, worker_pool, task_queue=queue):
+        handle = await lifecycle.start(sd.id, session_id="least-privilege-session")
+        await wait_until(lambda: waiting_for("exec_complete"), timeout=60, what="EXEC work")
+        await lifecycle.report_exec_complete(
+            sd.id,
+            ExecReport(
+                summary="implemented",
+                commits=["def456"],
+                test_results={sd.story_keys[0]: "passing"},
+                retrospective={"quality_score": 88},
+            ),
+        )
+        await wait_until(lambda: waiting_for("approval"), timeout=60, what="LEAD approval")
+        await lifecycle.approve(sd.id, approver="lead@example.com", reason="ship it")
+        async with asyncio.timeout(60):
+            final = await lifecycle.wait(handle)
+
+    assert final.state == "completed", final
+    handoffs = {h.value for h in HandoffType}
+    assert [r.outcome for r in final.steps if r.step.value in handoffs] == ["accepted"] * 5
+    row = await db_pool.fetchrow(
+        "SELECT status, current_phase, transition_version FROM strategic_directives_v2 "
+        "WHERE id = $1",
+        sd.id,
+    )
+    assert tuple(row) == ("completed", "COMPLETED", 6)
+    claim = await db_pool.fetchval(
+        "SELECT release_reason FROM claude_sessions WHERE session_id = 'least-privilege-session'"
+    )
+    assert claim == "completed"
+    await assert_invariants(db_pool, [sd.id], one_result_per_agent=True)
+
+
+async def test_no_secret_reaches_logs_cli_output_or_workflow_histories(
+    client: Client,
+    stack: Stack,
+    db_pool: asyncpg.Pool,
+    worker_dsn: str,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    secret = f"pw-S3cr3t-{uuid.uuid4().hex}"
+    role = f"leo_secret_{uuid.uuid4().hex[:8]}"
+    # A role with a password (the embedded server's trust auth ignores it, a real one checks
+    # it), with the worker's grants.
+    await db_pool.execute(f"CREATE ROLE {role} LOGIN PASSWORD '{secret}' IN ROLE leo_worker")
+    dsn = with_user(worker_dsn, role, secret)
+    assert secret in dsn
+    bad_dsn = with_user(
+        urlunsplit(urlsplit(worker_dsn)._replace(query=f"host={tmp_path / 'no-such-socket'}")),
+        role,
+        secret,
+    )
+    caplog.set_level(logging.DEBUG)
+    sds = [
+        await create_sd(db_pool, ready_for="LEAD-TO-PLAN", sd_type="infrastructure")
+        for _ in range(3)
+    ]
+    workflow_ids = []
+
+    # 1. `leo worker` in a subprocess, with the password in LEO_DATABASE_URL; it prints the
+    #    database it uses at start.
+    sub_queue = f"leo-secret-sub-{uuid.uuid4().hex[:8]}"
+    env = worker_env(dsn, stack.temporal_address, sub_queue)
+    subprocess_worker = WorkerProcess(
+        {**env, "LEO_DATA_DIR": str(tmp_path / "leo-data")},
+        log=tmp_path / "leo-worker.log",
+        argv=[LEO_BIN, "worker"],
+    ).start()
+    try:
+        leo = LeoClient(client, db_pool, sub_queue)
+        async with asyncio.timeout(60):
+            result = await leo.run_handoff(HandoffType.LEAD_TO_PLAN, sds[0].id)
+        assert result.accepted
+        workflow_ids.append(result.workflow_id)
+    finally:
+        subprocess_worker.stop()
+    # A worker that cannot reach its database says so, without the password.
+    broken = WorkerProcess(
+        {**worker_env(bad_dsn, stack.temporal_address, sub_queue), "LEO_DATA_DIR": str(tmp_path)},
+        log=tmp_path / "leo-worker-broken.log",
+        argv=[LEO_BIN, "worker"],
+    ).start()
+    assert broken.process is not None
+    await asyncio.to_thread(broken.process.wait, 60)
+    assert broken.process.returncode != 0
+
+    # 2. An in-process worker on a pool opened with the password (its logs go to caplog).
+    in_queue = f"leo-secret-in-{uuid.uuid4().hex[:8]}"
+    pool = await create_pool(dsn, min_size=1, max_size=4)
+    try:
+        async with build_worker(client, pool, task_queue=in_queue):
+            leo = LeoClient(client, pool, in_queue)
+            async with asyncio.timeout(60):
+                result = await leo.run_handoff(HandoffType.LEAD_TO_PLAN, sds[1].id)
+            assert result.accepted
+            workflow_ids.append(result.workflow_id)
+
+            # 3. The `leo` CLI with the password in LEO_DATABASE_URL, on that worker.
+            cli = Leo(
+                env={
+                    "LEO_DATABASE_URL": dsn,
+                    "LEO_DATA_DIR": str(tmp_path / "cli-data"),
+                    "TEMPORAL_ADDRESS": stack.temporal_address,
+                    "LEO_TASK_QUEUE": in_queue,
+                    "COLUMNS": "250",
+                }
+            )
+            outputs = [
+                await cli("handoff", "LEAD-TO-PLAN", sds[2].sd_key, "--json"),
+                await cli("status", sds[2].sd_key),
+                await cli("audit", sds[2].sd_key, "--json"),
+                await cli("db", "migrate", "--json"),
+                await cli("status", sds[2].sd_key, env={"LEO_DATABASE_URL": bad_dsn}),
+                await cli("handoff", "LEAD-TO-PLAN", "SD-NOPE", env={"LEO_DATABASE_URL": bad_dsn}),
+            ]
+    finally:
+        await pool.close()
+    assert outputs[0].exit_code == 0, outputs[0].output
+    workflow_ids.append(json.loads(outputs[0].stdout)["workflow_id"])
+    assert [o.exit_code for o in outputs[4:]] == [3, 3]
+    assert "cannot connect to PostgreSQL" in outputs[4].stderr
+    assert f"{role}:***@" in outputs[4].stderr  # the URL is shown, redacted
+
+    # Nothing anywhere holds the password.
+    texts = {
+        "leo worker output": subprocess_worker.output(),
+        "broken leo worker output": broken.output(),
+        "caplog": caplog.text
+        + "\n".join(str(r.__dict__) for r in caplog.records),  # args, extras, exc text
+        **{f"leo {n}": o.output for n, o in enumerate(outputs)},
+    }
+    assert "LEO worker: task queue" in texts["leo worker output"]
+    assert "***" in texts["leo worker output"] or role in texts["leo worker output"]
+    for workflow_id in workflow_ids:
+        history = await client.get_workflow_handle(workflow_id).fetch_history()
+        texts[f"history of {workflow_id}"] = history.to_json()
+    leaked = [name for name, text in texts.items() if secret in text]
+    assert leaked == [], f"the password appears in: {leaked}"
+    assert all(texts.values())
