@@ -17,7 +17,8 @@ from datetime import timedelta
 import asyncpg
 import pydantic
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.worker import Worker, WorkflowRunner
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.handoff import HandoffActivities
 from activities.lifecycle import LifecycleActivities
@@ -26,8 +27,15 @@ from leo.client import connect_client
 from leo.gates.builtin import default_registry
 from leo.gates.core import GateRegistry
 from leo.settings import Settings, get_settings
-from workflows import HANDOFF_WORKFLOWS
+from workflows.registry import HANDOFF_WORKFLOWS
 from workflows.sd_lifecycle import SdLifecycleWorkflow
+
+# Our own model and activity packages have no import-time side effects: share them with the
+# sandbox instead of re-importing them for every workflow instance (profiled: that re-import was
+# a fifth of the worker's event-loop time).
+SHARED_MODULES_SANDBOX = SandboxedWorkflowRunner(
+    restrictions=SandboxRestrictions.default.with_passthrough_modules("db", "leo", "activities")
+)
 
 
 def load_gate_registry(plugins: Sequence[str] = ()) -> GateRegistry:
@@ -47,6 +55,7 @@ def build_worker(
     *,
     task_queue: str,
     gates: GateRegistry | None = None,
+    workflow_runner: WorkflowRunner | None = None,
     **worker_options: object,
 ) -> Worker:
     handoff = HandoffActivities(pool, gates or default_registry())
@@ -56,6 +65,7 @@ def build_worker(
         client,
         task_queue=task_queue,
         workflows=[*HANDOFF_WORKFLOWS.values(), SdLifecycleWorkflow],
+        workflow_runner=workflow_runner or SHARED_MODULES_SANDBOX,
         activities=[
             handoff.load_handoff_snapshot,
             handoff.commit_handoff,

@@ -114,6 +114,11 @@ SNAPSHOT_SQL = {
 }
 
 
+def preflight_request_id() -> str:
+    info = activity.info()
+    return f"preflight:{info.workflow_id}/{info.workflow_run_id}/{info.activity_id}/{info.attempt}"
+
+
 class HandoffActivities:
     """Activities bound to the worker's asyncpg pool and gate registry."""
 
@@ -179,7 +184,9 @@ class HandoffActivities:
                 request.handoff_type,
                 sd_id=request.sd_id,
                 session_id=request.session_id,
-                context=TransitionContext(request_id=f"preflight:{activity.info().activity_id}"),
+                # Unique per attempt: the function also locks the request id, and a shared
+                # one would make dry runs on different SDs refuse each other.
+                context=TransitionContext(request_id=preflight_request_id()),
             )
         finally:
             await tx.rollback()

@@ -28,8 +28,8 @@ from db.transitions import HandoffType
 from leo.client import connect_client
 from leo.repository import SdStatus, get_sd_status
 from leo.settings import Settings
-from workflows import HANDOFF_RUN
 from workflows.pipeline import HandoffInput, HandoffOptions, HandoffResult, workflow_id_for
+from workflows.registry import HANDOFF_RUN
 from workflows.sd_lifecycle import (
     ApprovalInput,
     LifecycleInput,

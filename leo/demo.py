@@ -25,8 +25,8 @@ from activities.lifecycle import ExecReport
 from db.transitions import HandoffType
 from leo.api import HandoffFailed, LeoClient, LifecycleClient
 from leo.repository import SdSpec, create_sd, resolve_sd_id
-from workflows import HANDOFF_RUN, HANDOFF_WORKFLOWS
 from workflows.pipeline import HandoffOptions, HandoffProgress, HandoffResult, workflow_id_for
+from workflows.registry import HANDOFF_RUN, HANDOFF_WORKFLOWS
 from workflows.sd_lifecycle import LifecycleStatus, SdLifecycleWorkflow, Step, StepRecord
 
 if TYPE_CHECKING:

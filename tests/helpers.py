@@ -10,8 +10,8 @@ import asyncpg
 from temporalio.client import Client, WorkflowHandle
 
 from db.transitions import HandoffType
-from workflows import HANDOFF_RUN
 from workflows.pipeline import HandoffInput, HandoffResult, workflow_id_for
+from workflows.registry import HANDOFF_RUN
 
 
 async def add_agent(

@@ -223,9 +223,9 @@ def copy_sources() -> list[tuple[int, str]]:
 
 
 def shipped_paths() -> list[str]:
-    """What `pip install .` needs: the wheel's packages, force-included files, the readme."""
+    """What `pip install .` needs: what the wheel includes (anchored paths), and the readme."""
     wheel = PYPROJECT["tool"]["hatch"]["build"]["targets"]["wheel"]
-    paths = list(wheel["packages"]) + list(wheel.get("force-include", {}))
+    paths = [path.lstrip("/") for path in wheel["include"]]
     return [*paths, "pyproject.toml", PYPROJECT["project"]["readme"]]
 
 

@@ -1,41 +1,5 @@
-"""The handoff workflows, one module per handoff type, all on one shared pipeline."""
+"""The handoff workflows (one module per handoff type, on one shared pipeline) and SD-LIFECYCLE.
 
-from __future__ import annotations
-
-from collections.abc import Awaitable, Callable
-from typing import Any
-
-from db.transitions import HandoffType
-from workflows.exec_to_plan import ExecToPlanWorkflow
-from workflows.lead_final_approval import LeadFinalApprovalWorkflow
-from workflows.lead_to_plan import LeadToPlanWorkflow
-from workflows.pipeline import HandoffInput, HandoffResult
-from workflows.plan_to_exec import PlanToExecWorkflow
-from workflows.plan_to_lead import PlanToLeadWorkflow
-
-HANDOFF_WORKFLOWS: dict[HandoffType, type[Any]] = {
-    LeadToPlanWorkflow.handoff_type: LeadToPlanWorkflow,
-    PlanToExecWorkflow.handoff_type: PlanToExecWorkflow,
-    ExecToPlanWorkflow.handoff_type: ExecToPlanWorkflow,
-    PlanToLeadWorkflow.handoff_type: PlanToLeadWorkflow,
-    LeadFinalApprovalWorkflow.handoff_type: LeadFinalApprovalWorkflow,
-}
-
-# The typed entry point of each handoff workflow, for client.start_workflow(...).
-HANDOFF_RUN: dict[HandoffType, Callable[[Any, HandoffInput], Awaitable[HandoffResult]]] = {
-    LeadToPlanWorkflow.handoff_type: LeadToPlanWorkflow.run,
-    PlanToExecWorkflow.handoff_type: PlanToExecWorkflow.run,
-    ExecToPlanWorkflow.handoff_type: ExecToPlanWorkflow.run,
-    PlanToLeadWorkflow.handoff_type: PlanToLeadWorkflow.run,
-    LeadFinalApprovalWorkflow.handoff_type: LeadFinalApprovalWorkflow.run,
-}
-
-__all__ = [
-    "HANDOFF_RUN",
-    "HANDOFF_WORKFLOWS",
-    "ExecToPlanWorkflow",
-    "LeadFinalApprovalWorkflow",
-    "LeadToPlanWorkflow",
-    "PlanToExecWorkflow",
-    "PlanToLeadWorkflow",
-]
+This package's `__init__` imports nothing: the workflow sandbox re-runs it for each workflow
+instance it creates. The registry of workflows lives in `workflows.registry`.
+"""

@@ -71,6 +71,8 @@ SUB_AGENT_RETRY = RetryPolicy(
     initial_interval=timedelta(milliseconds=200),
     maximum_interval=timedelta(seconds=5),
 )
+# Patch id: snapshot and commit run as local activities from this version on.
+LOCAL_DATABASE_STEPS = "local-database-steps"
 # The activity enforces the agent's own timeout (and reports ERROR); Temporal's start-to-close
 # timeout is a backstop a little later, for an agent that blocks the worker's event loop.
 BACKSTOP_GRACE_SECONDS = 10
@@ -192,21 +194,18 @@ class HandoffWorkflowBase:
 
     async def _run(self, request: HandoffInput) -> HandoffResult:
         info = workflow.info()
-        try:
-            snapshot = await workflow.execute_activity_method(
-                HandoffActivities.load_handoff_snapshot,
-                LoadSnapshotInput(
-                    handoff_type=self.handoff_type,
-                    sd_id=request.sd_id,
-                    session_id=request.session_id,
-                    extra_sub_agents=request.options.extra_sub_agents,
-                ),
-                start_to_close_timeout=timedelta(seconds=15),
-                retry_policy=SNAPSHOT_RETRY,
-                summary=f"load snapshot of {request.sd_id}",
-            )
-        except ActivityError as err:
-            raise domain_failure(err) from err
+        snapshot: HandoffSnapshot = await self._database_step(
+            HandoffActivities.load_handoff_snapshot,
+            LoadSnapshotInput(
+                handoff_type=self.handoff_type,
+                sd_id=request.sd_id,
+                session_id=request.session_id,
+                extra_sub_agents=request.options.extra_sub_agents,
+            ),
+            start_to_close=timedelta(seconds=15),
+            retry_policy=SNAPSHOT_RETRY,
+            summary=f"load snapshot of {request.sd_id}",
+        )
         expected_id = workflow_id_for(self.handoff_type, snapshot.sd.id)
         if info.workflow_id != expected_id:
             # Starts are idempotent only because the id is derived from the canonical SD id.
@@ -227,24 +226,21 @@ class HandoffWorkflowBase:
         sub_agents = await self._run_sub_agents(snapshot, request)
 
         self._progress = self._progress.model_copy(update={"stage": "committing"})
-        try:
-            commit: CommitHandoffResult = await workflow.execute_activity_method(
-                HandoffActivities.commit_handoff,
-                CommitHandoffInput(
-                    handoff_type=self.handoff_type,
-                    snapshot=snapshot,
-                    sub_agents=sub_agents,
-                    # One request id per handoff attempt: retries of this activity are no-ops.
-                    request_id=f"{info.workflow_id}/{info.run_id}",
-                    session_id=request.session_id,
-                    metadata={"workflow_id": info.workflow_id, "run_id": info.run_id},
-                ),
-                start_to_close_timeout=timedelta(seconds=30),
-                retry_policy=COMMIT_RETRY,
-                summary=f"gates + {self.handoff_type.value} transition",
-            )
-        except ActivityError as err:
-            raise domain_failure(err) from err
+        commit: CommitHandoffResult = await self._database_step(
+            HandoffActivities.commit_handoff,
+            CommitHandoffInput(
+                handoff_type=self.handoff_type,
+                snapshot=snapshot,
+                sub_agents=sub_agents,
+                # One request id per handoff attempt: retries of this activity are no-ops.
+                request_id=f"{info.workflow_id}/{info.run_id}",
+                session_id=request.session_id,
+                metadata={"workflow_id": info.workflow_id, "run_id": info.run_id},
+            ),
+            start_to_close=timedelta(seconds=30),
+            retry_policy=COMMIT_RETRY,
+            summary=f"gates + {self.handoff_type.value} transition",
+        )
 
         result = self._result(snapshot, sub_agents, commit, info.workflow_id, info.run_id)
         workflow.upsert_search_attributes(
@@ -268,6 +264,39 @@ class HandoffWorkflowBase:
                 non_retryable=True,
             )
         return result
+
+    async def _database_step(
+        self,
+        method: Any,
+        arg: BaseModel,
+        *,
+        start_to_close: timedelta,
+        retry_policy: RetryPolicy,
+        summary: str,
+    ) -> Any:
+        """Snapshot and commit are short database calls: run them as local activities, in the
+        worker that runs this workflow task, which saves two server round trips per handoff
+        (measured: a third of a handoff's fixed cost). Both are idempotent, as local
+        activities require. Histories recorded before this change ran them as normal
+        activities and replay that way (the patch marker)."""
+        try:
+            if workflow.patched(LOCAL_DATABASE_STEPS):
+                return await workflow.execute_local_activity_method(
+                    method,
+                    arg,
+                    start_to_close_timeout=start_to_close,
+                    retry_policy=retry_policy,
+                    summary=summary,
+                )
+            return await workflow.execute_activity_method(
+                method,
+                arg,
+                start_to_close_timeout=start_to_close,
+                retry_policy=retry_policy,
+                summary=summary,
+            )
+        except ActivityError as err:
+            raise domain_failure(err) from err
 
     async def _run_sub_agents(
         self, snapshot: HandoffSnapshot, request: HandoffInput

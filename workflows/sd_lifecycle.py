@@ -31,7 +31,6 @@ with workflow.unsafe.imports_passed_through():
         ReleaseInput,
     )
     from db.transitions import HandoffType
-    from workflows import HANDOFF_RUN
     from workflows.pipeline import (
         HANDOFF_TYPE,
         SD_ID,
@@ -42,6 +41,7 @@ with workflow.unsafe.imports_passed_through():
         domain_failure,
         workflow_id_for,
     )
+    from workflows.registry import HANDOFF_RUN
 
 LIFECYCLE = "SD-LIFECYCLE"
 OUTCOME = SearchAttributeKey.for_keyword("LeoOutcome")

@@ -27,8 +27,8 @@ from leo.api import HandoffFailed, LeoClient
 from tests.factories import SdFixture, create_sd
 from tests.faults.invariants import assert_invariants
 from tests.helpers import add_agent
-from workflows import HANDOFF_RUN
 from workflows.pipeline import HandoffInput, HandoffOptions, HandoffResult, workflow_id_for
+from workflows.registry import HANDOFF_RUN
 
 L2P = HandoffType.LEAD_TO_PLAN
 P2E = HandoffType.PLAN_TO_EXEC

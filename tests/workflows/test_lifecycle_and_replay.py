@@ -19,7 +19,7 @@ from temporalio.worker import Replayer
 from db.transitions import HandoffType
 from leo.api import LeoClient
 from tests.factories import create_sd
-from workflows import HANDOFF_WORKFLOWS
+from workflows.registry import HANDOFF_WORKFLOWS
 from workflows.sd_lifecycle import SdLifecycleWorkflow
 
 HISTORIES = Path(__file__).parent / "histories"
