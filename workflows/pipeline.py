@@ -1,7 +1,8 @@
 """The one handoff pipeline all five workflow types share.
 
 load snapshot -> sub-agents (parallel, in `depends_on` order) -> gates + atomic transition.
-Three sequential activity round trips whatever the number of agents: that is the latency.
+Three sequential steps whatever the number of agents; the first and last are local activities,
+so the server sees one round of activities per handoff: that is the latency.
 Workflow code here is deterministic and does no I/O.
 """
 
