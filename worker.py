@@ -84,6 +84,26 @@ def build_worker(
     )
 
 
+async def check_search_attributes(client: Client, namespace: str) -> None:
+    """Refuse to start against a server that lacks LEO's search attributes: every handoff
+    sets them, and a workflow task that cannot would retry forever instead of failing."""
+    from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
+
+    from leo.stack import SEARCH_ATTRIBUTES, StackError
+
+    response = await client.operator_service.list_search_attributes(
+        ListSearchAttributesRequest(namespace=namespace)
+    )
+    missing = [name for name in SEARCH_ATTRIBUTES if name not in response.custom_attributes]
+    if missing:
+        flags = " ".join(f"--name {name} --type {SEARCH_ATTRIBUTES[name]}" for name in missing)
+        raise StackError(
+            f"namespace {namespace!r} lacks LEO's search attributes {', '.join(missing)}; "
+            f"register them once with: temporal operator search-attribute create "
+            f"--namespace {namespace} {flags}"
+        )
+
+
 async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> None:
     """Run until `stop` is set (or SIGINT/SIGTERM), then shut down gracefully."""
     from db.pool import create_pool
@@ -95,6 +115,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     client = await connect_client(settings)
+    await check_search_attributes(client, settings.temporal_namespace)
     pool = await create_pool(settings.database_url, min_size=2, max_size=20)
     try:
         worker = build_worker(

@@ -45,3 +45,26 @@ async def test_a_project_gate_blocks_and_passes_real_handoffs(
     assert not rejected.accepted and rejected.failed_gate == "PROJECT_CHANGELOG"
     assert rejected.issues == ("no changelog entry recorded",)
     assert accepted.accepted
+
+
+async def test_worker_refuses_a_namespace_without_leo_search_attributes(client: Client) -> None:
+    from google.protobuf.duration_pb2 import Duration
+    from temporalio.api.workflowservice.v1 import RegisterNamespaceRequest
+
+    from leo.stack import StackError
+    from worker import check_search_attributes
+
+    await check_search_attributes(client, "default")  # the dev server registers them
+    bare = f"bare-{uuid.uuid4().hex[:6]}"
+    await client.workflow_service.register_namespace(
+        RegisterNamespaceRequest(
+            namespace=bare, workflow_execution_retention_period=Duration(seconds=86400)
+        )
+    )
+    with pytest.raises(StackError) as refused:
+        await check_search_attributes(client, bare)
+    assert "LeoSdId" in str(refused.value)
+    assert (
+        f"temporal operator search-attribute create --namespace {bare} --name LeoSdId --type Keyword"
+        in str(refused.value)
+    )
