@@ -486,8 +486,7 @@ async def _run_demo(
     resolved = settings.model_copy(
         update={"database_url": stack.database_url, "temporal_address": stack.temporal_address}
     )
-    # Wide when piped too, so links and ids stay whole and can be copied.
-    console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+    console = _stdout()
     console.print(
         f"[bold]LEO demo[/bold]: Temporal {stack.temporal_address}, Web UI {stack.ui_url or 'n/a'}, "
         f"database {redact_url(stack.database_url)}"
