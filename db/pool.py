@@ -20,9 +20,15 @@ async def init_connection(conn: asyncpg.Connection) -> None:
         )
 
 
+# No statement of ours runs for long: a stuck one (a lost connection, a lock held elsewhere)
+# fails after this many seconds, so that the activity's attempt fails and is retried.
+COMMAND_TIMEOUT_SECONDS = 30.0
+
+
 async def create_pool(
     dsn: str, *, min_size: int = 1, max_size: int = 10, **kwargs: Any
 ) -> asyncpg.Pool:
+    kwargs.setdefault("command_timeout", COMMAND_TIMEOUT_SECONDS)
     pool = await asyncpg.create_pool(
         dsn, min_size=min_size, max_size=max_size, init=init_connection, **kwargs
     )

@@ -285,7 +285,11 @@ class HandoffWorkflowBase:
                 return await workflow.execute_local_activity_method(
                     method,
                     arg,
-                    start_to_close_timeout=start_to_close,
+                    # All attempts together (CONCURRENT_LOCK retries included). Each attempt's
+                    # database calls are bounded by the pool's command timeout instead of a
+                    # start-to-close timeout: with one, sdk-core 1.35 panics ("receive half not
+                    # dropped") when a worker shuts down with its timer still pending.
+                    schedule_to_close_timeout=start_to_close * 4,
                     retry_policy=retry_policy,
                     summary=summary,
                 )
