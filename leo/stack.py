@@ -476,15 +476,6 @@ def start_stack(
 
 
 @contextlib.contextmanager
-def running_stack(**kwargs: Any) -> Iterator[Stack]:
-    stack = start_stack(**kwargs)
-    try:
-        yield stack
-    finally:
-        stack.stop()
-
-
-@contextlib.contextmanager
 def open_database(settings: Settings) -> Iterator[str]:
     """The database URL a command should use, for the duration of the `with` block.
 
