@@ -1,134 +1,14 @@
-"""The composition root: settings -> Temporal client and asyncpg pool -> activities -> Worker.
+"""`python worker.py`: one LEO worker from the environment's settings (the same as `leo worker`).
 
-Run it with `leo worker` (or `python worker.py`). Workers scale out on the task queue; start as
-many as you like. asyncpg lives only here and in activity instances, never in the workflow
-sandbox.
+The wiring lives in `leo.runtime`; nothing imports this file.
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib
-import signal
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
 
-import asyncpg
-import pydantic
-from temporalio.client import Client
-from temporalio.worker import Worker, WorkflowRunner
-from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
-
-from activities.handoff import HandoffActivities
-from activities.lifecycle import LifecycleActivities
-from activities.sub_agents import SubAgentActivities
-from leo.client import connect_client
-from leo.gates.builtin import default_registry
-from leo.gates.core import GateRegistry
-from leo.settings import Settings, get_settings
-from workflows.registry import HANDOFF_WORKFLOWS
-from workflows.sd_lifecycle import SdLifecycleWorkflow
-
-# Our own model and activity packages have no import-time side effects: share them with the
-# sandbox instead of re-importing them for every workflow instance (profiled: that re-import was
-# a fifth of the worker's event-loop time).
-SHARED_MODULES_SANDBOX = SandboxedWorkflowRunner(
-    restrictions=SandboxRestrictions.default.with_passthrough_modules("db", "leo", "activities")
-)
-
-
-def load_gate_registry(plugins: Sequence[str] = ()) -> GateRegistry:
-    """Built-in gates plus each plugin's: a plugin is "module:function(registry)"."""
-    registry = default_registry()
-    for ref in plugins:
-        module_name, _, attr = ref.partition(":")
-        if not module_name or not attr:
-            raise ValueError(f"gate plugin {ref!r} must be written 'module:function'")
-        getattr(importlib.import_module(module_name), attr)(registry)
-    return registry
-
-
-def build_worker(
-    client: Client,
-    pool: asyncpg.Pool,
-    *,
-    task_queue: str,
-    gates: GateRegistry | None = None,
-    workflow_runner: WorkflowRunner | None = None,
-    **worker_options: object,
-) -> Worker:
-    handoff = HandoffActivities(pool, gates or default_registry())
-    sub_agents = SubAgentActivities(pool)
-    lifecycle = LifecycleActivities(pool)
-    return Worker(
-        client,
-        task_queue=task_queue,
-        workflows=[*HANDOFF_WORKFLOWS.values(), SdLifecycleWorkflow],
-        workflow_runner=workflow_runner or SHARED_MODULES_SANDBOX,
-        activities=[
-            handoff.load_handoff_snapshot,
-            handoff.commit_handoff,
-            sub_agents.run_sub_agent,
-            lifecycle.load_lifecycle_state,
-            lifecycle.claim_sd,
-            lifecycle.heartbeat_sd_claim,
-            lifecycle.release_sd,
-            lifecycle.record_exec_report,
-        ],
-        # Sync python sub-agents run in threads via asyncio.to_thread; nothing else blocks.
-        activity_executor=ThreadPoolExecutor(max_workers=8),
-        graceful_shutdown_timeout=timedelta(seconds=10),
-        workflow_failure_exception_types=[pydantic.ValidationError],
-        **worker_options,  # type: ignore[arg-type]
-    )
-
-
-async def check_search_attributes(client: Client, namespace: str) -> None:
-    """Refuse to start against a server that lacks LEO's search attributes: every handoff
-    sets them, and a workflow task that cannot would retry forever instead of failing."""
-    from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
-
-    from leo.stack import SEARCH_ATTRIBUTES, StackError
-
-    response = await client.operator_service.list_search_attributes(
-        ListSearchAttributesRequest(namespace=namespace)
-    )
-    missing = [name for name in SEARCH_ATTRIBUTES if name not in response.custom_attributes]
-    if missing:
-        flags = " ".join(f"--name {name} --type {SEARCH_ATTRIBUTES[name]}" for name in missing)
-        raise StackError(
-            f"namespace {namespace!r} lacks LEO's search attributes {', '.join(missing)}; "
-            f"register them once with: temporal operator search-attribute create "
-            f"--namespace {namespace} {flags}"
-        )
-
-
-async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> None:
-    """Run until `stop` is set (or SIGINT/SIGTERM), then shut down gracefully."""
-    from db.pool import create_pool
-
-    if settings.database_url is None:
-        raise RuntimeError("LEO_DATABASE_URL is not set; `leo worker` starts the embedded stack")
-    stop = stop or asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    client = await connect_client(settings)
-    await check_search_attributes(client, settings.temporal_namespace)
-    pool = await create_pool(settings.database_url, min_size=2, max_size=20)
-    try:
-        worker = build_worker(
-            client,
-            pool,
-            task_queue=settings.task_queue,
-            gates=load_gate_registry(settings.gate_plugins),
-        )
-        async with worker:
-            await stop.wait()
-    finally:
-        await pool.close()
-
+from leo.runtime import run_worker
+from leo.settings import get_settings
 
 if __name__ == "__main__":
     asyncio.run(run_worker(get_settings()))

@@ -10,17 +10,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from db.transitions import (
-    HandoffType,
-    RefusalCode,
-    TransitionContext,
-    TransitionResult,
-    call_transition,
-    record_rejection,
-)
-from leo.gates.core import GateContext, GateEvaluation, GateRegistry, evaluate_gates
-from leo.snapshot import (
-    HANDOFF_PHASE,
+from db.transitions import TransitionContext, TransitionResult, call_transition, record_rejection
+from leo.domain.handoffs import HANDOFF_PHASE, HandoffType
+from leo.domain.refusals import PREFLIGHT_REFUSALS, RETRYABLE_REFUSALS
+from leo.domain.snapshot import (
     HandoffRecord,
     HandoffSnapshot,
     PrdSnapshot,
@@ -30,22 +23,14 @@ from leo.snapshot import (
     SubAgentEvidence,
     SubAgentSpec,
 )
-from leo.sub_agents.results import AggregateVerdict, SubAgentResult, aggregate
+from leo.domain.verdicts import AggregateVerdict, SubAgentResult, aggregate
+from leo.gates.core import GateContext, GateEvaluation, GateRegistry, evaluate_gates
 from leo.sub_agents.selection import select_sub_agents
 
 if TYPE_CHECKING:
     import asyncpg
     from asyncpg.pool import PoolConnectionProxy
 
-# Refusals that no retry can fix; they end the workflow with a clear failure.
-NON_RETRYABLE_REFUSALS = (
-    RefusalCode.SD_NOT_FOUND,
-    RefusalCode.VERSION_CONFLICT,
-    RefusalCode.INVALID_PHASE,
-    RefusalCode.CLAIMED_BY_OTHER_SESSION,
-    RefusalCode.INVALID_INPUT,
-    RefusalCode.TRANSITION_FAILED,
-)
 # How long sub-agent evidence from earlier attempts counts (LEO_TESTING_MAX_AGE_HOURS).
 EVIDENCE_MAX_AGE_HOURS = 24
 
@@ -78,7 +63,7 @@ class CommitHandoffResult(BaseModel):
 
 def refusal_error(result: TransitionResult) -> ApplicationError:
     details = result.model_dump(mode="json", exclude_none=True)
-    if result.code is RefusalCode.CONCURRENT_LOCK:
+    if result.code in RETRYABLE_REFUSALS:
         # Retried by the activity's retry policy; jitter spreads out callers on a hot SD.
         return ApplicationError(
             result.error or "concurrent transition",
@@ -190,13 +175,7 @@ class HandoffActivities:
             )
         finally:
             await tx.rollback()
-        if not result.success and result.code in (
-            RefusalCode.CONCURRENT_LOCK,
-            RefusalCode.SD_NOT_FOUND,
-            RefusalCode.INVALID_PHASE,
-            RefusalCode.CLAIMED_BY_OTHER_SESSION,
-            RefusalCode.INVALID_INPUT,
-        ):
+        if not result.success and result.code in PREFLIGHT_REFUSALS:
             raise refusal_error(result)
 
     @activity.defn(name="commit_handoff")

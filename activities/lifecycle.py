@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from db.transitions import HandoffType
+from leo.domain.handoffs import HandoffType
+from leo.domain.lifecycle_messages import ExecReport
 
 if TYPE_CHECKING:
     import asyncpg
@@ -57,20 +58,6 @@ class ClaimResult(BaseModel):
     code: str
     sd_id: str | None = None
     took_over_from: str | None = None
-
-
-class ExecReport(BaseModel):
-    """What EXEC sends with `report_exec_complete`. Free-form evidence goes in `evidence`;
-    any other unknown field is refused, so a misspelt `test_results` cannot vanish."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    summary: str = Field(min_length=1, max_length=5000)
-    # story_key -> e2e test status (passing, failing, skipped, ...)
-    test_results: dict[str, str] = Field(default_factory=dict)
-    commits: list[str] = Field(default_factory=list, max_length=500)
-    retrospective: dict[str, Any] | None = None
-    evidence: dict[str, Any] = Field(default_factory=dict)
 
 
 class RecordExecReportInput(BaseModel):

@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel
 from temporalio import activity
 
-from leo.snapshot import HandoffSnapshot, SubAgentSpec
+from leo.domain.snapshot import HandoffSnapshot, SubAgentSpec
+from leo.domain.verdicts import AgentOutput, SubAgentResult, Verdict, error_output
 from leo.sub_agents.executors import ExecutorConfigError, run_executor
-from leo.sub_agents.results import AgentOutput, SubAgentResult, Verdict, error_output
 
 if TYPE_CHECKING:
     import asyncpg

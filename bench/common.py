@@ -39,10 +39,10 @@ from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
 from bench.floor import build_floor_worker
-from db.transitions import HandoffType
 from leo.api import LeoClient
-from leo.stack import Stack, free_port, start_stack
-from workflows.pipeline import HandoffOptions, HandoffResult
+from leo.dev_stack import Stack, free_port, start_stack
+from leo.domain.handoff_messages import HandoffOptions, HandoffResult
+from leo.domain.handoffs import HandoffType
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -95,7 +95,7 @@ def _cpu_model() -> str:
 
 
 def _temporal_cli_version() -> str:
-    from leo.stack import temporal_binary
+    from leo.dev_stack import temporal_binary
 
     with contextlib.suppress(Exception):
         out = subprocess.run(
@@ -192,8 +192,8 @@ async def bench_env(*, worker_pool_size: int = 20) -> AsyncIterator[BenchEnv]:
     from db.migrate import migrate
     from db.pool import connect, create_pool
     from leo.client import connect_client
+    from leo.runtime import Runtime, load_gate_registry
     from leo.settings import Settings
-    from worker import build_worker
 
     data_dir = Path(tempfile.mkdtemp(prefix="leo-bench-"))
     stack = await asyncio.to_thread(
@@ -219,10 +219,11 @@ async def bench_env(*, worker_pool_size: int = 20) -> AsyncIterator[BenchEnv]:
                 database_url=stack.database_url, temporal_address=stack.temporal_address
             )
             client = await connect_client(settings)
+            runtime = Runtime(settings, client, pool, load_gate_registry(settings.gate_plugins))
             queue = f"leo-bench-{uuid.uuid4().hex[:8]}"
             floor_queue = f"bench-floor-{uuid.uuid4().hex[:8]}"
             async with (
-                build_worker(client, pool, task_queue=queue),
+                runtime.worker(queue),
                 build_floor_worker(client, floor_queue),
             ):
                 yield BenchEnv(

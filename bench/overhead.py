@@ -287,7 +287,7 @@ async def measure(
     profile: bool = False,
     results_dir: Path | None = None,
 ) -> dict[str, Any]:
-    from worker import build_worker
+    from leo.runtime import build_worker
 
     agents = await make_agents(env.pool, AGENTS, 0.0)
     queues = {"handoff": env.task_queue}

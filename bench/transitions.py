@@ -27,7 +27,8 @@ import asyncpg
 
 from bench.common import BenchEnv, ms, new_figure, save_figure, summarize, table, verdict
 from db.pool import connect
-from db.transitions import HandoffType, TransitionContext, call_transition
+from db.transitions import TransitionContext, call_transition
+from leo.domain.handoffs import HandoffType
 
 NAME = "transitions"
 TITLE = "4. Atomic transition function vs three autocommit updates"

@@ -2,57 +2,19 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from leo.domain.gates import GateSummary
+from leo.domain.handoffs import HandoffType
+from leo.domain.refusals import RefusalCode
+
 if TYPE_CHECKING:
     # Only for annotations: this module's models are imported by workflow code, and asyncpg
     # must never be imported inside the workflow sandbox (docs/temporal-notes.md, trap 1).
     from db.pool import Executor
-
-
-class HandoffType(StrEnum):
-    LEAD_TO_PLAN = "LEAD-TO-PLAN"
-    PLAN_TO_EXEC = "PLAN-TO-EXEC"
-    EXEC_TO_PLAN = "EXEC-TO-PLAN"
-    PLAN_TO_LEAD = "PLAN-TO-LEAD"
-    LEAD_FINAL_APPROVAL = "LEAD-FINAL-APPROVAL"
-
-    @property
-    def snake(self) -> str:
-        return self.value.lower().replace("-", "_")
-
-    @property
-    def function_name(self) -> str:
-        return f"fn_atomic_{self.snake}_transition"
-
-
-class RefusalCode(StrEnum):
-    """Stable codes a transition function returns when it applies nothing."""
-
-    OK = "OK"
-    SD_NOT_FOUND = "SD_NOT_FOUND"
-    CONCURRENT_LOCK = "CONCURRENT_LOCK"
-    VERSION_CONFLICT = "VERSION_CONFLICT"
-    INVALID_PHASE = "INVALID_PHASE"
-    CLAIMED_BY_OTHER_SESSION = "CLAIMED_BY_OTHER_SESSION"
-    INVALID_INPUT = "INVALID_INPUT"
-    TRANSITION_FAILED = "TRANSITION_FAILED"
-
-
-class GateSummary(BaseModel):
-    """What the gates concluded; stored on the handoff record."""
-
-    passed: bool
-    normalized_score: float | None = None
-    threshold: float | None = None
-    sd_type: str | None = None
-    failed_gate: str | None = None
-    gate_results: list[dict[str, Any]] = Field(default_factory=list)
-    sub_agent_verdict: str | None = None
 
 
 class TransitionContext(BaseModel):

@@ -14,10 +14,10 @@ import asyncio
 import os
 import sys
 
-from db.transitions import HandoffType
 from leo.api import HandoffFailed, LeoClient
+from leo.dev_stack import running_temporal_address
+from leo.domain.handoffs import HandoffType
 from leo.settings import Settings
-from leo.stack import running_temporal_address
 
 
 async def main(handoff: str, sd: str) -> int:

@@ -23,23 +23,26 @@ from temporalio.client import (
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 
-from activities.lifecycle import ExecReport
-from db.transitions import HandoffType
 from leo.client import connect_client
-from leo.repository import SdStatus, get_sd_status
-from leo.settings import Settings
-from workflows.pipeline import HandoffInput, HandoffOptions, HandoffResult, workflow_id_for
-from workflows.registry import HANDOFF_RUN
-from workflows.sd_lifecycle import (
+from leo.domain.handoff_messages import HandoffInput, HandoffOptions, HandoffResult
+from leo.domain.handoffs import (
+    HandoffType,
+    default_session_id,
+    lifecycle_workflow_id,
+    workflow_id_for,
+)
+from leo.domain.lifecycle_messages import (
     ApprovalInput,
+    ExecReport,
     LifecycleInput,
     LifecycleStatus,
     MessageAck,
     RetryInput,
-    SdLifecycleWorkflow,
-    default_session_id,
-    lifecycle_workflow_id,
 )
+from leo.repository import SdStatus, get_sd_status
+from leo.settings import Settings
+from workflows.registry import HANDOFF_RUN
+from workflows.sd_lifecycle import SdLifecycleWorkflow
 
 if TYPE_CHECKING:
     import asyncpg

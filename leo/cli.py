@@ -32,8 +32,9 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from db.migrate import MigrationError, MigrationReport
+from leo.dev_stack import Stack, StackError, open_database, port_is_open, start_stack
+from leo.runtime import ConfigurationError
 from leo.settings import Settings
-from leo.stack import Stack, StackError, open_database, port_is_open, start_stack
 
 if TYPE_CHECKING:
     import asyncpg
@@ -82,7 +83,7 @@ class LeoGroup(TyperGroup):
             return super().invoke(ctx)
         except CliError as exc:
             _fail(exc.message, exc.code)
-        except (StackError, MigrationError) as exc:
+        except (StackError, MigrationError, ConfigurationError) as exc:
             _fail(_one_line(str(exc)), ExitCode.ENVIRONMENT)
         except (typer.TyperException, typer.Exit, typer.Abort):
             raise
@@ -222,7 +223,7 @@ def run_with_db(settings: Settings, work: Callable[[asyncpg.Connection], Awaitab
     """Run `work` on one connection to the command's database, and return its result.
 
     That is LEO_DATABASE_URL, or the embedded PostgreSQL under the data directory: a running one
-    is reused, one started here is stopped again (`leo.stack.open_database`). Connection and
+    is reused, one started here is stopped again (`leo.dev_stack.open_database`). Connection and
     schema problems become exit code 3.
     """
     with open_database(settings) as url:

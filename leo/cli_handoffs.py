@@ -18,7 +18,6 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 
-from db.transitions import HandoffType
 from leo.cli import (
     CliError,
     ExitCode,
@@ -35,8 +34,10 @@ from leo.cli import (
     app,
     redact_url,
 )
+from leo.dev_stack import open_database, running_temporal_address, start_stack
+from leo.domain.handoffs import HandoffType
+from leo.domain.refusals import DOMAIN_ERROR_TYPES
 from leo.settings import Settings
-from leo.stack import open_database, running_temporal_address, start_stack
 
 T = TypeVar("T")
 lifecycle_app = typer.Typer(
@@ -44,17 +45,6 @@ lifecycle_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(lifecycle_app, name="lifecycle")
-
-# Refusals that mean "this request cannot apply", as opposed to an environment failure.
-BAD_INPUT_CODES = {
-    "SD_NOT_FOUND",
-    "INVALID_PHASE",
-    "VERSION_CONFLICT",
-    "CLAIMED_BY_OTHER_SESSION",
-    "INVALID_INPUT",
-    "WRONG_WORKFLOW_ID",
-    "TRANSITION_FAILED",
-}
 
 
 def temporal_address(settings: Settings) -> str:
@@ -117,7 +107,7 @@ def with_leo(work: Callable[[Any], Awaitable[T]]) -> T:
 
 def refusal(exc: Exception) -> CliError:
     code = getattr(exc, "code", None)
-    exit_code = ExitCode.BAD_INPUT if code in BAD_INPUT_CODES else ExitCode.ENVIRONMENT
+    exit_code = ExitCode.BAD_INPUT if code in DOMAIN_ERROR_TYPES else ExitCode.ENVIRONMENT
     return CliError(f"{code or type(exc).__name__}: {exc}", exit_code)
 
 
@@ -156,7 +146,7 @@ def worker() -> None:
     running `leo dev`; uses LEO_DATABASE_URL or the embedded PostgreSQL. Start as many as you
     like: they share the task queue. Stops gracefully on Ctrl-C or SIGTERM.
     """
-    from worker import run_worker
+    from leo.runtime import run_worker
 
     settings = _settings()
     with open_database(settings) as url:
@@ -210,7 +200,7 @@ def handoff(
     """
     from leo.api import HandoffFailed
     from leo.demo import render_result
-    from workflows.pipeline import HandoffOptions
+    from leo.domain.handoff_messages import HandoffOptions
 
     options = HandoffOptions(extra_sub_agents=extra_agent or [])
 
@@ -393,7 +383,7 @@ def lifecycle_report(
     as_json: JsonFlag = False,
 ) -> None:
     """Report EXEC's work done (with its evidence), so the lifecycle runs EXEC-TO-PLAN."""
-    from activities.lifecycle import ExecReport
+    from leo.domain.lifecycle_messages import ExecReport
 
     try:
         report = ExecReport.model_validate(json.loads(file.read_text()))
@@ -477,11 +467,9 @@ async def _run_demo(
     agent_seconds: float,
     sd_key: str | None,
 ) -> bool:
-    from db.pool import create_pool
     from leo.api import LeoClient
-    from leo.client import connect_client
     from leo.demo import run_demo
-    from worker import build_worker
+    from leo.runtime import open_runtime
 
     resolved = settings.model_copy(
         update={"database_url": stack.database_url, "temporal_address": stack.temporal_address}
@@ -491,30 +479,25 @@ async def _run_demo(
         f"[bold]LEO demo[/bold]: Temporal {stack.temporal_address}, Web UI {stack.ui_url or 'n/a'}, "
         f"database {redact_url(stack.database_url)}"
     )
-    pool = await create_pool(stack.database_url, min_size=2, max_size=20)
-    try:
-        client = await connect_client(resolved)
-        leo = LeoClient(client, pool, resolved.task_queue)
-        async with build_worker(client, pool, task_queue=resolved.task_queue):
-            outcome = await run_demo(
-                leo,
-                pool,
-                console=console,
-                ui_url=stack.ui_url,
-                namespace=resolved.temporal_namespace,
-                agent_seconds=agent_seconds,
-                sd_key=sd_key,
-                auto_approve=auto_approve,
+    async with open_runtime(resolved) as runtime, runtime.worker():
+        leo = LeoClient(runtime.client, runtime.pool, resolved.task_queue)
+        outcome = await run_demo(
+            leo,
+            runtime.pool,
+            console=console,
+            ui_url=stack.ui_url,
+            namespace=resolved.temporal_namespace,
+            agent_seconds=agent_seconds,
+            sd_key=sd_key,
+            auto_approve=auto_approve,
+        )
+        _print_demo_summary(console, outcome, stack.ui_url)
+        if keep_running:
+            console.print(
+                "\nThe stack and a worker stay up: explore the Web UI, or re-run a handoff from "
+                "the `temporal` CLI (docs/temporal-cli.md). Ctrl-C to stop."
             )
-            _print_demo_summary(console, outcome, stack.ui_url)
-            if keep_running:
-                console.print(
-                    "\nThe stack and a worker stay up: explore the Web UI, or re-run a handoff from "
-                    "the `temporal` CLI (docs/temporal-cli.md). Ctrl-C to stop."
-                )
-                await asyncio.Event().wait()
-    finally:
-        await pool.close()
+            await asyncio.Event().wait()
     return bool(outcome.lifecycle.state == "completed")
 
 

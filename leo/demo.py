@@ -21,13 +21,13 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from activities.lifecycle import ExecReport
-from db.transitions import HandoffType
 from leo.api import HandoffFailed, LeoClient, LifecycleClient
+from leo.domain.handoff_messages import HandoffOptions, HandoffProgress, HandoffResult
+from leo.domain.handoffs import HandoffType, Step, workflow_id_for
+from leo.domain.lifecycle_messages import ExecReport, LifecycleStatus, StepRecord
 from leo.repository import SdSpec, create_sd, resolve_sd_id
-from workflows.pipeline import HandoffOptions, HandoffProgress, HandoffResult, workflow_id_for
 from workflows.registry import HANDOFF_RUN, HANDOFF_WORKFLOWS
-from workflows.sd_lifecycle import LifecycleStatus, SdLifecycleWorkflow, Step, StepRecord
+from workflows.sd_lifecycle import SdLifecycleWorkflow
 
 if TYPE_CHECKING:
     import asyncpg

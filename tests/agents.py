@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from leo.snapshot import HandoffSnapshot, SubAgentSpec
+from leo.domain.snapshot import HandoffSnapshot, SubAgentSpec
 
 
 async def sleep_then_pass(snapshot: HandoffSnapshot, spec: SubAgentSpec) -> dict[str, Any]:

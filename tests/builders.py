@@ -1,6 +1,6 @@
 """In-memory builders for handoff snapshots, for the pure (no-server) unit tests.
 
-Every builder returns a real frozen model from `leo.snapshot`; keyword arguments override the
+Every builder returns a real frozen model from `leo.domain.snapshot`; keyword arguments override the
 defaults, so a test states only what it is about.
 """
 
@@ -9,10 +9,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from db.transitions import HandoffType
-from leo.gates.core import GateContext
-from leo.snapshot import (
-    HANDOFF_PHASE,
+from leo.domain.handoffs import HANDOFF_PHASE, HandoffType
+from leo.domain.snapshot import (
     HandoffRecord,
     HandoffSnapshot,
     PrdSnapshot,
@@ -22,7 +20,8 @@ from leo.snapshot import (
     SubAgentEvidence,
     SubAgentSpec,
 )
-from leo.sub_agents.results import AggregateVerdict, SubAgentResult, Verdict
+from leo.domain.verdicts import AggregateVerdict, SubAgentResult, Verdict
+from leo.gates.core import GateContext
 
 T0 = datetime(2026, 1, 29, 12, 0, tzinfo=UTC)
 

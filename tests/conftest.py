@@ -1,6 +1,6 @@
 """Session fixtures: one real PostgreSQL and one real Temporal dev server for the whole run.
 
-By default both come from the embedded stack (`leo.stack`), in a temporary folder.
+By default both come from the embedded stack (`leo.dev_stack`), in a temporary folder.
 `LEO_DATABASE_URL` / `TEMPORAL_ADDRESS` point the suite at existing servers instead
 (for example the docker-compose services, or a hosted PostgreSQL).
 """
@@ -21,9 +21,9 @@ from db.migrate import migrate
 from db.pool import connect, create_pool
 from leo.api import LeoClient
 from leo.client import connect_client
+from leo.dev_stack import Stack, free_port, start_stack
+from leo.runtime import Runtime, load_gate_registry
 from leo.settings import Settings
-from leo.stack import Stack, free_port, start_stack
-from worker import build_worker
 
 
 @pytest.fixture(scope="session")
@@ -76,10 +76,16 @@ async def client(stack: Stack, settings: Settings) -> Client:
 
 
 @pytest.fixture(scope="session")
-async def task_queue(client: Client, db_pool: asyncpg.Pool) -> AsyncIterator[str]:
+def runtime(settings: Settings, client: Client, db_pool: asyncpg.Pool) -> Runtime:
+    """The production wiring (`leo.runtime`) on the session's client and pool."""
+    return Runtime(settings=settings, client=client, pool=db_pool, gates=load_gate_registry())
+
+
+@pytest.fixture(scope="session")
+async def task_queue(runtime: Runtime) -> AsyncIterator[str]:
     """A production worker for the whole session, on its own task queue."""
     queue = f"leo-test-{uuid.uuid4().hex[:8]}"
-    async with build_worker(client, db_pool, task_queue=queue):
+    async with runtime.worker(queue):
         yield queue
 
 

@@ -9,8 +9,8 @@ from typing import Any
 import asyncpg
 from temporalio.client import Client, WorkflowHandle
 
-from db.transitions import HandoffType
-from workflows.pipeline import HandoffInput, HandoffResult, workflow_id_for
+from leo.domain.handoff_messages import HandoffInput, HandoffResult
+from leo.domain.handoffs import HandoffType, workflow_id_for
 from workflows.registry import HANDOFF_RUN
 
 

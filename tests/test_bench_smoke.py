@@ -15,7 +15,7 @@ import bench
 from bench import overhead
 from bench.common import BenchEnv, summarize
 from bench.floor import FloorInput, build_floor_worker, run_floor
-from leo.stack import Stack
+from leo.dev_stack import Stack
 
 
 def test_summarize_orders_median_and_p95() -> None:

@@ -7,11 +7,10 @@ import io
 import asyncpg
 from rich.console import Console
 
-from db.transitions import HandoffType
 from leo.api import LeoClient
 from leo.demo import DEMO_AGENTS, run_demo, workflow_url
+from leo.domain.handoffs import HandoffType, Step
 from tests.factories import unique_key
-from workflows.sd_lifecycle import Step
 
 
 async def test_demo_drives_the_hardening_sd_through_the_lifecycle(

@@ -3,7 +3,7 @@
 No Docker engine runs here, so nothing is built or started. Instead the files are parsed and
 checked against each other and against our code: the services and their start order, pinned
 images, that the worker scales, that the env the containers get is what `leo.settings` reads,
-that the search attributes match `leo.stack.SEARCH_ATTRIBUTES`, that mounted files exist, and
+that the search attributes match `leo.domain.search_attributes.SEARCH_ATTRIBUTES`, that mounted files exist, and
 that the Dockerfile installs from the hash-checked lock and copies every package we ship.
 """
 
@@ -23,8 +23,8 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
+from leo.domain.search_attributes import SEARCH_ATTRIBUTES
 from leo.settings import Settings
-from leo.stack import SEARCH_ATTRIBUTES
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = ROOT / "docker-compose.yml"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import asyncpg
 
-from leo.stack import Stack
+from leo.dev_stack import Stack
 from tests.factories import create_sd
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -8,10 +8,10 @@ import asyncpg
 import pytest
 from temporalio.client import Client
 
-from db.transitions import HandoffType
 from leo.api import LeoClient
+from leo.domain.handoffs import HandoffType
+from leo.runtime import build_worker, load_gate_registry
 from tests.factories import create_sd
-from worker import build_worker, load_gate_registry
 
 
 def test_gate_plugins_add_project_gates_after_the_built_in_ones() -> None:
@@ -51,8 +51,7 @@ async def test_worker_refuses_a_namespace_without_leo_search_attributes(client: 
     from google.protobuf.duration_pb2 import Duration
     from temporalio.api.workflowservice.v1 import RegisterNamespaceRequest
 
-    from leo.stack import StackError
-    from worker import check_search_attributes
+    from leo.runtime import ConfigurationError, check_search_attributes
 
     await check_search_attributes(client, "default")  # the dev server registers them
     bare = f"bare-{uuid.uuid4().hex[:6]}"
@@ -61,7 +60,7 @@ async def test_worker_refuses_a_namespace_without_leo_search_attributes(client: 
             namespace=bare, workflow_execution_retention_period=Duration(seconds=86400)
         )
     )
-    with pytest.raises(StackError) as refused:
+    with pytest.raises(ConfigurationError) as refused:
         await check_search_attributes(client, bare)
     assert "LeoSdId" in str(refused.value)
     assert (

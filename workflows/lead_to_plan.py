@@ -5,8 +5,9 @@ from __future__ import annotations
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from db.transitions import HandoffType
-    from workflows.pipeline import HandoffInput, HandoffResult, HandoffWorkflowBase
+    from leo.domain.handoff_messages import HandoffInput, HandoffResult
+    from leo.domain.handoffs import HandoffType
+    from workflows.pipeline import HandoffWorkflowBase
 
 
 @workflow.defn(name="LEAD-TO-PLAN")

@@ -12,7 +12,7 @@ import asyncio
 from datetime import timedelta
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeKey
 from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError
@@ -29,36 +29,28 @@ with workflow.unsafe.imports_passed_through():
         SubAgentActivities,
         sub_agent_idempotency_key,
     )
-    from db.transitions import HandoffType
-    from leo.gates.core import GateOutcome
-    from leo.snapshot import HandoffSnapshot, SubAgentSpec
-    from leo.sub_agents.results import (
-        SUCCESSFUL_VERDICTS,
-        AggregateVerdict,
-        SubAgentResult,
-        Verdict,
+    from leo.domain import search_attributes
+    from leo.domain.handoff_messages import (
+        HandoffInput,
+        HandoffProgress,
+        HandoffResult,
+        SubAgentProgress,
     )
+    from leo.domain.handoffs import HandoffType, workflow_id_for
+    from leo.domain.refusals import DOMAIN_ERROR_TYPES, FailureType
+    from leo.domain.snapshot import HandoffSnapshot, SubAgentSpec
+    from leo.domain.verdicts import SUCCESSFUL_VERDICTS, SubAgentResult, Verdict
 
-SD_ID = SearchAttributeKey.for_keyword("LeoSdId")
-SD_TYPE = SearchAttributeKey.for_keyword("LeoSdType")
-HANDOFF_TYPE = SearchAttributeKey.for_keyword("LeoHandoffType")
-OUTCOME = SearchAttributeKey.for_keyword("LeoOutcome")
-SCORE = SearchAttributeKey.for_float("LeoScore")
+SD_ID = SearchAttributeKey.for_keyword(search_attributes.SD_ID)
+SD_TYPE = SearchAttributeKey.for_keyword(search_attributes.SD_TYPE)
+HANDOFF_TYPE = SearchAttributeKey.for_keyword(search_attributes.HANDOFF_TYPE)
+OUTCOME = SearchAttributeKey.for_keyword(search_attributes.OUTCOME)
+SCORE = SearchAttributeKey.for_float(search_attributes.SCORE)
 
-# Domain failures never get retried; infrastructure errors (a dropped connection) do.
-DOMAIN_ERRORS = [
-    "SD_NOT_FOUND",
-    "VERSION_CONFLICT",
-    "INVALID_PHASE",
-    "CLAIMED_BY_OTHER_SESSION",
-    "INVALID_INPUT",
-    "TRANSITION_FAILED",
-    "WRONG_WORKFLOW_ID",
-]
 SNAPSHOT_RETRY = RetryPolicy(
     initial_interval=timedelta(milliseconds=200),
     maximum_interval=timedelta(seconds=5),
-    non_retryable_error_types=DOMAIN_ERRORS,
+    non_retryable_error_types=list(DOMAIN_ERROR_TYPES),
 )
 # CONCURRENT_LOCK is retried here with backoff (and jitter, via next_retry_delay).
 COMMIT_RETRY = RetryPolicy(
@@ -66,7 +58,7 @@ COMMIT_RETRY = RetryPolicy(
     backoff_coefficient=2.0,
     maximum_interval=timedelta(seconds=3),
     maximum_attempts=30,
-    non_retryable_error_types=DOMAIN_ERRORS,
+    non_retryable_error_types=list(DOMAIN_ERROR_TYPES),
 )
 SUB_AGENT_RETRY = RetryPolicy(
     initial_interval=timedelta(milliseconds=200),
@@ -78,77 +70,6 @@ LOCAL_DATABASE_STEPS = "local-database-steps"
 # timeout is a backstop a little later, for an agent that blocks the worker's event loop.
 BACKSTOP_GRACE_SECONDS = 10
 HEARTBEAT_TIMEOUT = timedelta(seconds=5)
-
-
-class HandoffOptions(BaseModel):
-    """Per-handoff knobs. Every field is optional, so `{}` is valid JSON input."""
-
-    # Inputs refuse unknown fields: a misspelt option must fail, not silently run a handoff
-    # without what was asked for. Fields are only ever added (with defaults), never removed,
-    # so recorded histories keep decoding; an older worker refuses a newer client's option.
-    model_config = ConfigDict(extra="forbid")
-
-    # Agents to run in addition to the mandatory ones for the phase and sd_type.
-    extra_sub_agents: list[str] = Field(default_factory=list)
-    # Overrides the catalogue's per-agent timeout, in seconds.
-    sub_agent_timeout_seconds: float | None = Field(default=None, gt=0, le=3600)
-
-
-class HandoffInput(BaseModel):
-    """`{"sd_id": "...", "session_id": "...", "options": {...}}`; sd_id may be id or sd_key."""
-
-    model_config = ConfigDict(extra="forbid")  # see HandoffOptions
-
-    sd_id: str = Field(min_length=1, max_length=200)
-    session_id: str | None = Field(default=None, min_length=1, max_length=200)
-    options: HandoffOptions = Field(default_factory=HandoffOptions)
-
-
-class HandoffResult(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    handoff_type: HandoffType
-    sd_id: str
-    sd_key: str
-    sd_type: str
-    accepted: bool
-    outcome: str
-    normalized_score: float | None
-    threshold: float
-    failed_gate: str | None = None
-    issues: tuple[str, ...] = ()
-    gates: tuple[GateOutcome, ...] = ()
-    sub_agents: tuple[SubAgentResult, ...] = ()
-    sub_agent_verdict: AggregateVerdict
-    audit_id: str | None = None
-    handoff_id: str | None = None
-    idempotent_hit: bool = False
-    previous_phase: str
-    new_phase: str
-    new_status: str
-    transition_version: int
-    workflow_id: str
-    run_id: str
-
-
-class SubAgentProgress(BaseModel):
-    code: str
-    state: str  # pending | running | done | skipped
-    verdict: str | None = None
-    confidence: int | None = None
-
-
-class HandoffProgress(BaseModel):
-    """What the `progress` query returns while the handoff runs."""
-
-    stage: str  # loading | sub_agents | committing | done
-    sd_key: str | None = None
-    sub_agents: list[SubAgentProgress] = Field(default_factory=list)
-
-
-def workflow_id_for(handoff: HandoffType, canonical_sd_id: str) -> str:
-    """The workflow id of a handoff: its idempotency key for starts."""
-    return f"{handoff.value}:{canonical_sd_id}"
 
 
 def not_run(spec: SubAgentSpec, verdict: Verdict, issue: str) -> SubAgentResult:
@@ -213,7 +134,7 @@ class HandoffWorkflowBase:
             raise ApplicationError(
                 f"this handoff must run with workflow id {expected_id!r}, not {info.workflow_id!r}, "
                 "so that starting it twice cannot run it twice",
-                type="WRONG_WORKFLOW_ID",
+                type=FailureType.WRONG_WORKFLOW_ID,
                 non_retryable=True,
             )
         workflow.upsert_search_attributes(
@@ -261,7 +182,7 @@ class HandoffWorkflowBase:
                 f"{self.handoff_type.value} rejected for {snapshot.sd.sd_key}: "
                 f"{result.failed_gate}: {'; '.join(result.issues)}",
                 result,
-                type="HandoffRejected",
+                type=FailureType.HANDOFF_REJECTED,
                 non_retryable=True,
             )
         return result

@@ -9,11 +9,11 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from db.transitions import HandoffType
+from leo.domain.handoff_messages import HandoffInput, HandoffResult
+from leo.domain.handoffs import HandoffType
 from workflows.exec_to_plan import ExecToPlanWorkflow
 from workflows.lead_final_approval import LeadFinalApprovalWorkflow
 from workflows.lead_to_plan import LeadToPlanWorkflow
-from workflows.pipeline import HandoffInput, HandoffResult
 from workflows.plan_to_exec import PlanToExecWorkflow
 from workflows.plan_to_lead import PlanToLeadWorkflow
 

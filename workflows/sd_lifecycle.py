@@ -12,10 +12,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from enum import StrEnum
 from typing import Any, NoReturn
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeKey, WorkflowIDReusePolicy
 from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
@@ -23,160 +22,43 @@ from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflow
 with workflow.unsafe.imports_passed_through():
     from activities.lifecycle import (
         ClaimInput,
-        ExecReport,
         LifecycleActivities,
         LifecycleState,
         LoadLifecycleStateInput,
         RecordExecReportInput,
         ReleaseInput,
     )
-    from db.transitions import HandoffType
-    from workflows.pipeline import (
-        HANDOFF_TYPE,
-        SD_ID,
-        SD_TYPE,
-        HandoffInput,
-        HandoffOptions,
-        HandoffResult,
-        domain_failure,
+    from leo.domain import search_attributes
+    from leo.domain.handoff_messages import HandoffInput, HandoffResult
+    from leo.domain.handoffs import (
+        LIFECYCLE,
+        START_STEP,
+        STEPS,
+        HandoffType,
+        Step,
+        default_session_id,
+        lifecycle_workflow_id,
         workflow_id_for,
     )
+    from leo.domain.lifecycle_messages import (
+        ApprovalInput,
+        ExecReport,
+        LifecycleInput,
+        LifecycleResume,
+        LifecycleStatus,
+        MessageAck,
+        RetryInput,
+        StepRecord,
+    )
+    from leo.domain.refusals import LIFECYCLE_ACTIVITY_ERROR_TYPES, FailureType
+    from workflows.pipeline import HANDOFF_TYPE, SD_ID, SD_TYPE, domain_failure
     from workflows.registry import HANDOFF_RUN
 
-LIFECYCLE = "SD-LIFECYCLE"
-OUTCOME = SearchAttributeKey.for_keyword("LeoOutcome")
+OUTCOME = SearchAttributeKey.for_keyword(search_attributes.OUTCOME)
 ACTIVITY_RETRY = RetryPolicy(
     maximum_interval=timedelta(seconds=5),
-    non_retryable_error_types=[
-        "SD_NOT_FOUND",
-        "CLAIMED_BY_OTHER_SESSION",
-        "INVALID_INPUT",
-    ],
+    non_retryable_error_types=list(LIFECYCLE_ACTIVITY_ERROR_TYPES),
 )
-
-
-class Step(StrEnum):
-    LEAD_TO_PLAN = "LEAD-TO-PLAN"
-    PLAN_TO_EXEC = "PLAN-TO-EXEC"
-    EXEC_WORK = "EXEC-WORK"
-    EXEC_TO_PLAN = "EXEC-TO-PLAN"
-    PLAN_TO_LEAD = "PLAN-TO-LEAD"
-    LEAD_APPROVAL = "LEAD-APPROVAL"
-    LEAD_FINAL_APPROVAL = "LEAD-FINAL-APPROVAL"
-
-
-STEPS = list(Step)
-# Where a lifecycle started on an SD in this phase picks up.
-START_STEP: dict[str, Step | None] = {
-    "LEAD": Step.LEAD_TO_PLAN,
-    "LEAD_APPROVAL": Step.LEAD_TO_PLAN,
-    "PLAN_PRD": Step.PLAN_TO_EXEC,
-    "EXEC": Step.EXEC_WORK,
-    "EXEC_COMPLETE": Step.PLAN_TO_LEAD,
-    "PLAN_VERIFICATION": Step.PLAN_TO_LEAD,
-    "LEAD_FINAL": Step.LEAD_APPROVAL,
-    "LEAD_FINAL_APPROVAL": Step.LEAD_APPROVAL,
-    "COMPLETED": None,
-}
-
-
-def lifecycle_workflow_id(canonical_sd_id: str) -> str:
-    return f"{LIFECYCLE}:{canonical_sd_id}"
-
-
-def default_session_id(canonical_sd_id: str) -> str:
-    """The session a lifecycle claims the SD for when the caller names none."""
-    return f"lifecycle:{canonical_sd_id}"
-
-
-class StepRecord(BaseModel):
-    """One step's outcome. Ids and times are kept apart from the decision fields, so that two
-    runs on twin SDs can be compared field by field."""
-
-    model_config = ConfigDict(frozen=True)
-
-    step: Step
-    outcome: str  # accepted | rejected | already_done | reported | approved | rejected_by_lead
-    attempt: int = 1
-    normalized_score: float | None = None
-    threshold: float | None = None
-    failed_gate: str | None = None
-    issues: tuple[str, ...] = ()
-    gates: dict[str, str] = Field(default_factory=dict)
-    sub_agents: dict[str, str] = Field(default_factory=dict)
-    new_status: str | None = None
-    new_phase: str | None = None
-    transition_version: int | None = None
-    detail: str | None = None
-    # Identifiers and times.
-    workflow_id: str | None = None
-    run_id: str | None = None
-    audit_id: str | None = None
-    handoff_id: str | None = None
-    at: datetime | None = None
-
-
-class LifecycleResume(BaseModel):
-    """What a lifecycle carries into its next run when it continues as new during a long wait
-    (its history would otherwise grow without bound while it heartbeats its claim)."""
-
-    steps: list[StepRecord] = Field(default_factory=list)
-    retries_used: dict[str, int] = Field(default_factory=dict)
-    last_rejection: str | None = None
-    current_step: Step | None = None
-    waiting_for: str | None = None
-    deadline: datetime | None = None
-    runs: int = 1
-
-
-class LifecycleInput(BaseModel):
-    model_config = ConfigDict(extra="forbid")  # inputs refuse unknown fields: see HandoffOptions
-
-    sd_id: str = Field(min_length=1, max_length=200)
-    # The session that holds the SD's claim; defaults to one named after the lifecycle.
-    session_id: str | None = Field(default=None, min_length=1, max_length=200)
-    options: HandoffOptions = Field(default_factory=HandoffOptions)
-    # Re-runs allowed per handoff after a rejection, each one asked for with `retry`.
-    max_retries: int = Field(default=3, ge=0, le=100)
-    # Overall deadline for the whole chain, waits included; None waits as long as it takes.
-    deadline_seconds: float | None = Field(default=None, gt=0)
-    # Below the 300 s after which a claim counts as stale.
-    claim_heartbeat_seconds: float = Field(default=120, gt=0, lt=300)
-    # Set only by the lifecycle itself when it continues as new.
-    resume: LifecycleResume | None = None
-
-
-class LifecycleStatus(BaseModel):
-    sd_id: str | None = None
-    sd_key: str | None = None
-    session_id: str | None = None
-    state: str = "starting"  # starting | running | waiting | completed | rejected_by_lead | cancelled | expired | failed
-    current_step: Step | None = None
-    waiting_for: str | None = None  # exec_complete | approval | retry
-    steps: list[StepRecord] = Field(default_factory=list)
-    retries_used: dict[str, int] = Field(default_factory=dict)
-    last_rejection: str | None = None
-    # How many workflow runs this lifecycle has used (it continues as new during long waits).
-    runs: int = 1
-
-
-class ApprovalInput(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    approver: str = Field(min_length=1, max_length=200)
-    reason: str = Field(default="", max_length=5000)
-
-
-class RetryInput(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    reason: str = Field(default="", max_length=5000)
-
-
-class MessageAck(BaseModel):
-    accepted: bool
-    step: Step | None
-    detail: str
 
 
 def handoff_record(step: Step, attempt: int, result: HandoffResult, at: datetime) -> StepRecord:
@@ -346,7 +228,7 @@ class SdLifecycleWorkflow:
                 f"the lifecycle of {sd.sd_key} passed its deadline at {self._status.current_step} "
                 f"(waiting for {self._status.waiting_for})",
                 self._status,
-                type="LifecycleExpired",
+                type=FailureType.LIFECYCLE_EXPIRED,
                 non_retryable=True,
             ) from None
         except BaseException:
@@ -363,7 +245,7 @@ class SdLifecycleWorkflow:
             raise ApplicationError(
                 f"LEAD rejected {sd.sd_key}: {self._status.last_rejection}",
                 self._status,
-                type="LeadRejected",
+                type=FailureType.LEAD_REJECTED,
                 non_retryable=True,
             )
         return self._finish("completed")
@@ -384,7 +266,7 @@ class SdLifecycleWorkflow:
         if workflow.info().workflow_id != expected:
             raise ApplicationError(
                 f"the lifecycle of this SD must run with workflow id {expected!r}",
-                type="WRONG_WORKFLOW_ID",
+                type=FailureType.WRONG_WORKFLOW_ID,
                 non_retryable=True,
             )
         session = request.session_id or default_session_id(sd.sd_id)
@@ -506,7 +388,7 @@ class SdLifecycleWorkflow:
                         f"{handoff.value} for {sd.sd_key} was rejected {attempt} times; "
                         f"max_retries is {request.max_retries}: {self._status.last_rejection}",
                         self._status,
-                        type="RetriesExhausted",
+                        type=FailureType.RETRIES_EXHAUSTED,
                         non_retryable=True,
                     )
             awaiting_retry = False
@@ -523,7 +405,7 @@ class SdLifecycleWorkflow:
         cause = err.cause
         if (
             isinstance(cause, ApplicationError)
-            and cause.type == "HandoffRejected"
+            and cause.type == FailureType.HANDOFF_REJECTED
             and cause.details
         ):
             result = HandoffResult.model_validate(cause.details[0])

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from db.transitions import HandoffType
+from leo.domain.handoffs import HandoffType
+from leo.domain.verdicts import Verdict
 from leo.gates.core import Gate, GateContext, GateRegistry
-from leo.sub_agents.results import Verdict
 
 TESTING_OK = (Verdict.PASS, Verdict.CONDITIONAL_PASS)
 

@@ -12,16 +12,16 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from enum import StrEnum
 from fractions import Fraction
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from db.transitions import GateSummary, HandoffType
+from leo.domain.gates import GateOutcome, GateStatus, GateSummary
+from leo.domain.handoffs import HandoffType
+from leo.domain.snapshot import HandoffSnapshot
+from leo.domain.verdicts import AggregateVerdict, SubAgentResult
 from leo.gates.policy import gate_threshold, should_skip_gate
-from leo.snapshot import HandoffSnapshot
-from leo.sub_agents.results import AggregateVerdict, SubAgentResult
 
 THRESHOLD_GATE = "SD_TYPE_THRESHOLD"
 
@@ -49,29 +49,6 @@ class Gate:
     required: bool = True
     weight: float = 1.0
     description: str = ""
-
-
-class GateStatus(StrEnum):
-    PASSED = "PASSED"
-    FAILED = "FAILED"
-    SKIPPED = "SKIPPED"
-
-
-class GateOutcome(BaseModel):
-    """One gate's validated result as reported in the handoff result."""
-
-    model_config = ConfigDict(frozen=True)
-
-    name: str
-    status: GateStatus
-    required: bool
-    weight: float
-    score: float | None = None
-    max_score: float | None = None
-    percent: float | None = None
-    issues: tuple[str, ...] = ()
-    warnings: tuple[str, ...] = ()
-    skip_reason: str | None = None
 
 
 class _GateResultSchema(BaseModel):

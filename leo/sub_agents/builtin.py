@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from leo.snapshot import HandoffSnapshot
-from leo.sub_agents.results import AgentOutput, Verdict
+from leo.domain.snapshot import HandoffSnapshot
+from leo.domain.verdicts import AgentOutput, Verdict
 
 BuiltinRule = Callable[[HandoffSnapshot], AgentOutput]
 

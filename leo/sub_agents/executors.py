@@ -17,9 +17,9 @@ import signal
 import sys
 from typing import Any
 
-from leo.snapshot import HandoffSnapshot, SubAgentSpec
+from leo.domain.snapshot import HandoffSnapshot, SubAgentSpec
+from leo.domain.verdicts import AgentOutput, error_output, validate_agent_output
 from leo.sub_agents.builtin import BUILTIN_RULES
-from leo.sub_agents.results import AgentOutput, error_output, validate_agent_output
 
 MAX_OUTPUT_BYTES = 1_000_000
 

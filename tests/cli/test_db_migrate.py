@@ -11,7 +11,7 @@ import pytest
 
 from db.migrate import discover_migrations
 from db.pool import connect
-from leo.stack import EmbeddedPostgres, free_port
+from leo.dev_stack import EmbeddedPostgres, free_port
 from tests.cli.helpers import Leo, assert_one_error_line
 
 MIGRATION_NAMES = [m.name for m in discover_migrations()]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import psutil
 
-from leo.stack import free_port, port_is_open
+from leo.dev_stack import free_port, port_is_open
 
 ROOT = Path(__file__).resolve().parents[2]
 LEO_BIN = str(Path(sys.executable).parent / "leo")

@@ -13,7 +13,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from leo.stack import Stack
+from leo.dev_stack import Stack
 from tests.cli.helpers import Leo, assert_one_error_line
 from tests.factories import create_sd
 

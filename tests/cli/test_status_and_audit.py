@@ -7,7 +7,8 @@ from typing import Any
 import asyncpg
 import pytest
 
-from db.transitions import HandoffType, TransitionContext, TransitionResult, call_transition
+from db.transitions import TransitionContext, TransitionResult, call_transition
+from leo.domain.handoffs import HandoffType
 from tests.cli.helpers import Leo, assert_one_error_line
 from tests.factories import SdFixture, create_sd
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import asyncpg
 
-from leo.stack import Stack, temporal_binary
+from leo.dev_stack import Stack, temporal_binary
 from tests.factories import create_sd
 
 PAGE = Path(__file__).resolve().parents[2] / "docs" / "temporal-cli.md"

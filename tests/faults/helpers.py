@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 import asyncpg
 
-from leo.stack import TemporalDevServer
+from leo.dev_stack import TemporalDevServer
 
 ROOT = Path(__file__).resolve().parents[2]
 T = TypeVar("T")

@@ -28,10 +28,11 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError
 
-from leo.gates.core import Gate, GateStatus, evaluate_gates, validate_gate_result
+from leo.dev_stack import Stack, temporal_binary
+from leo.domain.gates import GateStatus
+from leo.domain.verdicts import AgentOutput, Verdict, validate_agent_output
+from leo.gates.core import Gate, evaluate_gates, validate_gate_result
 from leo.repository import SdSpec
-from leo.stack import Stack, temporal_binary
-from leo.sub_agents.results import AgentOutput, Verdict, validate_agent_output
 from tests import builders
 from tests.cli.helpers import Leo, assert_one_error_line
 from tests.db.helpers import GATE_SUMMARY, REFUSAL_CODES, function_name, snapshot

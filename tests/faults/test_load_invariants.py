@@ -22,12 +22,12 @@ from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from db.transitions import HandoffType
 from leo.api import HandoffFailed, LeoClient
+from leo.domain.handoff_messages import HandoffInput, HandoffOptions, HandoffResult
+from leo.domain.handoffs import HandoffType, workflow_id_for
 from tests.factories import SdFixture, create_sd
 from tests.faults.invariants import assert_invariants
 from tests.helpers import add_agent
-from workflows.pipeline import HandoffInput, HandoffOptions, HandoffResult, workflow_id_for
 from workflows.registry import HANDOFF_RUN
 
 L2P = HandoffType.LEAD_TO_PLAN

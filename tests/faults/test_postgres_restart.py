@@ -21,15 +21,15 @@ from temporalio.client import Client
 
 from db.migrate import migrate
 from db.pool import connect, create_pool
-from db.transitions import HandoffType
 from leo.api import LeoClient
-from leo.stack import EmbeddedPostgres
+from leo.dev_stack import EmbeddedPostgres
+from leo.domain.handoff_messages import HandoffOptions
+from leo.domain.handoffs import HandoffType
+from leo.runtime import build_worker
 from tests.factories import create_sd
 from tests.faults.helpers import marker_times, wait_until
 from tests.faults.invariants import assert_invariants
 from tests.helpers import add_agent
-from worker import build_worker
-from workflows.pipeline import HandoffOptions
 
 OUTAGE_SECONDS = 2.0
 AGENT_SECONDS = 3.0

@@ -18,16 +18,16 @@ import asyncpg
 import pytest
 from temporalio.client import Client
 
-from activities.lifecycle import ExecReport
 from db.pool import connect, create_pool
-from db.transitions import HandoffType
 from leo.api import LeoClient, LifecycleClient
-from leo.stack import Stack
+from leo.dev_stack import Stack
+from leo.domain.handoffs import HandoffType
+from leo.domain.lifecycle_messages import ExecReport
+from leo.runtime import build_worker
 from tests.cli.helpers import Leo
 from tests.factories import create_sd
 from tests.faults.helpers import ROOT, WorkerProcess, wait_until, worker_env
 from tests.faults.invariants import assert_invariants
-from worker import build_worker
 
 GRANTS = ROOT / "deploy" / "postgres" / "worker-grants.sql"
 LEO_BIN = str(Path(sys.executable).parent / "leo")

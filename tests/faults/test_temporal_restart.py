@@ -18,17 +18,17 @@ import asyncpg
 import pytest
 from temporalio.client import Client
 
-from db.transitions import HandoffType
 from leo.api import LeoClient
 from leo.client import connect_client
+from leo.dev_stack import TemporalDevServer, free_port
+from leo.domain.handoff_messages import HandoffOptions
+from leo.domain.handoffs import HandoffType
+from leo.runtime import build_worker
 from leo.settings import Settings
-from leo.stack import TemporalDevServer, free_port
 from tests.factories import create_sd
 from tests.faults.helpers import marker_times, start_dev_server, stop_dev_server, wait_until
 from tests.faults.invariants import assert_invariants
 from tests.helpers import add_agent
-from worker import build_worker
-from workflows.pipeline import HandoffOptions
 
 AGENT_SECONDS = 3.0
 DOWN_SECONDS = 1.0

@@ -24,14 +24,14 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from db.transitions import HandoffType
 from leo.api import LeoClient
+from leo.domain.handoff_messages import HandoffOptions, HandoffResult
+from leo.domain.handoffs import HandoffType
 from leo.settings import Settings
 from tests.factories import create_sd
 from tests.faults.helpers import WorkerProcess, marker_times, worker_env
 from tests.faults.invariants import assert_invariants
 from tests.helpers import add_agent
-from workflows.pipeline import HandoffOptions, HandoffResult
 
 HANDOFFS = 20
 

@@ -6,10 +6,11 @@ from typing import Any
 
 import pytest
 
-from db.transitions import HandoffType
+from leo.domain.gates import GateStatus
+from leo.domain.handoffs import HandoffType
+from leo.domain.verdicts import Verdict, aggregate
 from leo.gates import builtin
-from leo.gates.core import GateContext, GateStatus, evaluate_gates, validate_gate_result
-from leo.sub_agents.results import Verdict, aggregate
+from leo.gates.core import GateContext, evaluate_gates, validate_gate_result
 from tests import builders
 
 EXPECTED_GATES = {

@@ -7,13 +7,13 @@ from typing import Any
 
 import pytest
 
-from db.transitions import HandoffType
+from leo.domain.gates import GateStatus
+from leo.domain.handoffs import HandoffType
 from leo.gates.core import (
     THRESHOLD_GATE,
     Gate,
     GateContext,
     GateRegistry,
-    GateStatus,
     evaluate_gates,
     validate_gate_result,
 )

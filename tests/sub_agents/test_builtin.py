@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from db.transitions import HandoffType
-from leo.snapshot import HandoffSnapshot
+from leo.domain.handoffs import HandoffType
+from leo.domain.snapshot import HandoffSnapshot
+from leo.domain.verdicts import AgentOutput, Verdict, validate_agent_output
 from leo.sub_agents import builtin
-from leo.sub_agents.results import AgentOutput, Verdict, validate_agent_output
 from tests import builders
 
 SEED = Path(__file__).resolve().parents[2] / "db" / "migrations" / "0002_seed_sub_agents.sql"

@@ -16,7 +16,8 @@ from typing import Any
 
 import pytest
 
-from leo.snapshot import HandoffSnapshot, SubAgentSpec
+from leo.domain.snapshot import HandoffSnapshot, SubAgentSpec
+from leo.domain.verdicts import Verdict
 from leo.sub_agents.executors import (
     MAX_OUTPUT_BYTES,
     ExecutorConfigError,
@@ -24,7 +25,6 @@ from leo.sub_agents.executors import (
     command_argv,
     run_executor,
 )
-from leo.sub_agents.results import Verdict
 from tests import builders
 
 HERE = "tests.sub_agents.test_executors"

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from leo.sub_agents.results import (
+from leo.domain.verdicts import (
     AgentOutput,
     Verdict,
     aggregate,

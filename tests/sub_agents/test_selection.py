@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from leo.snapshot import HANDOFF_PHASE
+from leo.domain.handoffs import HANDOFF_PHASE
 from leo.sub_agents.selection import required_sub_agents, select_sub_agents
 
 FEATURE_VERIFY = ("TESTING", "SECURITY", "PERFORMANCE", "UAT")

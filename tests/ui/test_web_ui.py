@@ -16,10 +16,10 @@ import asyncpg
 import pytest
 from rich.console import Console
 
-from db.transitions import HandoffType
 from leo.api import LeoClient
 from leo.demo import run_demo
-from leo.stack import Stack
+from leo.dev_stack import Stack
+from leo.domain.handoffs import HandoffType
 from tests.factories import unique_key
 
 ROOT = Path(__file__).resolve().parents[2]

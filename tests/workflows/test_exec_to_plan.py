@@ -7,7 +7,7 @@ import time
 import asyncpg
 from temporalio.client import Client
 
-from db.transitions import HandoffType
+from leo.domain.handoffs import HandoffType
 from tests.factories import create_sd, seed_accepted_handoff
 from tests.helpers import add_agent, start_handoff
 

@@ -16,8 +16,8 @@ from temporalio.client import Client, WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
-from db.transitions import HandoffType
 from leo.api import LeoClient
+from leo.domain.handoffs import HandoffType
 from tests.factories import create_sd
 from workflows.registry import HANDOFF_WORKFLOWS
 from workflows.sd_lifecycle import SdLifecycleWorkflow

@@ -17,11 +17,11 @@ from temporalio.client import Client
 
 from leo.api import LeoClient, LifecycleClient
 from leo.client import connect_client
+from leo.dev_stack import TemporalDevServer, free_port
+from leo.domain.handoffs import Step
+from leo.runtime import build_worker
 from leo.settings import Settings
-from leo.stack import TemporalDevServer, free_port
 from tests.factories import create_sd, seed_accepted_handoff
-from worker import build_worker
-from workflows.sd_lifecycle import Step
 
 
 async def test_long_approval_wait_continues_as_new_and_keeps_the_claim(

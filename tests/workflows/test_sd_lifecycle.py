@@ -10,11 +10,11 @@ import pytest
 from temporalio.client import Client, WorkflowFailureError, WorkflowUpdateFailedError
 from temporalio.exceptions import CancelledError
 
-from activities.lifecycle import ExecReport
 from leo.api import LeoClient, LifecycleClient, LifecycleConflict
+from leo.domain.handoffs import Step, lifecycle_workflow_id
+from leo.domain.lifecycle_messages import ExecReport, LifecycleStatus
 from tests.factories import SdFixture, create_sd, seed_accepted_handoff
 from tests.workflows.test_lifecycle_and_replay import check_replay
-from workflows.sd_lifecycle import LifecycleStatus, Step, lifecycle_workflow_id
 
 EVIDENCE = {
     "risks": [{"risk": "r", "mitigation": "m"}],

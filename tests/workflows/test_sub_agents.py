@@ -9,9 +9,9 @@ from pathlib import Path
 
 import asyncpg
 
-from db.transitions import HandoffType
 from leo.api import LeoClient
-from leo.sub_agents.results import Verdict
+from leo.domain.handoffs import HandoffType
+from leo.domain.verdicts import Verdict
 from tests.factories import create_sd, seed_accepted_handoff
 from tests.helpers import add_agent
 

@@ -9,8 +9,8 @@ import asyncpg
 import pytest
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHistory
 
-from db.transitions import HandoffType
 from leo.api import HandoffFailed, LeoClient
+from leo.domain.handoffs import HandoffType
 from tests.factories import create_sd, seed_accepted_handoff
 from tests.helpers import add_agent
 
@@ -139,8 +139,8 @@ async def test_wrong_phase_fails_fast_without_running_sub_agents(
 async def test_workflow_started_under_another_id_is_refused(
     client: Client, task_queue: str, db_pool: asyncpg.Pool
 ) -> None:
+    from leo.domain.handoff_messages import HandoffInput
     from workflows.lead_to_plan import LeadToPlanWorkflow
-    from workflows.pipeline import HandoffInput
 
     sd = await create_sd(db_pool, ready_for="LEAD-TO-PLAN", uuid_id=True)
     handle = await client.start_workflow(

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import asyncpg
 
-from db.transitions import HandoffType
 from leo.api import LeoClient
+from leo.domain.handoffs import HandoffType
 from leo.settings import Settings
 from tests.factories import create_sd
 from tests.helpers import add_agent

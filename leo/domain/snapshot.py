@@ -13,16 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from db.transitions import HandoffType
-
-# The LEO phase each handoff's sub-agents belong to (leo-domain.md 3.2).
-HANDOFF_PHASE: dict[HandoffType, str] = {
-    HandoffType.LEAD_TO_PLAN: "LEAD_PRE_APPROVAL",
-    HandoffType.PLAN_TO_EXEC: "PLAN_PRD",
-    HandoffType.EXEC_TO_PLAN: "PLAN_VERIFY",
-    HandoffType.PLAN_TO_LEAD: "LEAD_FINAL",
-    HandoffType.LEAD_FINAL_APPROVAL: "LEAD_FINAL",
-}
+from leo.domain.handoffs import HandoffType
 
 
 class Frozen(BaseModel):

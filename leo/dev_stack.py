@@ -26,18 +26,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from leo.domain.search_attributes import SEARCH_ATTRIBUTES
+
 if TYPE_CHECKING:
     from leo.settings import Settings
-
-# Registered on the dev server at start, so `temporal workflow list --query "LeoSdId='SD-1'"`
-# and the Web UI's filters work from the first handoff on.
-SEARCH_ATTRIBUTES: dict[str, str] = {
-    "LeoSdId": "Keyword",
-    "LeoSdType": "Keyword",
-    "LeoHandoffType": "Keyword",
-    "LeoOutcome": "Keyword",
-    "LeoScore": "Double",
-}
 
 # Measured on a 2-core machine like ours (docs/performance.md): WAL plus a higher transfer
 # poll rate cut a 5-activity workflow from 116 ms to 42 ms and removed rare lost-task stalls.

@@ -1,0 +1,74 @@
+"""Why a handoff did not apply: the transition functions' refusal codes, which of them a retry
+can fix, and the failure types workflows end with. Each list is defined here once."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class RefusalCode(StrEnum):
+    """Stable codes a transition function returns when it applies nothing."""
+
+    OK = "OK"
+    SD_NOT_FOUND = "SD_NOT_FOUND"
+    CONCURRENT_LOCK = "CONCURRENT_LOCK"
+    VERSION_CONFLICT = "VERSION_CONFLICT"
+    INVALID_PHASE = "INVALID_PHASE"
+    CLAIMED_BY_OTHER_SESSION = "CLAIMED_BY_OTHER_SESSION"
+    INVALID_INPUT = "INVALID_INPUT"
+    TRANSITION_FAILED = "TRANSITION_FAILED"
+
+
+class FailureType(StrEnum):
+    """`ApplicationError.type` of the failures our workflows end with, besides refusal codes."""
+
+    # A handoff whose gates did not pass; the typed HandoffResult rides in the details.
+    HANDOFF_REJECTED = "HandoffRejected"
+    # A handoff or lifecycle started under an id other than its canonical one.
+    WRONG_WORKFLOW_ID = "WRONG_WORKFLOW_ID"
+    # SD-LIFECYCLE's own endings.
+    LEAD_REJECTED = "LeadRejected"
+    LIFECYCLE_EXPIRED = "LifecycleExpired"
+    RETRIES_EXHAUSTED = "RetriesExhausted"
+
+
+# Transient: the SD is locked by another transition right now; retried with backoff and jitter.
+RETRYABLE_REFUSALS = frozenset({RefusalCode.CONCURRENT_LOCK})
+
+# Refusals that no retry can fix: they end the workflow with that code as its failure type.
+NON_RETRYABLE_REFUSALS: tuple[RefusalCode, ...] = (
+    RefusalCode.SD_NOT_FOUND,
+    RefusalCode.VERSION_CONFLICT,
+    RefusalCode.INVALID_PHASE,
+    RefusalCode.CLAIMED_BY_OTHER_SESSION,
+    RefusalCode.INVALID_INPUT,
+    RefusalCode.TRANSITION_FAILED,
+)
+
+# What the dry run before a handoff stops on: the request cannot apply now, so no agent should
+# run. VERSION_CONFLICT and TRANSITION_FAILED cannot come from a dry run without an expected
+# version or steps; CONCURRENT_LOCK is retried.
+PREFLIGHT_REFUSALS = frozenset(
+    {
+        RefusalCode.CONCURRENT_LOCK,
+        RefusalCode.SD_NOT_FOUND,
+        RefusalCode.INVALID_PHASE,
+        RefusalCode.CLAIMED_BY_OTHER_SESSION,
+        RefusalCode.INVALID_INPUT,
+    }
+)
+
+# Failure types that mean "this request cannot apply" (the caller's problem), as opposed to an
+# environment failure: activity retry policies list them as non-retryable, and the CLI maps them
+# to its "refused" exit code.
+DOMAIN_ERROR_TYPES: tuple[str, ...] = (
+    *(code.value for code in NON_RETRYABLE_REFUSALS),
+    FailureType.WRONG_WORKFLOW_ID.value,
+)
+
+# The lifecycle's own activities (claim, release, EXEC report) stop on these.
+LIFECYCLE_ACTIVITY_ERROR_TYPES: tuple[str, ...] = (
+    RefusalCode.SD_NOT_FOUND.value,
+    RefusalCode.CLAIMED_BY_OTHER_SESSION.value,
+    RefusalCode.INVALID_INPUT.value,
+)

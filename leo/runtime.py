@@ -1,0 +1,165 @@
+"""The composition root: `Settings` -> Temporal client, asyncpg pool, gate registry -> Worker.
+
+The one factory every process uses to wire LEO together: `leo worker` (through worker.py),
+the demo, the benchmarks and the test suite. asyncpg lives only here and in activity
+instances, never in the workflow sandbox.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import signal
+from collections.abc import AsyncIterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+
+import asyncpg
+import pydantic
+from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
+from temporalio.client import Client
+from temporalio.worker import Worker, WorkflowRunner
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+
+from activities.handoff import HandoffActivities
+from activities.lifecycle import LifecycleActivities
+from activities.sub_agents import SubAgentActivities
+from db.pool import create_pool
+from leo.client import connect_client
+from leo.domain.search_attributes import SEARCH_ATTRIBUTES
+from leo.gates.builtin import default_registry
+from leo.gates.core import GateRegistry
+from leo.settings import Settings
+from workflows.registry import HANDOFF_WORKFLOWS
+from workflows.sd_lifecycle import SdLifecycleWorkflow
+
+# Our own model and activity packages have no import-time side effects: share them with the
+# sandbox instead of re-importing them for every workflow instance (profiled: that re-import was
+# a fifth of the worker's event-loop time).
+SHARED_MODULES_SANDBOX = SandboxedWorkflowRunner(
+    restrictions=SandboxRestrictions.default.with_passthrough_modules("db", "leo", "activities")
+)
+# A production worker's pool: the handoff steps and agents' result rows run concurrently.
+WORKER_POOL_MIN, WORKER_POOL_MAX = 2, 20
+
+
+class ConfigurationError(RuntimeError):
+    """The deployment is not ready for LEO, phrased as what to do about it."""
+
+
+def load_gate_registry(plugins: Sequence[str] = ()) -> GateRegistry:
+    """Built-in gates plus each plugin's: a plugin is "module:function(registry)"."""
+    registry = default_registry()
+    for ref in plugins:
+        module_name, _, attr = ref.partition(":")
+        if not module_name or not attr:
+            raise ValueError(f"gate plugin {ref!r} must be written 'module:function'")
+        getattr(importlib.import_module(module_name), attr)(registry)
+    return registry
+
+
+def build_worker(
+    client: Client,
+    pool: asyncpg.Pool,
+    *,
+    task_queue: str,
+    gates: GateRegistry | None = None,
+    workflow_runner: WorkflowRunner | None = None,
+    **worker_options: object,
+) -> Worker:
+    """Every workflow LEO has and their activities, bound to `pool` and `gates`."""
+    handoff = HandoffActivities(pool, gates or default_registry())
+    sub_agents = SubAgentActivities(pool)
+    lifecycle = LifecycleActivities(pool)
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[*HANDOFF_WORKFLOWS.values(), SdLifecycleWorkflow],
+        workflow_runner=workflow_runner or SHARED_MODULES_SANDBOX,
+        activities=[
+            handoff.load_handoff_snapshot,
+            handoff.commit_handoff,
+            sub_agents.run_sub_agent,
+            lifecycle.load_lifecycle_state,
+            lifecycle.claim_sd,
+            lifecycle.heartbeat_sd_claim,
+            lifecycle.release_sd,
+            lifecycle.record_exec_report,
+        ],
+        # Sync python sub-agents run in threads via asyncio.to_thread; nothing else blocks.
+        activity_executor=ThreadPoolExecutor(max_workers=8),
+        graceful_shutdown_timeout=timedelta(seconds=10),
+        workflow_failure_exception_types=[pydantic.ValidationError],
+        **worker_options,  # type: ignore[arg-type]
+    )
+
+
+async def check_search_attributes(client: Client, namespace: str) -> None:
+    """Refuse to start against a server that lacks LEO's search attributes: every handoff
+    sets them, and a workflow task that cannot would retry forever instead of failing."""
+    response = await client.operator_service.list_search_attributes(
+        ListSearchAttributesRequest(namespace=namespace)
+    )
+    missing = [name for name in SEARCH_ATTRIBUTES if name not in response.custom_attributes]
+    if missing:
+        flags = " ".join(f"--name {name} --type {SEARCH_ATTRIBUTES[name]}" for name in missing)
+        raise ConfigurationError(
+            f"namespace {namespace!r} lacks LEO's search attributes {', '.join(missing)}; "
+            f"register them once with: temporal operator search-attribute create "
+            f"--namespace {namespace} {flags}"
+        )
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """A connected client, pool and gate registry; `worker()` builds workers on them."""
+
+    settings: Settings
+    client: Client
+    pool: asyncpg.Pool
+    gates: GateRegistry
+
+    def worker(self, task_queue: str | None = None, **worker_options: object) -> Worker:
+        return build_worker(
+            self.client,
+            self.pool,
+            task_queue=task_queue or self.settings.task_queue,
+            gates=self.gates,
+            **worker_options,  # type: ignore[arg-type]
+        )
+
+
+@asynccontextmanager
+async def open_runtime(
+    settings: Settings,
+    *,
+    client: Client | None = None,
+    pool_min: int = WORKER_POOL_MIN,
+    pool_max: int = WORKER_POOL_MAX,
+) -> AsyncIterator[Runtime]:
+    """Connect to Temporal (or use `client`), check its namespace has LEO's search attributes,
+    open the pool and load the gate plugins; the pool closes on exit."""
+    if settings.database_url is None:
+        raise ConfigurationError(
+            "LEO_DATABASE_URL is not set; `leo worker` and `leo dev` use the embedded stack"
+        )
+    gates = load_gate_registry(settings.gate_plugins)
+    client = client or await connect_client(settings)
+    await check_search_attributes(client, settings.temporal_namespace)
+    pool = await create_pool(settings.database_url, min_size=pool_min, max_size=pool_max)
+    try:
+        yield Runtime(settings=settings, client=client, pool=pool, gates=gates)
+    finally:
+        await pool.close()
+
+
+async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> None:
+    """Run one worker until `stop` is set (or SIGINT/SIGTERM), then shut down gracefully."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with open_runtime(settings) as runtime, runtime.worker():
+        await stop.wait()
