@@ -10,9 +10,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from db.snapshots import read_snapshot_rows
 from db.transitions import TransitionContext, TransitionResult, call_transition, record_rejection
 from leo.domain.handoffs import HANDOFF_PHASE, HandoffType
-from leo.domain.refusals import PREFLIGHT_REFUSALS, RETRYABLE_REFUSALS
+from leo.domain.refusals import PREFLIGHT_REFUSALS, RETRYABLE_REFUSALS, RefusalCode
 from leo.domain.snapshot import (
     HandoffRecord,
     HandoffSnapshot,
@@ -76,29 +77,6 @@ def refusal_error(result: TransitionResult) -> ApplicationError:
     )
 
 
-SNAPSHOT_SQL = {
-    "prd": "SELECT * FROM product_requirements_v2 WHERE sd_id = $1",
-    "stories": "SELECT * FROM user_stories WHERE sd_id = $1 ORDER BY story_key",
-    "handoffs": (
-        "SELECT handoff_type, status, validation_score::float8 AS validation_score, created_at "
-        "FROM sd_phase_handoffs WHERE sd_id = $1 ORDER BY created_at DESC LIMIT 200"
-    ),
-    "evidence": (
-        "SELECT DISTINCT ON (sub_agent_code) sub_agent_code, phase, verdict, confidence, created_at "
-        "FROM sub_agent_execution_results WHERE sd_id = $1 "
-        f"AND created_at > now() - interval '{EVIDENCE_MAX_AGE_HOURS} hours' "
-        "ORDER BY sub_agent_code, created_at DESC"
-    ),
-    "retrospectives": (
-        "SELECT quality_score, created_at FROM retrospectives WHERE sd_id = $1 ORDER BY created_at"
-    ),
-    "catalogue": (
-        "SELECT code, name, priority, depends_on, timeout_seconds, executor_kind, executor_ref, "
-        "metadata FROM leo_sub_agents WHERE code = ANY($1::text[]) AND active"
-    ),
-}
-
-
 def preflight_request_id() -> str:
     info = activity.info()
     return f"preflight:{info.workflow_id}/{info.workflow_run_id}/{info.activity_id}/{info.attempt}"
@@ -118,44 +96,37 @@ class HandoffActivities:
         sub-agent runs."""
         async with self._pool.acquire() as conn:
             await self._preflight(conn, request)
-            async with conn.transaction(isolation="repeatable_read", readonly=True):
-                sd_id = await conn.fetchval("SELECT leo_resolve_sd_id($1)", request.sd_id)
-                sd_row = await conn.fetchrow(
-                    "SELECT * FROM strategic_directives_v2 WHERE id = $1", sd_id
-                )
-                if sd_row is None:
-                    raise ApplicationError(
-                        f"SD not found: {request.sd_id}", type="SD_NOT_FOUND", non_retryable=True
-                    )
-                sd = SdSnapshot.model_validate(dict(sd_row))
-                prd_row = await conn.fetchrow(SNAPSHOT_SQL["prd"], sd.id)
-                stories = await conn.fetch(SNAPSHOT_SQL["stories"], sd.id)
-                handoffs = await conn.fetch(SNAPSHOT_SQL["handoffs"], sd.id)
-                evidence = await conn.fetch(SNAPSHOT_SQL["evidence"], sd.id)
-                retros = await conn.fetch(SNAPSHOT_SQL["retrospectives"], sd.id)
-                phase = HANDOFF_PHASE[request.handoff_type]
-                codes = select_sub_agents(phase, sd.sd_type, request.extra_sub_agents)
-                catalogue = {
-                    row["code"]: SubAgentSpec.from_row(row)
-                    for row in await conn.fetch(SNAPSHOT_SQL["catalogue"], list(codes))
-                }
-                now = await conn.fetchval("SELECT now()")
+            rows = await read_snapshot_rows(
+                conn, request.sd_id, evidence_max_age_hours=EVIDENCE_MAX_AGE_HOURS
+            )
+        if rows is None:
+            raise ApplicationError(
+                f"SD not found: {request.sd_id}", type=RefusalCode.SD_NOT_FOUND, non_retryable=True
+            )
+        sd = SdSnapshot.model_validate(dict(rows.sd))
+        phase = HANDOFF_PHASE[request.handoff_type]
+        codes = select_sub_agents(phase, sd.sd_type, request.extra_sub_agents)
+        catalogue = {
+            c: SubAgentSpec.from_row(rows.catalogue[c]) for c in codes if c in rows.catalogue
+        }
         return HandoffSnapshot(
             handoff_type=request.handoff_type,
             phase=phase,
             sd=sd,
-            prd=PrdSnapshot.model_validate(dict(prd_row)) if prd_row else None,
-            stories=tuple(StorySnapshot.model_validate(dict(r)) for r in stories),
-            handoffs=tuple(HandoffRecord.model_validate(dict(r)) for r in handoffs),
-            evidence=tuple(SubAgentEvidence.model_validate(dict(r)) for r in evidence),
-            retrospectives=tuple(RetrospectiveRecord.model_validate(dict(r)) for r in retros),
+            prd=PrdSnapshot.model_validate(dict(rows.prd)) if rows.prd else None,
+            stories=tuple(StorySnapshot.model_validate(dict(r)) for r in rows.stories),
+            handoffs=tuple(HandoffRecord.model_validate(dict(r)) for r in rows.handoffs),
+            evidence=tuple(SubAgentEvidence.model_validate(dict(r)) for r in rows.evidence),
+            retrospectives=tuple(
+                RetrospectiveRecord.model_validate(dict(r)) for r in rows.retrospectives
+            ),
             sub_agents=tuple(
                 catalogue[c] for c in codes if c in catalogue and catalogue[c].executor_kind
             ),
             missing_sub_agents=tuple(
                 c for c in codes if c not in catalogue or not catalogue[c].executor_kind
             ),
-            loaded_at=now,
+            loaded_at=rows.now,
         )
 
     async def _preflight(self, conn: PoolConnectionProxy, request: LoadSnapshotInput) -> None:

