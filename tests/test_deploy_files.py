@@ -42,7 +42,7 @@ EXPECTED_SERVICES = {
     "leo-migrate",
     "worker",
 }
-# Versions from ../shared/docs/temporal-notes.md section 5 (samples-server compose/.env).
+# Versions from docs/temporal-notes.md section 5 (samples-server compose/.env).
 EXPECTED_IMAGES = {
     "postgresql": ("postgres", "16"),
     "temporal-admin-tools": ("temporalio/admin-tools", "1.30.1"),

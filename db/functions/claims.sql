@@ -1,4 +1,4 @@
--- Session claims (leo-domain.md 1.8 and 6.2). A session claims an SD before it works on it;
+-- Session claims (docs/leo-domain.md 1.8 and 6.2). A session claims an SD before it works on it;
 -- the transition functions refuse a session that does not hold a live claim when another one
 -- does. A claim whose heartbeat is older than 300 s is stale and may be taken over.
 

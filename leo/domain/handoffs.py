@@ -21,7 +21,7 @@ class HandoffType(StrEnum):
         return f"fn_atomic_{self.snake}_transition"
 
 
-# The LEO phase each handoff's sub-agents belong to (leo-domain 3.2, in docs/sub-agents.md).
+# The LEO phase each handoff's sub-agents belong to (docs/leo-domain.md 3.2).
 HANDOFF_PHASE: dict[HandoffType, str] = {
     HandoffType.LEAD_TO_PLAN: "LEAD_PRE_APPROVAL",
     HandoffType.PLAN_TO_EXEC: "PLAN_PRD",

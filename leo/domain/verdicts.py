@@ -122,7 +122,7 @@ def validate_agent_output(raw: Any) -> AgentOutput:
 
 
 class AggregateVerdict(BaseModel):
-    """The orchestration verdict over all agents of a handoff (leo-domain.md 3.7)."""
+    """The orchestration verdict over all agents of a handoff (docs/leo-domain.md 3.7)."""
 
     model_config = ConfigDict(frozen=True)
 

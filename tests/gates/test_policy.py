@@ -1,4 +1,4 @@
-"""SD-type policy: gate thresholds (leo-domain.md 4.4) and should_skip_gate (4.5)."""
+"""SD-type policy: gate thresholds (docs/leo-domain.md 4.4) and should_skip_gate (4.5)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Sub-agent output validation and the aggregation table of leo-domain.md 3.7."""
+"""Sub-agent output validation and the aggregation table of docs/leo-domain.md 3.7."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The mandatory sub-agent matrix by phase and sd_type (leo-domain.md 3.2)."""
+"""The mandatory sub-agent matrix by phase and sd_type (docs/leo-domain.md 3.2)."""
 
 from __future__ import annotations
 
