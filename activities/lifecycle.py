@@ -9,8 +9,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from db import lifecycle as db_lifecycle
 from leo.domain.handoffs import HandoffType
 from leo.domain.lifecycle_messages import ExecReport
+from leo.domain.refusals import RefusalCode
 
 if TYPE_CHECKING:
     import asyncpg
@@ -78,22 +80,12 @@ class LifecycleActivities:
 
     @activity.defn(name="load_lifecycle_state")
     async def load_lifecycle_state(self, request: LoadLifecycleStateInput) -> LifecycleState:
-        async with self._pool.acquire() as conn:
-            row = await conn.fetchrow(
-                "SELECT id, sd_key, sd_type, status, current_phase, transition_version "
-                "FROM strategic_directives_v2 WHERE id = leo_resolve_sd_id($1)",
-                request.sd_id,
+        found = await db_lifecycle.read_sd_state(self._pool, request.sd_id)
+        if found is None:
+            raise ApplicationError(
+                f"SD not found: {request.sd_id}", type=RefusalCode.SD_NOT_FOUND, non_retryable=True
             )
-            if row is None:
-                raise ApplicationError(
-                    f"SD not found: {request.sd_id}", type="SD_NOT_FOUND", non_retryable=True
-                )
-            accepted = await conn.fetch(
-                "SELECT DISTINCT ON (handoff_type) handoff_type, validation_score::float8 AS validation_score, "
-                "id::text AS handoff_id, accepted_at FROM sd_phase_handoffs "
-                "WHERE sd_id = $1 AND status = 'accepted' ORDER BY handoff_type, created_at DESC",
-                row["id"],
-            )
+        row, accepted = found
         return LifecycleState(
             sd_id=row["id"],
             sd_key=row["sd_key"],
@@ -106,9 +98,7 @@ class LifecycleActivities:
 
     @activity.defn(name="claim_sd")
     async def claim_sd(self, request: ClaimInput) -> ClaimResult:
-        raw = await self._pool.fetchval(
-            "SELECT claim_sd(p_sd_id => $1, p_session_id => $2)", request.sd_id, request.session_id
-        )
+        raw = await db_lifecycle.claim_sd(self._pool, request.sd_id, request.session_id)
         result = ClaimResult.model_validate(raw)
         if not result.success:
             raise ApplicationError(
@@ -118,18 +108,12 @@ class LifecycleActivities:
 
     @activity.defn(name="heartbeat_sd_claim")
     async def heartbeat_sd_claim(self, request: ReleaseInput) -> ClaimResult:
-        raw = await self._pool.fetchval(
-            "SELECT heartbeat_sd_claim(p_session_id => $1)", request.session_id
-        )
+        raw = await db_lifecycle.heartbeat_sd_claim(self._pool, request.session_id)
         return ClaimResult.model_validate(raw)
 
     @activity.defn(name="release_sd")
     async def release_sd(self, request: ReleaseInput) -> ClaimResult:
-        raw = await self._pool.fetchval(
-            "SELECT release_sd(p_session_id => $1, p_reason => $2)",
-            request.session_id,
-            request.reason,
-        )
+        raw = await db_lifecycle.release_sd(self._pool, request.session_id, request.reason)
         return ClaimResult.model_validate(raw)
 
     @activity.defn(name="record_exec_report")
@@ -142,14 +126,13 @@ class LifecycleActivities:
         }
         if report.retrospective is not None:
             evidence["retrospective"] = report.retrospective
-        raw = await self._pool.fetchval(
-            "SELECT fn_record_exec_report(p_sd_id => $1, p_session_id => $2, p_request_id => $3, "
-            "p_summary => $4, p_evidence => $5)",
-            request.sd_id,
-            request.session_id,
-            request.request_id,
-            report.summary,
-            evidence,
+        raw = await db_lifecycle.record_exec_report(
+            self._pool,
+            sd_id=request.sd_id,
+            session_id=request.session_id,
+            request_id=request.request_id,
+            summary=report.summary,
+            evidence=evidence,
         )
         if not raw.get("success"):
             raise ApplicationError(

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel
 from temporalio import activity
 
+from db.sub_agent_results import find_result, insert_result
 from leo.domain.snapshot import HandoffSnapshot, SubAgentSpec
 from leo.domain.verdicts import AgentOutput, SubAgentResult, Verdict, error_output
 from leo.sub_agents.executors import ExecutorConfigError, run_executor
@@ -33,22 +34,6 @@ class RunSubAgentInput(BaseModel):
     snapshot: HandoffSnapshot
     idempotency_key: str
     metadata: dict[str, Any] = {}
-
-
-INSERT_RESULT = """
-INSERT INTO sub_agent_execution_results (
-    idempotency_key, sd_id, sub_agent_code, sub_agent_name, phase, verdict, confidence,
-    critical_issues, warnings, recommendations, detailed_analysis, execution_time,
-    justification, conditions, metadata)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
-ON CONFLICT (idempotency_key) DO NOTHING
-RETURNING id
-"""
-SELECT_RESULT = """
-SELECT id, verdict, confidence, critical_issues, warnings, recommendations, detailed_analysis,
-       execution_time::float8 AS execution_time, justification, conditions
-FROM sub_agent_execution_results WHERE idempotency_key = $1
-"""
 
 
 def _result_from_row(spec: SubAgentSpec, row: Any, *, reused: bool) -> SubAgentResult:
@@ -108,7 +93,7 @@ class SubAgentActivities:
     @activity.defn(name="run_sub_agent")
     async def run_sub_agent(self, request: RunSubAgentInput) -> SubAgentResult:
         spec, snapshot = request.spec, request.snapshot
-        existing = await self._pool.fetchrow(SELECT_RESULT, request.idempotency_key)
+        existing = await find_result(self._pool, request.idempotency_key)
         if existing is not None:
             # Recorded by an earlier attempt of this activity: never run the agent twice.
             return _result_from_row(spec, existing, reused=True)
@@ -122,27 +107,27 @@ class SubAgentActivities:
             "executor_kind": spec.executor_kind,
             "attempt": activity.info().attempt,
         }
-        row_id = await self._pool.fetchval(
-            INSERT_RESULT,
-            request.idempotency_key,
-            snapshot.sd.id,
-            spec.code,
-            spec.name,
-            snapshot.phase,
-            output.verdict.value,
-            output.confidence,
-            output.critical_issues,
-            output.warnings,
-            output.recommendations,
-            output.detailed_analysis,
-            elapsed,
-            output.justification,
-            output.conditions,
-            metadata,
+        row_id = await insert_result(
+            self._pool,
+            idempotency_key=request.idempotency_key,
+            sd_id=snapshot.sd.id,
+            code=spec.code,
+            name=spec.name,
+            phase=snapshot.phase,
+            verdict=output.verdict.value,
+            confidence=output.confidence,
+            critical_issues=output.critical_issues,
+            warnings=output.warnings,
+            recommendations=output.recommendations,
+            detailed_analysis=output.detailed_analysis,
+            execution_time=elapsed,
+            justification=output.justification,
+            conditions=output.conditions,
+            metadata=metadata,
         )
         if row_id is None:
             # Another attempt recorded first; report what was recorded, not a second opinion.
-            row = await self._pool.fetchrow(SELECT_RESULT, request.idempotency_key)
+            row = await find_result(self._pool, request.idempotency_key)
             return _result_from_row(spec, row, reused=True)
         return SubAgentResult(
             code=spec.code,

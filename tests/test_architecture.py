@@ -7,6 +7,7 @@ dependency, and a reader of the tree should be able to trust what the folders sa
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -217,3 +218,33 @@ def test_no_product_module_is_over_about_400_lines() -> None:
         and str(path.relative_to(ROOT)) not in IN_FLIGHT_FILES
     }
     assert long == {}
+
+
+SQL_STATEMENT = re.compile(r"\b(SELECT\s|INSERT\s+INTO\s|UPDATE\s+\w+\s+SET\s|DELETE\s+FROM\s)")
+# TEMPORARY while issue 9 lands in parts (see IN_FLIGHT).
+SQL_IN_FLIGHT = {"leo/repository.py", "leo/demo.py", "leo/api.py", "leo/cli.py"}
+
+
+def test_all_sql_lives_under_db() -> None:
+    """Statements live in `db/` (thin modules and .sql files); everything else calls them."""
+    offenders = {}
+    for path in python_files("leo", "workflows", "activities", "worker.py"):
+        relative = str(path.relative_to(ROOT))
+        if relative in SQL_IN_FLIGHT:
+            continue
+        strings = [
+            node.value
+            for node in ast.walk(ast.parse(path.read_text()))
+            if isinstance(node, ast.Constant) and isinstance(node.value, str)
+        ]
+        found = [s for s in strings if SQL_STATEMENT.search(s)]
+        if found:
+            offenders[relative] = found
+    assert offenders == {}
+
+
+def test_the_sql_detector_sees_statements_and_not_prose() -> None:
+    assert SQL_STATEMENT.search("SELECT claim_sd(p_sd_id => $1)")
+    assert SQL_STATEMENT.search("INSERT INTO leo_sub_agents (code) VALUES ($1)")
+    assert SQL_STATEMENT.search("UPDATE user_stories SET status = $1")
+    assert not SQL_STATEMENT.search("select the agents this phase requires")

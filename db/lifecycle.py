@@ -1,0 +1,78 @@
+"""The SD-LIFECYCLE's database calls: where an SD stands, its session claim, EXEC's report.
+
+One statement each, values bound; the claim and report rules live in `functions/claims.sql`
+and `functions/exec_report.sql`. Functions return the jsonb those SQL functions return.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import asyncpg
+
+    from db.pool import Executor
+
+SD_STATE_SQL = (
+    "SELECT id, sd_key, sd_type, status, current_phase, transition_version "
+    "FROM strategic_directives_v2 WHERE id = leo_resolve_sd_id($1)"
+)
+# The newest accepted record of each handoff type.
+ACCEPTED_HANDOFFS_SQL = (
+    "SELECT DISTINCT ON (handoff_type) handoff_type, "
+    "validation_score::float8 AS validation_score, id::text AS handoff_id, accepted_at "
+    "FROM sd_phase_handoffs WHERE sd_id = $1 AND status = 'accepted' "
+    "ORDER BY handoff_type, created_at DESC"
+)
+
+
+async def read_sd_state(
+    conn: Executor, sd_ref: str
+) -> tuple[asyncpg.Record, list[asyncpg.Record]] | None:
+    """The SD named by id or sd_key and its accepted handoffs; None when there is no such SD."""
+    row = await conn.fetchrow(SD_STATE_SQL, sd_ref)
+    if row is None:
+        return None
+    return row, await conn.fetch(ACCEPTED_HANDOFFS_SQL, row["id"])
+
+
+async def claim_sd(conn: Executor, sd_id: str, session_id: str) -> dict[str, Any]:
+    raw: dict[str, Any] = await conn.fetchval(
+        "SELECT claim_sd(p_sd_id => $1, p_session_id => $2)", sd_id, session_id
+    )
+    return raw
+
+
+async def heartbeat_sd_claim(conn: Executor, session_id: str) -> dict[str, Any]:
+    raw: dict[str, Any] = await conn.fetchval(
+        "SELECT heartbeat_sd_claim(p_session_id => $1)", session_id
+    )
+    return raw
+
+
+async def release_sd(conn: Executor, session_id: str, reason: str) -> dict[str, Any]:
+    raw: dict[str, Any] = await conn.fetchval(
+        "SELECT release_sd(p_session_id => $1, p_reason => $2)", session_id, reason
+    )
+    return raw
+
+
+async def record_exec_report(
+    conn: Executor,
+    *,
+    sd_id: str,
+    session_id: str | None,
+    request_id: str,
+    summary: str,
+    evidence: dict[str, Any],
+) -> dict[str, Any]:
+    raw: dict[str, Any] = await conn.fetchval(
+        "SELECT fn_record_exec_report(p_sd_id => $1, p_session_id => $2, p_request_id => $3, "
+        "p_summary => $4, p_evidence => $5)",
+        sd_id,
+        session_id,
+        request_id,
+        summary,
+        evidence,
+    )
+    return raw
