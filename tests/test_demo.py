@@ -10,7 +10,7 @@ from rich.console import Console
 from leo.api import LeoClient
 from leo.demo import DEMO_AGENTS, run_demo, workflow_url
 from leo.domain.handoffs import HandoffType, Step
-from tests.factories import unique_key
+from tests.support.factories import unique_key
 
 
 async def test_demo_drives_the_hardening_sd_through_the_lifecycle(

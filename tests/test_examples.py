@@ -10,7 +10,7 @@ from pathlib import Path
 import asyncpg
 
 from leo.dev_stack import Stack
-from tests.factories import create_sd
+from tests.support.factories import create_sd
 
 ROOT = Path(__file__).resolve().parents[1]
 

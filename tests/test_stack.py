@@ -28,7 +28,7 @@ from leo.dev_stack import (
     start_stack,
 )
 from tests.cli.helpers import Leo, assert_one_error_line
-from tests.factories import create_sd
+from tests.support.factories import create_sd
 
 LEO = Path(sys.executable).parent / "leo"
 

@@ -11,16 +11,18 @@ from temporalio.client import Client
 from leo.api import LeoClient
 from leo.domain.handoffs import HandoffType
 from leo.runtime import build_worker, load_gate_registry
-from tests.factories import create_sd
+from tests.support.factories import create_sd
 
 
 def test_gate_plugins_add_project_gates_after_the_built_in_ones() -> None:
-    registry = load_gate_registry(["tests.gate_plugin:register"])
+    registry = load_gate_registry(["tests.support.gate_plugin:register"])
     names = [g.name for g in registry.gates(HandoffType.LEAD_TO_PLAN)]
     assert names[-1] == "PROJECT_CHANGELOG" and "GATE_SD_TRANSITION_READINESS" in names
 
 
-@pytest.mark.parametrize("ref", ["tests.gate_plugin", "tests.gate_plugin:", ":register"])
+@pytest.mark.parametrize(
+    "ref", ["tests.support.gate_plugin", "tests.support.gate_plugin:", ":register"]
+)
 def test_malformed_plugin_reference_is_refused(ref: str) -> None:
     with pytest.raises(ValueError, match="must be written 'module:function'"):
         load_gate_registry([ref])
@@ -38,7 +40,7 @@ async def test_a_project_gate_blocks_and_passes_real_handoffs(
         sd_type="infrastructure",
         metadata={"changelog": "added atomic handoffs"},
     )
-    gates = load_gate_registry(["tests.gate_plugin:register"])
+    gates = load_gate_registry(["tests.support.gate_plugin:register"])
     async with build_worker(client, db_pool, task_queue=queue, gates=gates):
         rejected = await leo.run_handoff(HandoffType.LEAD_TO_PLAN, without.id)
         accepted = await leo.run_handoff(HandoffType.LEAD_TO_PLAN, with_log.id)

@@ -15,7 +15,7 @@ import pytest
 
 from leo.dev_stack import Stack
 from tests.cli.helpers import Leo, assert_one_error_line
-from tests.factories import create_sd
+from tests.support.factories import create_sd
 
 ROOT = Path(__file__).resolve().parents[2]
 # The installed console script, next to this interpreter.

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from tests.cli.helpers import Leo, assert_one_error_line, stderr_lines
-from tests.factories import create_sd, unique_key
+from tests.support.factories import create_sd, unique_key
 
 
 def hardening_spec(sd_key: str) -> dict[str, Any]:

@@ -10,7 +10,7 @@ import pytest
 from db.transitions import TransitionContext, TransitionResult, call_transition
 from leo.domain.handoffs import HandoffType
 from tests.cli.helpers import Leo, assert_one_error_line
-from tests.factories import SdFixture, create_sd
+from tests.support.factories import SdFixture, create_sd
 
 
 @dataclass(frozen=True)

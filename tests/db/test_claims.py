@@ -8,8 +8,8 @@ from typing import Any
 import asyncpg
 import pytest
 
-from tests.db.helpers import call, claim, context, new_session_id, sd_row
-from tests.factories import create_sd
+from tests.support.db import call, claim, context, new_session_id, sd_row
+from tests.support.factories import create_sd
 
 # Stands for "a fresh, valid session id" in parameters, which are built once at import.
 NEW = "<new session>"

@@ -9,8 +9,8 @@ from contextlib import asynccontextmanager
 import asyncpg
 import pytest
 
-from tests.db.helpers import audit_rows, call, context, handoff_rows, sd_row, snapshot
-from tests.factories import START_STATE, create_sd
+from tests.support.db import audit_rows, call, context, handoff_rows, sd_row, snapshot
+from tests.support.factories import START_STATE, create_sd
 
 CALLERS = 50
 STABLE_REFUSALS = {"CONCURRENT_LOCK", "VERSION_CONFLICT", "INVALID_PHASE"}

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import asyncpg
 import pytest
 
-from tests.db.helpers import (
+from tests.support.db import (
     Fault,
     assert_claim_holder_passes,
     assert_fault_rolls_back,
@@ -26,7 +26,7 @@ from tests.db.helpers import (
     snapshot,
     story_rows,
 )
-from tests.factories import create_sd
+from tests.support.factories import create_sd
 
 HANDOFF = "EXEC-TO-PLAN"
 STORIES_DONE = {"user_stories_updated": 2}

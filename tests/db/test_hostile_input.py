@@ -8,7 +8,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from tests.db.helpers import (
+from tests.support.db import (
     GATE_SUMMARY,
     assert_refused_without_writes,
     audit_rows,
@@ -18,7 +18,7 @@ from tests.db.helpers import (
     new_request_id,
     snapshot,
 )
-from tests.factories import START_STATE, create_sd
+from tests.support.factories import START_STATE, create_sd
 
 HANDOFFS = list(START_STATE)
 DROP_TABLE = "'; DROP TABLE strategic_directives_v2; --"

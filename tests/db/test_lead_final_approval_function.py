@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncpg
 import pytest
 
-from tests.db.helpers import (
+from tests.support.db import (
     Fault,
     assert_claim_holder_passes,
     assert_fault_rolls_back,
@@ -23,7 +23,7 @@ from tests.db.helpers import (
     sd_row,
     snapshot,
 )
-from tests.factories import create_sd
+from tests.support.factories import create_sd
 
 HANDOFF = "LEAD-FINAL-APPROVAL"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncpg
 import pytest
 
-from tests.db.helpers import (
+from tests.support.db import (
     Fault,
     assert_claim_holder_passes,
     assert_fault_rolls_back,
@@ -24,7 +24,7 @@ from tests.db.helpers import (
     snapshot,
     story_rows,
 )
-from tests.factories import create_sd
+from tests.support.factories import create_sd
 
 HANDOFF = "PLAN-TO-LEAD"
 EXPECTED = "active / EXEC_COMPLETE with the PRD in verification"

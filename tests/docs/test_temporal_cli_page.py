@@ -12,7 +12,7 @@ from pathlib import Path
 import asyncpg
 
 from leo.dev_stack import Stack, temporal_binary
-from tests.factories import create_sd
+from tests.support.factories import create_sd
 
 PAGE = Path(__file__).resolve().parents[2] / "docs" / "temporal-cli.md"
 PLACEHOLDER_SD = "SD-LEO-DEMO-001"

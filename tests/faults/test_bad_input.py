@@ -33,10 +33,10 @@ from leo.domain.gates import GateStatus
 from leo.domain.verdicts import AgentOutput, Verdict, validate_agent_output
 from leo.gates.core import Gate, evaluate_gates, validate_gate_result
 from leo.repository import SdSpec
-from tests import builders
 from tests.cli.helpers import Leo, assert_one_error_line
-from tests.db.helpers import GATE_SUMMARY, REFUSAL_CODES, function_name, snapshot
-from tests.factories import START_STATE, SdFixture, create_sd, unique_key
+from tests.support import builders
+from tests.support.db import GATE_SUMMARY, REFUSAL_CODES, function_name, snapshot
+from tests.support.factories import START_STATE, SdFixture, create_sd, unique_key
 
 HANDOFFS = list(START_STATE)
 # Text as a shell, a JSON file or a driver can deliver it to us. NUL and lone surrogates are

@@ -1,5 +1,5 @@
 """Load: 200 concurrent handoff starts over 60 SDs, with duplicate and conflicting starts, on the
-session worker; afterwards every SD satisfies the invariants in `tests/faults/invariants.py`.
+session worker; afterwards every SD satisfies the invariants in `tests/support/invariants.py`.
 
 The starts mix the two ways in: `LeoClient.start_handoff` (idempotent: USE_EXISTING and
 ALLOW_DUPLICATE_FAILED_ONLY) and raw `client.start_workflow` with other options (the default
@@ -25,9 +25,8 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from leo.api import HandoffFailed, LeoClient
 from leo.domain.handoff_messages import HandoffInput, HandoffOptions, HandoffResult
 from leo.domain.handoffs import HandoffType, workflow_id_for
-from tests.factories import SdFixture, create_sd
-from tests.faults.invariants import assert_invariants
-from tests.helpers import add_agent
+from tests.support.factories import SdFixture, add_agent, create_sd
+from tests.support.invariants import assert_invariants
 from workflows.registry import HANDOFF_RUN
 
 L2P = HandoffType.LEAD_TO_PLAN

@@ -26,10 +26,9 @@ from leo.dev_stack import EmbeddedPostgres
 from leo.domain.handoff_messages import HandoffOptions
 from leo.domain.handoffs import HandoffType
 from leo.runtime import build_worker
-from tests.factories import create_sd
-from tests.faults.helpers import marker_times, wait_until
-from tests.faults.invariants import assert_invariants
-from tests.helpers import add_agent
+from tests.support.factories import add_agent, create_sd
+from tests.support.faults import marker_times, wait_until
+from tests.support.invariants import assert_invariants
 
 OUTAGE_SECONDS = 2.0
 AGENT_SECONDS = 3.0

@@ -25,9 +25,9 @@ from leo.domain.handoffs import HandoffType
 from leo.domain.lifecycle_messages import ExecReport
 from leo.runtime import build_worker
 from tests.cli.helpers import Leo
-from tests.factories import create_sd
-from tests.faults.helpers import ROOT, WorkerProcess, wait_until, worker_env
-from tests.faults.invariants import assert_invariants
+from tests.support.factories import create_sd
+from tests.support.faults import ROOT, WorkerProcess, wait_until, worker_env
+from tests.support.invariants import assert_invariants
 
 GRANTS = ROOT / "deploy" / "postgres" / "worker-grants.sql"
 LEO_BIN = str(Path(sys.executable).parent / "leo")

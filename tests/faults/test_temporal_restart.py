@@ -25,10 +25,9 @@ from leo.domain.handoff_messages import HandoffOptions
 from leo.domain.handoffs import HandoffType
 from leo.runtime import build_worker
 from leo.settings import Settings
-from tests.factories import create_sd
-from tests.faults.helpers import marker_times, start_dev_server, stop_dev_server, wait_until
-from tests.faults.invariants import assert_invariants
-from tests.helpers import add_agent
+from tests.support.factories import add_agent, create_sd
+from tests.support.faults import marker_times, start_dev_server, stop_dev_server, wait_until
+from tests.support.invariants import assert_invariants
 
 AGENT_SECONDS = 3.0
 DOWN_SECONDS = 1.0

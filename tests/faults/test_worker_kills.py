@@ -28,10 +28,9 @@ from leo.api import LeoClient
 from leo.domain.handoff_messages import HandoffOptions, HandoffResult
 from leo.domain.handoffs import HandoffType
 from leo.settings import Settings
-from tests.factories import create_sd
-from tests.faults.helpers import WorkerProcess, marker_times, worker_env
-from tests.faults.invariants import assert_invariants
-from tests.helpers import add_agent
+from tests.support.factories import add_agent, create_sd
+from tests.support.faults import WorkerProcess, marker_times, worker_env
+from tests.support.invariants import assert_invariants
 
 HANDOFFS = 20
 

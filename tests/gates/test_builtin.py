@@ -11,7 +11,7 @@ from leo.domain.handoffs import HandoffType
 from leo.domain.verdicts import Verdict, aggregate
 from leo.gates import builtin
 from leo.gates.core import GateContext, evaluate_gates, validate_gate_result
-from tests import builders
+from tests.support import builders
 
 EXPECTED_GATES = {
     HandoffType.LEAD_TO_PLAN: [

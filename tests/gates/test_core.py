@@ -17,7 +17,7 @@ from leo.gates.core import (
     evaluate_gates,
     validate_gate_result,
 )
-from tests import builders
+from tests.support import builders
 
 
 def result(

@@ -12,7 +12,7 @@ from leo.domain.handoffs import HandoffType
 from leo.domain.snapshot import HandoffSnapshot
 from leo.domain.verdicts import AgentOutput, Verdict, validate_agent_output
 from leo.sub_agents import builtin
-from tests import builders
+from tests.support import builders
 
 SEED = Path(__file__).resolve().parents[2] / "db" / "migrations" / "0002_seed_sub_agents.sql"
 

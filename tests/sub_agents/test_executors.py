@@ -25,7 +25,7 @@ from leo.sub_agents.executors import (
     command_argv,
     run_executor,
 )
-from tests import builders
+from tests.support import builders
 
 HERE = "tests.sub_agents.test_executors"
 
@@ -108,8 +108,8 @@ NOT_A_FUNCTION = 42
     [
         (None, "must be 'module:function'"),
         (123, "must be 'module:function'"),
-        (["tests.agents", "sleep_then_pass"], "must be 'module:function'"),
-        ("tests.agents.sleep_then_pass", "must be 'module:function'"),
+        (["tests.support.agents", "sleep_then_pass"], "must be 'module:function'"),
+        ("tests.support.agents.sleep_then_pass", "must be 'module:function'"),
         ("no_such_module_xyz:run", "cannot load no_such_module_xyz:run"),
         (f"{HERE}:no_such_function", f"cannot load {HERE}:no_such_function"),
         (":sync_agent", "must be 'module:function'"),

@@ -14,7 +14,7 @@ from leo.domain.verdicts import (
     priority_band,
     validate_agent_output,
 )
-from tests.builders import sub_agent_result
+from tests.support.builders import sub_agent_result
 
 JUSTIFICATION = "The remaining gap is documented and scheduled for the next sprint, owner set."
 

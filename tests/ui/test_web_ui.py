@@ -20,7 +20,7 @@ from leo.api import LeoClient
 from leo.demo import run_demo
 from leo.dev_stack import Stack
 from leo.domain.handoffs import HandoffType
-from tests.factories import unique_key
+from tests.support.factories import unique_key
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "tests" / "artifacts"

@@ -8,8 +8,8 @@ import asyncpg
 from temporalio.client import Client
 
 from leo.domain.handoffs import HandoffType
-from tests.factories import create_sd, seed_accepted_handoff
-from tests.helpers import add_agent, start_handoff
+from tests.support.factories import add_agent, create_sd, seed_accepted_handoff
+from tests.support.workflows import start_handoff
 
 INFRA_EVIDENCE = {"commits": ["abc123"], "security_findings": []}
 

@@ -8,8 +8,6 @@ earlier version are checked in under histories/; set LEO_RECORD_HISTORIES=1 to r
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 
 import asyncpg
 from temporalio.client import Client, WorkflowHistory
@@ -18,24 +16,8 @@ from temporalio.worker import Replayer
 
 from leo.api import LeoClient
 from leo.domain.handoffs import HandoffType
-from tests.factories import create_sd
-from workflows.registry import HANDOFF_WORKFLOWS
-from workflows.sd_lifecycle import SdLifecycleWorkflow
-
-HISTORIES = Path(__file__).parent / "histories"
-ALL_WORKFLOWS = [*HANDOFF_WORKFLOWS.values(), SdLifecycleWorkflow]
-
-
-async def check_replay(client: Client, workflow_id: str, name: str) -> None:
-    """Replay a finished workflow's history against this code; optionally record it."""
-    history = await client.get_workflow_handle(workflow_id).fetch_history()
-    replayer = Replayer(workflows=ALL_WORKFLOWS, data_converter=pydantic_data_converter)
-    await replayer.replay_workflow(history)
-    if os.environ.get("LEO_RECORD_HISTORIES"):
-        HISTORIES.mkdir(exist_ok=True)
-        record = {"workflow_id": history.workflow_id, "history": history.to_json_dict()}
-        (HISTORIES / f"{name}.json").write_text(json.dumps(record, indent=1))
-
+from tests.support.factories import create_sd
+from tests.support.workflows import ALL_WORKFLOWS, HISTORIES, check_replay
 
 LIFECYCLE_EVIDENCE = {
     "risks": [{"risk": "lock contention", "mitigation": "try-lock and retry with jitter"}],

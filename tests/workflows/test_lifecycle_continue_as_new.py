@@ -21,7 +21,7 @@ from leo.dev_stack import TemporalDevServer, free_port
 from leo.domain.handoffs import Step
 from leo.runtime import build_worker
 from leo.settings import Settings
-from tests.factories import create_sd, seed_accepted_handoff
+from tests.support.factories import create_sd, seed_accepted_handoff
 
 
 async def test_long_approval_wait_continues_as_new_and_keeps_the_claim(

@@ -13,8 +13,8 @@ from temporalio.exceptions import CancelledError
 from leo.api import LeoClient, LifecycleClient, LifecycleConflict
 from leo.domain.handoffs import Step, lifecycle_workflow_id
 from leo.domain.lifecycle_messages import ExecReport, LifecycleStatus
-from tests.factories import SdFixture, create_sd, seed_accepted_handoff
-from tests.workflows.test_lifecycle_and_replay import check_replay
+from tests.support.factories import SdFixture, create_sd, seed_accepted_handoff
+from tests.support.workflows import check_replay
 
 EVIDENCE = {
     "risks": [{"risk": "r", "mitigation": "m"}],

@@ -12,8 +12,7 @@ import asyncpg
 from leo.api import LeoClient
 from leo.domain.handoffs import HandoffType
 from leo.domain.verdicts import Verdict
-from tests.factories import create_sd, seed_accepted_handoff
-from tests.helpers import add_agent
+from tests.support.factories import add_agent, create_sd, seed_accepted_handoff
 
 EVIDENCE = {"commits": ["abc123"], "security_findings": []}
 
@@ -136,7 +135,7 @@ async def test_agent_that_prints_garbage_is_an_error(leo: LeoClient, db_pool: as
         ref=["{python}", "-c", 'print(\'{"verdict": "GREAT", "confidence": 250}\')'],
         priority=40,
     )
-    returns_str = await add_agent(db_pool, ref="tests.agents:garbage", priority=40)
+    returns_str = await add_agent(db_pool, ref="tests.support.agents:garbage", priority=40)
     sd_id = await exec_ready_sd(db_pool)
 
     result = await leo.run_handoff(
@@ -186,7 +185,7 @@ async def test_required_agent_without_executor_blocks_with_a_clear_issue(
 async def test_agent_mutating_its_snapshot_changes_nothing_others_see(
     leo: LeoClient, db_pool: asyncpg.Pool
 ) -> None:
-    vandal = await add_agent(db_pool, ref="tests.agents:mutate_snapshot", priority=40)
+    vandal = await add_agent(db_pool, ref="tests.support.agents:mutate_snapshot", priority=40)
     sd_id = await exec_ready_sd(db_pool)
 
     result = await leo.run_handoff(

@@ -11,8 +11,7 @@ from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHistory
 
 from leo.api import HandoffFailed, LeoClient
 from leo.domain.handoffs import HandoffType
-from tests.factories import create_sd, seed_accepted_handoff
-from tests.helpers import add_agent
+from tests.support.factories import add_agent, create_sd, seed_accepted_handoff
 
 
 async def plan_to_lead_ready(pool: asyncpg.Pool, *, sd_type: str, retro_quality: int) -> str:

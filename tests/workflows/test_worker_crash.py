@@ -17,8 +17,7 @@ import asyncpg
 from leo.api import LeoClient
 from leo.domain.handoffs import HandoffType
 from leo.settings import Settings
-from tests.factories import create_sd
-from tests.helpers import add_agent
+from tests.support.factories import add_agent, create_sd
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -1,7 +1,9 @@
-"""Builders for test data: every test makes its own SDs, so tests never share rows."""
+"""Rows for the tests (SDs, PRDs, stories, handoff records, catalogue agents): every test makes
+its own, so tests never share rows."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -92,7 +94,8 @@ async def create_sd(
     return SdFixture(sd_id, key, prd_id, tuple(story_keys))
 
 
-HANDOFF_PHASES = {
+# handoff type -> (from_phase, to_phase) of its sd_phase_handoffs row, in chain order.
+HANDOFF_PHASES: dict[str, tuple[str, str]] = {
     "LEAD-TO-PLAN": ("LEAD", "PLAN"),
     "PLAN-TO-EXEC": ("PLAN", "EXEC"),
     "EXEC-TO-PLAN": ("EXEC", "PLAN"),
@@ -119,3 +122,31 @@ async def seed_accepted_handoff(
         f"seed-{handoff_type}-{sd_id}",
         score,
     )
+
+
+async def add_agent(
+    pool: asyncpg.Pool,
+    *,
+    kind: str = "python",
+    ref: Any = "tests.support.agents:sleep_then_pass",
+    priority: int = 50,
+    depends_on: list[str] | None = None,
+    timeout: float = 60,
+    metadata: dict[str, Any] | None = None,
+    prefix: str = "T",
+) -> str:
+    """A catalogue row with a unique code, so tests never share agents."""
+    code = f"{prefix}_{uuid.uuid4().hex[:8].upper()}"
+    await pool.execute(
+        "INSERT INTO leo_sub_agents (code, name, priority, depends_on, timeout_seconds, "
+        "executor_kind, executor_ref, metadata) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        code,
+        f"Test agent {code}",
+        priority,
+        depends_on or [],
+        timeout,
+        kind,
+        json.loads(json.dumps(ref)),
+        metadata or {},
+    )
+    return code

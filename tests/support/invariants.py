@@ -29,14 +29,9 @@ from typing import Any
 
 import asyncpg
 
-# handoff type -> (from_phase, to_phase) of its sd_phase_handoffs row, in chain order.
-HANDOFF_PHASES: dict[str, tuple[str, str]] = {
-    "LEAD-TO-PLAN": ("LEAD", "PLAN"),
-    "PLAN-TO-EXEC": ("PLAN", "EXEC"),
-    "EXEC-TO-PLAN": ("EXEC", "PLAN"),
-    "PLAN-TO-LEAD": ("PLAN", "LEAD"),
-    "LEAD-FINAL-APPROVAL": ("LEAD", "COMPLETED"),
-}
+from tests.support.factories import HANDOFF_PHASES
+
+# The handoff types in chain order.
 CHAIN = list(HANDOFF_PHASES)
 
 Queryable = asyncpg.Pool | asyncpg.Connection

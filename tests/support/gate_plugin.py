@@ -1,4 +1,4 @@
-"""A project gate plugin used by the tests: LEO_GATE_PLUGINS=tests.gate_plugin:register."""
+"""A project gate plugin used by the tests: LEO_GATE_PLUGINS=tests.support.gate_plugin:register."""
 
 from __future__ import annotations
 

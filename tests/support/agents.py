@@ -1,4 +1,4 @@
-"""Sub-agent executors used by the tests (referenced from catalogue rows as tests.agents:NAME)."""
+"""Sub-agent executors used by the tests (referenced from catalogue rows as tests.support.agents:NAME)."""
 
 from __future__ import annotations
 

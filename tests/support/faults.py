@@ -84,7 +84,7 @@ def worker_env(database_url: str, temporal_address: str, task_queue: str) -> dic
 
 
 def marker_times(directory: Path) -> list[float]:
-    """The wall-clock times at which `tests.agents:sleep_then_pass` started a run (one file
+    """The wall-clock times at which `tests.support.agents:sleep_then_pass` started a run (one file
     per run), oldest first."""
     if not directory.exists():
         return []

@@ -10,7 +10,7 @@ from typing import Any
 
 import asyncpg
 
-from tests.factories import SdFixture
+from tests.support.factories import SdFixture
 
 # The gate summary every happy path sends; validation_score and validation_details come from it.
 GATE_SUMMARY: dict[str, Any] = {
