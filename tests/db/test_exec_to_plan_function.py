@@ -1,27 +1,19 @@
-"""fn_atomic_exec_to_plan_transition against a real PostgreSQL."""
+"""What only fn_atomic_exec_to_plan_transition does, against a real PostgreSQL (the contract every
+transition function keeps is in test_transition_functions.py)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
 import asyncpg
-import pytest
 
 from tests.support.db import (
-    Fault,
-    assert_claim_holder_passes,
-    assert_fault_rolls_back,
     assert_handoff_recorded,
-    assert_idempotent_on_request_id,
-    assert_refuses_foreign_claim,
-    assert_refuses_unknown_sd,
-    assert_refuses_version_conflict,
     assert_refuses_wrong_phase,
     call,
     context,
     new_session_id,
     prd_row,
-    record_handoff_faults,
     sd_row,
     snapshot,
     story_rows,
@@ -29,22 +21,6 @@ from tests.support.db import (
 from tests.support.factories import create_sd
 
 HANDOFF = "EXEC-TO-PLAN"
-STORIES_DONE = {"user_stories_updated": 2}
-
-FAULTS = [
-    Fault("1. Transition user stories", "user_stories", "UPDATE", "23514", {}),
-    Fault("2. Transition PRD", "product_requirements_v2", "UPDATE", "23502", STORIES_DONE),
-    Fault(
-        "3. Transition SD",
-        "strategic_directives_v2",
-        "UPDATE",
-        "22001",
-        {**STORIES_DONE, "prd_updated": True},
-    ),
-    *record_handoff_faults(
-        "4. Record handoff", {**STORIES_DONE, "prd_updated": True, "sd_updated": True}
-    ),
-]
 
 
 async def test_exec_to_plan_completes_stories_and_moves_prd_and_sd_to_verification(
@@ -143,34 +119,6 @@ async def test_exec_to_plan_works_for_an_sd_without_stories(db_pool: asyncpg.Poo
     assert result["post_state"]["stories"] == {}
 
 
-@pytest.mark.parametrize("fault", FAULTS, ids=lambda f: f.id)
-async def test_exec_to_plan_rolls_back_everything_when_a_step_fails(
-    db_pool: asyncpg.Pool, fault: Fault
-) -> None:
-    sd = await create_sd(
-        db_pool, ready_for=HANDOFF, stories=[{}, {"e2e_test_path": "e2e/x.spec.ts"}]
-    )
-    await assert_fault_rolls_back(db_pool, HANDOFF, sd, fault)
-
-
-async def test_exec_to_plan_is_idempotent_on_request_id(db_pool: asyncpg.Pool) -> None:
-    sd = await create_sd(db_pool, ready_for=HANDOFF, stories=[{}])
-    await assert_idempotent_on_request_id(db_pool, HANDOFF, sd)
-
-
-@pytest.mark.parametrize(
-    ("status", "phase"),
-    [("in_progress", "PLAN_PRD"), ("active", "EXEC_COMPLETE"), ("in_progress", "EXEC")],
-)
-async def test_exec_to_plan_refuses_a_wrong_phase_naming_expected_and_actual(
-    db_pool: asyncpg.Pool, status: str, phase: str
-) -> None:
-    sd = await create_sd(db_pool, status=status, phase=phase, with_prd=True, stories=[{}])
-    await assert_refuses_wrong_phase(
-        db_pool, HANDOFF, sd, expected="active / EXEC", actual_status=status, actual_phase=phase
-    )
-
-
 async def test_exec_to_plan_refuses_an_sd_without_a_prd(db_pool: asyncpg.Pool) -> None:
     sd = await create_sd(db_pool, status="active", phase="EXEC", stories=[{}])
     await assert_refuses_wrong_phase(
@@ -181,25 +129,3 @@ async def test_exec_to_plan_refuses_an_sd_without_a_prd(db_pool: asyncpg.Pool) -
         actual_status="active",
         actual_phase="EXEC",
     )
-
-
-async def test_exec_to_plan_refuses_a_stale_expected_version(db_pool: asyncpg.Pool) -> None:
-    sd = await create_sd(db_pool, ready_for=HANDOFF)
-    await assert_refuses_version_conflict(db_pool, HANDOFF, sd)
-
-
-async def test_exec_to_plan_refuses_an_unknown_sd(db_pool: asyncpg.Pool) -> None:
-    sd = await create_sd(db_pool, ready_for=HANDOFF)
-    await assert_refuses_unknown_sd(db_pool, HANDOFF, sd)
-
-
-async def test_exec_to_plan_refuses_a_session_while_another_holds_a_live_claim(
-    db_pool: asyncpg.Pool,
-) -> None:
-    sd = await create_sd(db_pool, ready_for=HANDOFF, stories=[{}])
-    await assert_refuses_foreign_claim(db_pool, HANDOFF, sd)
-
-
-async def test_exec_to_plan_lets_the_claim_holder_through(db_pool: asyncpg.Pool) -> None:
-    sd = await create_sd(db_pool, ready_for=HANDOFF)
-    await assert_claim_holder_passes(db_pool, HANDOFF, sd)

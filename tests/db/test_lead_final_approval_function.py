@@ -1,37 +1,22 @@
-"""fn_atomic_lead_final_approval_transition against a real PostgreSQL."""
+"""What only fn_atomic_lead_final_approval_transition does, against a real PostgreSQL (the contract every
+transition function keeps is in test_transition_functions.py)."""
 
 from __future__ import annotations
 
 import asyncpg
-import pytest
 
 from tests.support.db import (
-    Fault,
-    assert_claim_holder_passes,
-    assert_fault_rolls_back,
     assert_handoff_recorded,
-    assert_idempotent_on_request_id,
-    assert_refuses_foreign_claim,
-    assert_refuses_unknown_sd,
-    assert_refuses_version_conflict,
-    assert_refuses_wrong_phase,
     call,
     claim,
     context,
     new_session_id,
-    record_handoff_faults,
     sd_row,
     snapshot,
 )
 from tests.support.factories import create_sd
 
 HANDOFF = "LEAD-FINAL-APPROVAL"
-
-FAULTS = [
-    Fault("1. Complete SD", "strategic_directives_v2", "UPDATE", "23514", {}),
-    Fault("2. Release session claim", "claude_sessions", "UPDATE", "55P03", {"sd_updated": True}),
-    *record_handoff_faults("3. Record handoff", {"sd_updated": True, "claims_released": 1}),
-]
 
 
 async def test_lead_final_approval_completes_the_sd_and_releases_its_claim(
@@ -148,79 +133,6 @@ async def test_lead_final_approval_on_an_sd_completed_elsewhere_is_a_success_wit
     after = await snapshot(db_pool, sd.id)
     assert after.without_audits() == before.without_audits()
     assert after.audits == []
-
-
-@pytest.mark.parametrize("fault", FAULTS, ids=lambda f: f.id)
-async def test_lead_final_approval_rolls_back_everything_when_a_step_fails(
-    db_pool: asyncpg.Pool, fault: Fault
-) -> None:
-    # Held by the caller, so step 2 has a claim to release (and a row for the fault to hit).
-    sd = await create_sd(db_pool, ready_for=HANDOFF)
-    session = new_session_id()
-    assert (await claim(db_pool, sd.id, session))["success"] is True
-    await assert_fault_rolls_back(db_pool, HANDOFF, sd, fault, session_id=session)
-    released = await db_pool.fetchval(
-        "SELECT release_reason FROM claude_sessions WHERE session_id = $1", session
-    )
-    assert released == "completed"
-
-
-async def test_lead_final_approval_is_idempotent_on_request_id(db_pool: asyncpg.Pool) -> None:
-    sd = await create_sd(db_pool, ready_for=HANDOFF)
-    await assert_idempotent_on_request_id(db_pool, HANDOFF, sd)
-
-
-@pytest.mark.parametrize(
-    ("status", "phase"),
-    [
-        ("active", "EXEC_COMPLETE"),
-        ("pending_approval", "LEAD_APPROVAL"),
-        ("completed", "LEAD_FINAL"),
-        ("cancelled", "CANCELLED"),
-    ],
-)
-async def test_lead_final_approval_refuses_a_wrong_phase_naming_expected_and_actual(
-    db_pool: asyncpg.Pool, status: str, phase: str
-) -> None:
-    sd = await create_sd(db_pool, status=status, phase=phase, with_prd=True)
-    await assert_refuses_wrong_phase(
-        db_pool,
-        HANDOFF,
-        sd,
-        expected="pending_approval / LEAD_FINAL",
-        actual_status=status,
-        actual_phase=phase,
-    )
-
-
-async def test_lead_final_approval_refuses_a_stale_expected_version(db_pool: asyncpg.Pool) -> None:
-    sd = await create_sd(db_pool, ready_for=HANDOFF)
-    await assert_refuses_version_conflict(db_pool, HANDOFF, sd)
-
-
-async def test_lead_final_approval_refuses_an_unknown_sd(db_pool: asyncpg.Pool) -> None:
-    sd = await create_sd(db_pool, ready_for=HANDOFF)
-    await assert_refuses_unknown_sd(db_pool, HANDOFF, sd)
-
-
-async def test_lead_final_approval_refuses_a_session_while_another_holds_a_live_claim(
-    db_pool: asyncpg.Pool,
-) -> None:
-    sd = await create_sd(db_pool, ready_for=HANDOFF)
-    await assert_refuses_foreign_claim(db_pool, HANDOFF, sd)
-
-
-async def test_lead_final_approval_lets_the_claim_holder_through_and_releases_it(
-    db_pool: asyncpg.Pool,
-) -> None:
-    sd = await create_sd(db_pool, ready_for=HANDOFF)
-    await assert_claim_holder_passes(db_pool, HANDOFF, sd)
-    assert (
-        await db_pool.fetchval(
-            "SELECT count(*) FROM claude_sessions WHERE sd_id = $1 AND status = 'active'", sd.id
-        )
-        == 0
-    )
 
 
 async def test_lead_final_approval_releases_a_stale_claim_of_another_session(

@@ -1,4 +1,5 @@
-"""fn_atomic_lead_to_plan_transition against a real PostgreSQL."""
+"""What only fn_atomic_lead_to_plan_transition does, against a real PostgreSQL (the contract every
+transition function keeps is in test_transition_functions.py)."""
 
 from __future__ import annotations
 
@@ -6,20 +7,11 @@ import asyncpg
 import pytest
 
 from tests.support.db import (
-    Fault,
-    assert_claim_holder_passes,
-    assert_fault_rolls_back,
     assert_handoff_recorded,
-    assert_idempotent_on_request_id,
-    assert_refuses_foreign_claim,
-    assert_refuses_unknown_sd,
-    assert_refuses_version_conflict,
-    assert_refuses_wrong_phase,
     call,
     context,
     new_session_id,
     prd_row,
-    record_handoff_faults,
     sd_row,
     snapshot,
     story_rows,
@@ -27,11 +19,6 @@ from tests.support.db import (
 from tests.support.factories import create_sd
 
 HANDOFF = "LEAD-TO-PLAN"
-
-FAULTS = [
-    Fault("1. Transition SD", "strategic_directives_v2", "UPDATE", "23514", {}),
-    *record_handoff_faults("2. Record handoff", {"sd_updated": True}),
-]
 
 
 async def test_lead_to_plan_moves_the_sd_to_plan_prd_and_leaves_prd_and_stories_alone(
@@ -100,61 +87,3 @@ async def test_lead_to_plan_starts_from_every_lead_state(
     assert result["success"] is True, result
     row = await sd_row(db_pool, sd.id)
     assert (row["status"], row["current_phase"]) == ("in_progress", "PLAN_PRD")
-
-
-@pytest.mark.parametrize("fault", FAULTS, ids=lambda f: f.id)
-async def test_lead_to_plan_rolls_back_everything_when_a_step_fails(
-    db_pool: asyncpg.Pool, fault: Fault
-) -> None:
-    sd = await create_sd(db_pool, ready_for=HANDOFF, with_prd=True, stories=[{}])
-    await assert_fault_rolls_back(db_pool, HANDOFF, sd, fault)
-
-
-async def test_lead_to_plan_is_idempotent_on_request_id(db_pool: asyncpg.Pool) -> None:
-    sd = await create_sd(db_pool, ready_for=HANDOFF)
-    await assert_idempotent_on_request_id(db_pool, HANDOFF, sd)
-
-
-@pytest.mark.parametrize(
-    ("status", "phase"),
-    [
-        ("in_progress", "PLAN_PRD"),
-        ("active", "EXEC"),
-        ("in_progress", "LEAD"),
-        ("completed", "COMPLETED"),
-    ],
-)
-async def test_lead_to_plan_refuses_a_wrong_phase_naming_expected_and_actual(
-    db_pool: asyncpg.Pool, status: str, phase: str
-) -> None:
-    sd = await create_sd(db_pool, status=status, phase=phase)
-    await assert_refuses_wrong_phase(
-        db_pool,
-        HANDOFF,
-        sd,
-        expected="draft or active / LEAD or LEAD_APPROVAL",
-        actual_status=status,
-        actual_phase=phase,
-    )
-
-
-async def test_lead_to_plan_refuses_a_stale_expected_version(db_pool: asyncpg.Pool) -> None:
-    sd = await create_sd(db_pool, ready_for=HANDOFF)
-    await assert_refuses_version_conflict(db_pool, HANDOFF, sd)
-
-
-async def test_lead_to_plan_refuses_an_unknown_sd(db_pool: asyncpg.Pool) -> None:
-    sd = await create_sd(db_pool, ready_for=HANDOFF)
-    await assert_refuses_unknown_sd(db_pool, HANDOFF, sd)
-
-
-async def test_lead_to_plan_refuses_a_session_while_another_holds_a_live_claim(
-    db_pool: asyncpg.Pool,
-) -> None:
-    sd = await create_sd(db_pool, ready_for=HANDOFF)
-    await assert_refuses_foreign_claim(db_pool, HANDOFF, sd)
-
-
-async def test_lead_to_plan_lets_the_claim_holder_through(db_pool: asyncpg.Pool) -> None:
-    sd = await create_sd(db_pool, ready_for=HANDOFF)
-    await assert_claim_holder_passes(db_pool, HANDOFF, sd)

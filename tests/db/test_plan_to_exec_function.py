@@ -1,25 +1,18 @@
-"""fn_atomic_plan_to_exec_transition against a real PostgreSQL."""
+"""What only fn_atomic_plan_to_exec_transition does, against a real PostgreSQL (the contract every
+transition function keeps is in test_transition_functions.py)."""
 
 from __future__ import annotations
 
 import asyncpg
-import pytest
 
+from tests.support.contracts import CONTRACTS
 from tests.support.db import (
-    Fault,
-    assert_claim_holder_passes,
-    assert_fault_rolls_back,
     assert_handoff_recorded,
-    assert_idempotent_on_request_id,
-    assert_refuses_foreign_claim,
-    assert_refuses_unknown_sd,
-    assert_refuses_version_conflict,
     assert_refuses_wrong_phase,
     call,
     context,
     new_session_id,
     prd_row,
-    record_handoff_faults,
     sd_row,
     snapshot,
     story_rows,
@@ -27,13 +20,7 @@ from tests.support.db import (
 from tests.support.factories import create_sd
 
 HANDOFF = "PLAN-TO-EXEC"
-EXPECTED = "in_progress / PLAN_PRD with a PRD"
-
-FAULTS = [
-    Fault("1. Transition PRD", "product_requirements_v2", "UPDATE", "23514", {}),
-    Fault("2. Transition SD", "strategic_directives_v2", "UPDATE", "23503", {"prd_updated": True}),
-    *record_handoff_faults("3. Record handoff", {"prd_updated": True, "sd_updated": True}),
-]
+EXPECTED = CONTRACTS[HANDOFF].expected
 
 
 async def test_plan_to_exec_hands_the_prd_to_exec_and_marks_the_sd_worked_on(
@@ -93,31 +80,6 @@ async def test_plan_to_exec_hands_the_prd_to_exec_and_marks_the_sd_worked_on(
     )
 
 
-@pytest.mark.parametrize("fault", FAULTS, ids=lambda f: f.id)
-async def test_plan_to_exec_rolls_back_everything_when_a_step_fails(
-    db_pool: asyncpg.Pool, fault: Fault
-) -> None:
-    sd = await create_sd(db_pool, ready_for=HANDOFF, stories=[{}])
-    await assert_fault_rolls_back(db_pool, HANDOFF, sd, fault)
-
-
-async def test_plan_to_exec_is_idempotent_on_request_id(db_pool: asyncpg.Pool) -> None:
-    sd = await create_sd(db_pool, ready_for=HANDOFF)
-    await assert_idempotent_on_request_id(db_pool, HANDOFF, sd)
-
-
-@pytest.mark.parametrize(
-    ("status", "phase"), [("draft", "LEAD_APPROVAL"), ("active", "EXEC"), ("active", "PLAN_PRD")]
-)
-async def test_plan_to_exec_refuses_a_wrong_phase_naming_expected_and_actual(
-    db_pool: asyncpg.Pool, status: str, phase: str
-) -> None:
-    sd = await create_sd(db_pool, status=status, phase=phase, with_prd=True)
-    await assert_refuses_wrong_phase(
-        db_pool, HANDOFF, sd, expected=EXPECTED, actual_status=status, actual_phase=phase
-    )
-
-
 async def test_plan_to_exec_refuses_an_sd_without_a_prd(db_pool: asyncpg.Pool) -> None:
     # Right SD phase, but there is nothing to hand to EXEC.
     sd = await create_sd(db_pool, status="in_progress", phase="PLAN_PRD")
@@ -130,25 +92,3 @@ async def test_plan_to_exec_refuses_an_sd_without_a_prd(db_pool: asyncpg.Pool) -
         actual_phase="PLAN_PRD",
     )
     assert result["actual"]["prd_status"] is None
-
-
-async def test_plan_to_exec_refuses_a_stale_expected_version(db_pool: asyncpg.Pool) -> None:
-    sd = await create_sd(db_pool, ready_for=HANDOFF)
-    await assert_refuses_version_conflict(db_pool, HANDOFF, sd)
-
-
-async def test_plan_to_exec_refuses_an_unknown_sd(db_pool: asyncpg.Pool) -> None:
-    sd = await create_sd(db_pool, ready_for=HANDOFF)
-    await assert_refuses_unknown_sd(db_pool, HANDOFF, sd)
-
-
-async def test_plan_to_exec_refuses_a_session_while_another_holds_a_live_claim(
-    db_pool: asyncpg.Pool,
-) -> None:
-    sd = await create_sd(db_pool, ready_for=HANDOFF)
-    await assert_refuses_foreign_claim(db_pool, HANDOFF, sd)
-
-
-async def test_plan_to_exec_lets_the_claim_holder_through(db_pool: asyncpg.Pool) -> None:
-    sd = await create_sd(db_pool, ready_for=HANDOFF)
-    await assert_claim_holder_passes(db_pool, HANDOFF, sd)

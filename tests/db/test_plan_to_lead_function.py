@@ -1,25 +1,18 @@
-"""fn_atomic_plan_to_lead_transition against a real PostgreSQL."""
+"""What only fn_atomic_plan_to_lead_transition does, against a real PostgreSQL (the contract every
+transition function keeps is in test_transition_functions.py)."""
 
 from __future__ import annotations
 
 import asyncpg
-import pytest
 
+from tests.support.contracts import CONTRACTS
 from tests.support.db import (
-    Fault,
-    assert_claim_holder_passes,
-    assert_fault_rolls_back,
     assert_handoff_recorded,
-    assert_idempotent_on_request_id,
-    assert_refuses_foreign_claim,
-    assert_refuses_unknown_sd,
-    assert_refuses_version_conflict,
     assert_refuses_wrong_phase,
     call,
     context,
     new_session_id,
     prd_row,
-    record_handoff_faults,
     sd_row,
     snapshot,
     story_rows,
@@ -27,23 +20,7 @@ from tests.support.db import (
 from tests.support.factories import create_sd
 
 HANDOFF = "PLAN-TO-LEAD"
-EXPECTED = "active / EXEC_COMPLETE with the PRD in verification"
-STORIES_DONE = {"user_stories_updated": 1}
-
-FAULTS = [
-    Fault("1. Finalize user stories", "user_stories", "UPDATE", "23514", {}),
-    Fault("2. Transition PRD", "product_requirements_v2", "UPDATE", "23P01", STORIES_DONE),
-    Fault(
-        "3. Transition SD",
-        "strategic_directives_v2",
-        "UPDATE",
-        "23503",
-        {**STORIES_DONE, "prd_updated": True},
-    ),
-    *record_handoff_faults(
-        "4. Record handoff", {**STORIES_DONE, "prd_updated": True, "sd_updated": True}
-    ),
-]
+EXPECTED = CONTRACTS[HANDOFF].expected
 
 
 async def test_plan_to_lead_finalises_stories_and_prd_and_hands_the_sd_to_lead(
@@ -123,34 +100,6 @@ async def test_plan_to_lead_finalises_stories_and_prd_and_hands_the_sd_to_lead(
     )
 
 
-@pytest.mark.parametrize("fault", FAULTS, ids=lambda f: f.id)
-async def test_plan_to_lead_rolls_back_everything_when_a_step_fails(
-    db_pool: asyncpg.Pool, fault: Fault
-) -> None:
-    sd = await create_sd(db_pool, ready_for=HANDOFF, stories=[{"status": "testing"}])
-    await assert_fault_rolls_back(db_pool, HANDOFF, sd, fault)
-
-
-async def test_plan_to_lead_is_idempotent_on_request_id(db_pool: asyncpg.Pool) -> None:
-    sd = await create_sd(db_pool, ready_for=HANDOFF, stories=[{"status": "testing"}])
-    await assert_idempotent_on_request_id(db_pool, HANDOFF, sd)
-
-
-@pytest.mark.parametrize(
-    ("status", "phase"),
-    [("active", "EXEC"), ("pending_approval", "LEAD_FINAL"), ("in_progress", "EXEC_COMPLETE")],
-)
-async def test_plan_to_lead_refuses_a_wrong_phase_naming_expected_and_actual(
-    db_pool: asyncpg.Pool, status: str, phase: str
-) -> None:
-    sd = await create_sd(
-        db_pool, status=status, phase=phase, with_prd=True, prd_status="verification"
-    )
-    await assert_refuses_wrong_phase(
-        db_pool, HANDOFF, sd, expected=EXPECTED, actual_status=status, actual_phase=phase
-    )
-
-
 async def test_plan_to_lead_refuses_a_prd_that_is_not_in_verification(
     db_pool: asyncpg.Pool,
 ) -> None:
@@ -166,25 +115,3 @@ async def test_plan_to_lead_refuses_a_prd_that_is_not_in_verification(
         actual_phase="EXEC_COMPLETE",
     )
     assert result["actual"]["prd_status"] == "in_progress"
-
-
-async def test_plan_to_lead_refuses_a_stale_expected_version(db_pool: asyncpg.Pool) -> None:
-    sd = await create_sd(db_pool, ready_for=HANDOFF)
-    await assert_refuses_version_conflict(db_pool, HANDOFF, sd)
-
-
-async def test_plan_to_lead_refuses_an_unknown_sd(db_pool: asyncpg.Pool) -> None:
-    sd = await create_sd(db_pool, ready_for=HANDOFF)
-    await assert_refuses_unknown_sd(db_pool, HANDOFF, sd)
-
-
-async def test_plan_to_lead_refuses_a_session_while_another_holds_a_live_claim(
-    db_pool: asyncpg.Pool,
-) -> None:
-    sd = await create_sd(db_pool, ready_for=HANDOFF, stories=[{}])
-    await assert_refuses_foreign_claim(db_pool, HANDOFF, sd)
-
-
-async def test_plan_to_lead_lets_the_claim_holder_through(db_pool: asyncpg.Pool) -> None:
-    sd = await create_sd(db_pool, ready_for=HANDOFF)
-    await assert_claim_holder_passes(db_pool, HANDOFF, sd)
