@@ -27,23 +27,13 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 from temporalio.worker import UnsandboxedWorkflowRunner
 
-from bench.common import (
-    BUILTIN_AGENTS,
-    RESULTS_DIR,
-    BenchEnv,
-    ProcessMonitor,
-    make_agents,
-    make_lead_sds,
-    ms,
-    new_figure,
-    run_handoff,
-    save_figure,
-    summarize,
-    table,
-    timed,
-    verdict,
-)
+from bench.env import BenchEnv
+from bench.fixtures import BUILTIN_AGENTS, make_agents, make_lead_sds, run_handoff
 from bench.floor import FloorInput, run_floor
+from bench.monitor import ProcessMonitor
+from bench.output import RESULTS_DIR, table
+from bench.plots import new_figure, save_figure
+from bench.stats import ms, summarize, timed, verdict
 
 NAME = "overhead"
 TITLE = "2. Handoff overhead (5 no-op agents) vs the bare-workflow floor"

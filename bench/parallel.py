@@ -10,19 +10,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from bench.common import (
-    BenchEnv,
-    make_agents,
-    make_lead_sds,
-    new_figure,
-    run_handoff,
-    save_figure,
-    summarize,
-    table,
-    timed,
-    verdict,
-)
+from bench.env import BenchEnv
+from bench.fixtures import make_agents, make_lead_sds, run_handoff
 from bench.floor import FloorInput, run_floor
+from bench.output import table
+from bench.plots import new_figure, save_figure
+from bench.stats import summarize, timed, verdict
 
 NAME = "parallel"
 TITLE = "1. Parallel sub-agents (5 agents x D s)"

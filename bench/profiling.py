@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from bench.common import PROJECT_ROOT
+from bench.machine import PROJECT_ROOT
 
 FRAME = re.compile(r"^(?P<func>.*) \((?P<path>.*?)(?::(?P<line>\d+))?\)$")
 
@@ -37,9 +37,19 @@ CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("our activities (activities/)", ("activities/",)),
     ("gates (leo/gates)", ("leo/gates/",)),
     ("sub-agent executors (leo/sub_agents)", ("leo/sub_agents/",)),
-    ("benchmark harness", ("bench/common.py", "bench/overhead.py", "bench/profiling.py")),
+    (
+        "benchmark harness",
+        (
+            "bench/env.py",
+            "bench/fixtures.py",
+            "bench/stats.py",
+            "bench/monitor.py",
+            "bench/overhead.py",
+            "bench/profiling.py",
+        ),
+    ),
 )
-OUR_CODE = ("activities/", "workflows/", "leo/", "db/", "worker.py", "tests/agents.py")
+OUR_CODE = ("activities/", "workflows/", "leo/", "db/", "worker.py", "bench/agents.py")
 
 
 def py_spy_binary() -> str | None:

@@ -10,18 +10,10 @@ from types import ModuleType
 from typing import Any
 
 from bench import BENCHMARKS
-from bench.common import (
-    RESULTS_DIR,
-    ActivityFailures,
-    bench_env,
-    console,
-    envelope,
-    load_now,
-    machine_info,
-    show,
-    table,
-    write_json,
-)
+from bench.env import bench_env
+from bench.machine import load_now, machine_info
+from bench.monitor import ActivityFailures
+from bench.output import RESULTS_DIR, console, envelope, show, table, write_json
 
 __all__ = ["BENCHMARKS", "RESULTS_DIR", "run_all", "run_one"]
 

@@ -16,16 +16,11 @@ from typing import Any
 
 import matplotlib
 
-from bench.common import (
-    BUILTIN_AGENTS,
-    BenchEnv,
-    make_agents,
-    make_lead_sds,
-    run_handoff,
-    save_figure,
-    summarize,
-    table,
-)
+from bench.env import BenchEnv
+from bench.fixtures import BUILTIN_AGENTS, make_agents, make_lead_sds, run_handoff
+from bench.output import table
+from bench.plots import save_figure
+from bench.stats import summarize
 from bench.throughput import run_batch
 
 NAME = "scaling"

@@ -16,23 +16,13 @@ from typing import Any
 
 import psutil
 
-from bench.common import (
-    BUILTIN_AGENTS,
-    ActivityFailures,
-    BenchEnv,
-    ProcessMonitor,
-    WorkerProcess,
-    concurrent_batch,
-    make_agents,
-    make_lead_sds,
-    new_figure,
-    run_handoff,
-    save_figure,
-    summarize,
-    table,
-    verdict,
-)
+from bench.env import BenchEnv, WorkerProcess
+from bench.fixtures import BUILTIN_AGENTS, make_agents, make_lead_sds, run_handoff
 from bench.floor import FloorInput, run_floor
+from bench.monitor import ActivityFailures, ProcessMonitor
+from bench.output import table
+from bench.plots import new_figure, save_figure
+from bench.stats import concurrent_batch, summarize, verdict
 
 NAME = "throughput"
 TITLE = "3. Throughput: N concurrent handoffs, 1 and 2 workers, vs the bare-workflow floor"

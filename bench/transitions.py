@@ -25,7 +25,10 @@ from typing import Any
 
 import asyncpg
 
-from bench.common import BenchEnv, ms, new_figure, save_figure, summarize, table, verdict
+from bench.env import BenchEnv
+from bench.output import table
+from bench.plots import new_figure, save_figure
+from bench.stats import ms, summarize, verdict
 from db.pool import connect
 from db.transitions import TransitionContext, call_transition
 from leo.domain.handoffs import HandoffType

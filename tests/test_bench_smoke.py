@@ -5,6 +5,7 @@ Not a performance test: nothing here asserts a speed, only that the figures come
 
 from __future__ import annotations
 
+import ast
 import uuid
 from pathlib import Path
 
@@ -13,9 +14,12 @@ from temporalio.client import Client
 
 import bench
 from bench import overhead
-from bench.common import BenchEnv, summarize
+from bench.env import BenchEnv
 from bench.floor import FloorInput, build_floor_worker, run_floor
+from bench.stats import summarize
 from leo.dev_stack import Stack
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_summarize_orders_median_and_p95() -> None:
@@ -23,6 +27,28 @@ def test_summarize_orders_median_and_p95() -> None:
     assert stats["n"] == 4
     assert stats["min"] <= stats["median"] <= stats["p95"] <= stats["max"]
     assert set(bench.BENCHMARKS) == {"parallel", "overhead", "throughput", "transitions", "scaling"}
+
+
+def test_bench_uses_nothing_from_the_test_suite() -> None:
+    # Read, not imported: a function-level import or a catalogue row's executor ref
+    # ("tests.support.agents:...") would tie the benchmarks to the test suite just the same.
+    found = []
+    for path in sorted((ROOT / "bench").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+                names = [node.value.split(":", 1)[0]] if ":" in node.value else []
+            else:
+                continue
+            found += [
+                f"{path.name}:{node.lineno}: {name}"
+                for name in names
+                if name == "tests" or name.startswith("tests.")
+            ]
+    assert found == []
 
 
 async def test_floor_and_overhead_benchmark_on_the_session_stack(
