@@ -16,6 +16,7 @@ import asyncio
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from temporalio import activity, workflow
 from temporalio.client import Client
@@ -75,14 +76,15 @@ class FloorWorkflow:
             )
 
 
-def build_floor_worker(client: Client, task_queue: str, **worker_options: object) -> Worker:
-    """The floor's own worker on its own task queue, with the SDK's defaults (as production)."""
+def build_floor_worker(client: Client, task_queue: str, **worker_options: Any) -> Worker:
+    """The floor's own worker on its own task queue, with the SDK's defaults (as production);
+    `worker_options` go to `Worker` as they are."""
     return Worker(
         client,
         task_queue=task_queue,
         workflows=[FloorWorkflow],
         activities=[floor_sleep],
-        **worker_options,  # type: ignore[arg-type]
+        **worker_options,
     )
 
 

@@ -65,7 +65,7 @@ WHAT_IF_WORKERS: dict[str, dict[str, Any]] = {
 
 
 def _ms_between(a: Any, b: Any) -> float:
-    return (b.ToDatetime() - a.ToDatetime()).total_seconds() * 1000
+    return float((b.ToDatetime() - a.ToDatetime()).total_seconds() * 1000)
 
 
 async def timeline(client: Client, workflow_id: str, run_id: str | None = None) -> dict[str, Any]:
@@ -100,19 +100,19 @@ async def timeline(client: Client, workflow_id: str, run_id: str | None = None) 
             EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED,
             EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED,
         ):
-            attrs = (
+            finished = (
                 e.activity_task_completed_event_attributes
                 if kind == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED
                 else e.activity_task_failed_event_attributes
             )
-            group = stages[by_scheduled[attrs.scheduled_event_id]]
+            group = stages[by_scheduled[finished.scheduled_event_id]]
             if (
                 group["completed"] is None
                 or e.event_time.ToDatetime() > group["completed"].ToDatetime()
             ):
                 group["completed"] = e.event_time
-            if attrs.scheduled_event_id in started:
-                run = _ms_between(started[attrs.scheduled_event_id], e.event_time)
+            if finished.scheduled_event_id in started:
+                run = _ms_between(started[finished.scheduled_event_id], e.event_time)
                 group["longest_run_ms"] = max(group["longest_run_ms"], run)
     segments: list[tuple[str, float]] = []
     previous = start

@@ -37,7 +37,7 @@ async def measure(
         await run_handoff(env, sd, noop)
         await run_floor(env.client, env.floor_task_queue)
 
-    rows = []
+    rows: list[dict[str, Any]] = []
     for d in durations:
         agents = await make_agents(env.pool, AGENTS, d)
         sds = await make_lead_sds(env.pool, repeats)

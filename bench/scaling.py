@@ -118,9 +118,8 @@ async def measure(
         if len(rows) < 2:
             return None
         first, last = rows[0], rows[-1]
-        return (last["latency_s"]["median"] - first["latency_s"]["median"]) / (
-            last[key] - first[key]
-        )
+        rise = last["latency_s"]["median"] - first["latency_s"]["median"]
+        return float(rise / (last[key] - first[key]))
 
     per_agent = slope(by_agents, "agents")
     headline = []

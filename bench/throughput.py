@@ -41,7 +41,7 @@ async def run_batch(
     env: BenchEnv, kind: str, n: int, agents: list[str], groups: dict[str, int]
 ) -> dict[str, Any]:
     rss_of = [g for g in (BENCH_PROCESS, WORKER_2) if g in groups]
-    activities_per_workflow = FLOOR_ACTIVITIES
+    activities_per_workflow: float = FLOOR_ACTIVITIES
     if kind == "floor":
         jobs = [
             lambda: run_floor(env.client, env.floor_task_queue, FloorInput(FLOOR_ACTIVITIES))

@@ -41,7 +41,8 @@ async def test_demo_drives_the_hardening_sd_through_the_lifecycle(
     printed = out.getvalue()
     assert "LEAD-FINAL-APPROVAL  ACCEPTED" in printed
     assert "EXEC-WORK  reported" in printed and "LEAD-APPROVAL  approved" in printed
-    assert workflow_url("http://127.0.0.1:8233", "default", results[0]) in printed.replace("\n", "")
+    url = workflow_url("http://127.0.0.1:8233", "default", results[0])
+    assert url is not None and url in printed.replace("\n", "")
     retro = await db_pool.fetchval(
         "SELECT quality_score FROM retrospectives r JOIN strategic_directives_v2 sd ON sd.id = r.sd_id "
         "WHERE sd.sd_key = $1",

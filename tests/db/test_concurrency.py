@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 import asyncpg
 import pytest
+from asyncpg.pool import PoolConnectionProxy
 
 from tests.support.db import audit_rows, call, context, handoff_rows, sd_row, snapshot
 from tests.support.factories import START_STATE, create_sd
@@ -17,9 +18,9 @@ STABLE_REFUSALS = {"CONCURRENT_LOCK", "VERSION_CONFLICT", "INVALID_PHASE"}
 
 
 @asynccontextmanager
-async def connections(pool: asyncpg.Pool, n: int) -> AsyncIterator[list[asyncpg.Connection]]:
+async def connections(pool: asyncpg.Pool, n: int) -> AsyncIterator[list[PoolConnectionProxy]]:
     # Held all at once, so every caller really has its own backend.
-    conns: list[asyncpg.Connection] = []
+    conns: list[PoolConnectionProxy] = []
     try:
         for _ in range(n):
             conns.append(await pool.acquire())
@@ -30,7 +31,7 @@ async def connections(pool: asyncpg.Pool, n: int) -> AsyncIterator[list[asyncpg.
 
 
 @asynccontextmanager
-async def open_transaction(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
+async def open_transaction(pool: asyncpg.Pool) -> AsyncIterator[PoolConnectionProxy]:
     """A connection inside a transaction that the test commits by leaving the block."""
     async with pool.acquire() as conn, conn.transaction():
         yield conn

@@ -10,6 +10,7 @@ from tests.support.db import (
     call,
     claim,
     context,
+    fetch_one,
     new_session_id,
     sd_row,
     snapshot,
@@ -45,8 +46,8 @@ async def test_lead_final_approval_completes_the_sd_and_releases_its_claim(
     assert sd_after["claiming_session_id"] is None
     assert sd_after["active_session_id"] is None
     assert sd_after["completion_date"] is not None
-    claim_row = await db_pool.fetchrow(
-        "SELECT * FROM claude_sessions WHERE session_id = $1", session
+    claim_row = await fetch_one(
+        db_pool, "SELECT * FROM claude_sessions WHERE session_id = $1", session
     )
     assert claim_row["status"] == "released"
     assert claim_row["release_reason"] == "completed"
@@ -151,6 +152,6 @@ async def test_lead_final_approval_releases_a_stale_claim_of_another_session(
 
     assert result["success"] is True, result
     assert result["claims_released"] == 1
-    row = await db_pool.fetchrow("SELECT * FROM claude_sessions WHERE session_id = $1", stale)
+    row = await fetch_one(db_pool, "SELECT * FROM claude_sessions WHERE session_id = $1", stale)
     assert (row["status"], row["release_reason"]) == ("released", "completed")
     assert (await sd_row(db_pool, sd.id))["claiming_session_id"] is None

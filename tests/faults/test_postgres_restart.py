@@ -26,6 +26,7 @@ from leo.dev_stack import EmbeddedPostgres
 from leo.domain.handoff_messages import HandoffOptions
 from leo.domain.handoffs import HandoffType
 from leo.runtime import build_worker
+from tests.support.db import fetch_one
 from tests.support.factories import add_agent, create_sd
 from tests.support.faults import marker_times, wait_until
 from tests.support.invariants import assert_invariants
@@ -84,7 +85,8 @@ async def assert_applied_once(pool: asyncpg.Pool, sd_id: str, agents: list[str])
         sd_id,
     )
     assert {r["sub_agent_code"]: r["n"] for r in rows} == dict.fromkeys(agents, 1)
-    row = await pool.fetchrow(
+    row = await fetch_one(
+        pool,
         "SELECT status, current_phase, transition_version FROM strategic_directives_v2 "
         "WHERE id = $1",
         sd_id,

@@ -25,6 +25,7 @@ from leo.domain.handoffs import HandoffType
 from leo.domain.lifecycle_messages import ExecReport
 from leo.runtime import build_worker
 from tests.cli.helpers import Leo
+from tests.support.db import fetch_one
 from tests.support.factories import create_sd
 from tests.support.faults import ROOT, WorkerProcess, wait_until, worker_env
 from tests.support.invariants import assert_invariants
@@ -123,10 +124,11 @@ async def test_the_worker_role_has_no_special_rights(
     db_pool: asyncpg.Pool, worker_pool: asyncpg.Pool
 ) -> None:
     assert await worker_pool.fetchval("SELECT current_user") == "leo_worker"
-    role = await db_pool.fetchrow(
+    role = await fetch_one(
+        db_pool,
         "SELECT rolsuper, rolcreatedb, rolcreaterole, rolreplication, rolbypassrls, "
         "(SELECT count(*) FROM pg_auth_members m WHERE m.member = r.oid) AS memberships "
-        "FROM pg_roles r WHERE rolname = 'leo_worker'"
+        "FROM pg_roles r WHERE rolname = 'leo_worker'",
     )
     assert dict(role) == {
         "rolsuper": False,
@@ -197,7 +199,8 @@ async def test_a_whole_sd_lifecycle_runs_with_only_the_documented_grants(
     assert final.state == "completed", final
     handoffs = {h.value for h in HandoffType}
     assert [r.outcome for r in final.steps if r.step.value in handoffs] == ["accepted"] * 5
-    row = await db_pool.fetchrow(
+    row = await fetch_one(
+        db_pool,
         "SELECT status, current_phase, transition_version FROM strategic_directives_v2 "
         "WHERE id = $1",
         sd.id,

@@ -468,7 +468,7 @@ def test_gate_mutating_its_context_does_not_affect_the_next_gate_or_the_caller()
 
 def test_gate_context_is_frozen() -> None:
     def reassign(ctx: GateContext) -> dict[str, Any]:
-        ctx.snapshot.sd.sd_type = "documentation"  # type: ignore[misc]
+        ctx.snapshot.sd.sd_type = "documentation"  # type: ignore[misc]  # frozen: must raise
         return result(100)
 
     evaluation = evaluate_gates([Gate("REASSIGN", reassign)], ctx_for("security"))

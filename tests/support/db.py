@@ -9,8 +9,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 from tests.support.factories import SdFixture
+
+# What runs a query: the pool, a connection, or a connection acquired from the pool.
+Db = asyncpg.Pool | asyncpg.Connection | PoolConnectionProxy
 
 # The gate summary every happy path sends; validation_score and validation_details come from it.
 GATE_SUMMARY: dict[str, Any] = {
@@ -69,7 +73,7 @@ def context(
 
 
 async def call(
-    conn: asyncpg.Pool | asyncpg.Connection,
+    conn: Db,
     handoff: str,
     sd_id: str | None,
     ctx: Any,
@@ -94,7 +98,7 @@ async def call(
 
 
 async def call_raw(
-    conn: asyncpg.Pool | asyncpg.Connection,
+    conn: Db,
     handoff: str,
     sd_id: str | None,
     ctx_text: str,
@@ -113,9 +117,7 @@ async def call_raw(
     )
 
 
-async def claim(
-    conn: asyncpg.Pool | asyncpg.Connection, sd_id: str, session_id: str
-) -> dict[str, Any]:
+async def claim(conn: Db, sd_id: str, session_id: str) -> dict[str, Any]:
     result = await conn.fetchval(
         "SELECT claim_sd(p_sd_id => $1, p_session_id => $2)", sd_id, session_id
     )
@@ -123,33 +125,38 @@ async def claim(
     return result
 
 
-async def sd_row(conn: asyncpg.Pool | asyncpg.Connection, sd_id: str) -> dict[str, Any]:
+async def fetch_one(conn: Db, sql: str, *args: Any) -> asyncpg.Record:
+    """The row `sql` must return; fails the test, naming the query, when there is none."""
+    row = await conn.fetchrow(sql, *args)
+    assert row is not None, f"no row for: {sql}"
+    return row
+
+
+async def sd_row(conn: Db, sd_id: str) -> dict[str, Any]:
     row = await conn.fetchrow("SELECT * FROM strategic_directives_v2 WHERE id = $1", sd_id)
     assert row is not None
     return dict(row)
 
 
-async def prd_row(conn: asyncpg.Pool | asyncpg.Connection, prd_id: str) -> dict[str, Any]:
+async def prd_row(conn: Db, prd_id: str) -> dict[str, Any]:
     row = await conn.fetchrow("SELECT * FROM product_requirements_v2 WHERE id = $1", prd_id)
     assert row is not None
     return dict(row)
 
 
-async def story_rows(
-    conn: asyncpg.Pool | asyncpg.Connection, sd_id: str
-) -> dict[str, dict[str, Any]]:
+async def story_rows(conn: Db, sd_id: str) -> dict[str, dict[str, Any]]:
     rows = await conn.fetch("SELECT * FROM user_stories WHERE sd_id = $1", sd_id)
     return {row["story_key"]: dict(row) for row in rows}
 
 
-async def audit_rows(conn: asyncpg.Pool | asyncpg.Connection, sd_id: str) -> list[dict[str, Any]]:
+async def audit_rows(conn: Db, sd_id: str) -> list[dict[str, Any]]:
     rows = await conn.fetch(
         "SELECT * FROM sd_transition_audit WHERE sd_id = $1 ORDER BY started_at, id", sd_id
     )
     return [dict(row) for row in rows]
 
 
-async def handoff_rows(conn: asyncpg.Pool | asyncpg.Connection, sd_id: str) -> list[dict[str, Any]]:
+async def handoff_rows(conn: Db, sd_id: str) -> list[dict[str, Any]]:
     rows = await conn.fetch(
         "SELECT * FROM sd_phase_handoffs WHERE sd_id = $1 ORDER BY created_at, id", sd_id
     )
@@ -171,7 +178,7 @@ class Snapshot:
         return (self.sd, self.prd, self.stories, self.handoffs, self.claims)
 
 
-async def snapshot(conn: asyncpg.Pool | asyncpg.Connection, sd_id: str) -> Snapshot:
+async def snapshot(conn: Db, sd_id: str) -> Snapshot:
     prd = await conn.fetch("SELECT * FROM product_requirements_v2 WHERE sd_id = $1", sd_id)
     claims = await conn.fetch(
         "SELECT * FROM claude_sessions WHERE sd_id = $1 ORDER BY session_id", sd_id
@@ -188,7 +195,7 @@ async def snapshot(conn: asyncpg.Pool | asyncpg.Connection, sd_id: str) -> Snaps
 
 @asynccontextmanager
 async def failing_trigger(
-    conn: asyncpg.Pool | asyncpg.Connection,
+    conn: Db,
     *,
     table: str,
     event: str,

@@ -8,6 +8,7 @@ import asyncpg
 from temporalio.client import Client
 
 from leo.domain.handoffs import HandoffType
+from tests.support.db import fetch_one
 from tests.support.factories import add_agent, create_sd, seed_accepted_handoff
 from tests.support.workflows import start_handoff
 
@@ -62,8 +63,8 @@ async def test_exec_to_plan_runs_five_agents_in_parallel_and_transitions_atomica
         ("completed", "validated", "not_created"),
         ("blocked", "pending", "not_created"),
     ]
-    prd = await db_pool.fetchrow(
-        "SELECT status, phase FROM product_requirements_v2 WHERE sd_id = $1", sd.id
+    prd = await fetch_one(
+        db_pool, "SELECT status, phase FROM product_requirements_v2 WHERE sd_id = $1", sd.id
     )
     assert tuple(prd) == ("verification", "verification")
     audit = await db_pool.fetch(
@@ -76,7 +77,8 @@ async def test_exec_to_plan_runs_five_agents_in_parallel_and_transitions_atomica
         "SELECT sub_agent_code, verdict FROM sub_agent_execution_results WHERE sd_id = $1", sd.id
     )
     assert sorted(r["sub_agent_code"] for r in rows) == sorted(["SECURITY", "GITHUB", *agents])
-    handoff = await db_pool.fetchrow(
+    handoff = await fetch_one(
+        db_pool,
         "SELECT status, validation_score FROM sd_phase_handoffs WHERE sd_id = $1 AND handoff_type = 'EXEC-TO-PLAN'",
         sd.id,
     )

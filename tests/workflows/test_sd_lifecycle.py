@@ -13,6 +13,7 @@ from temporalio.exceptions import CancelledError
 from leo.api import LeoClient, LifecycleClient, LifecycleConflict
 from leo.domain.handoffs import Step, lifecycle_workflow_id
 from leo.domain.lifecycle_messages import ExecReport, LifecycleStatus
+from tests.support.db import fetch_one
 from tests.support.factories import SdFixture, create_sd, seed_accepted_handoff
 from tests.support.workflows import check_replay
 
@@ -90,19 +91,21 @@ async def test_lifecycle_runs_all_handoffs_with_exec_report_and_approval(
         (Step.LEAD_APPROVAL, "approved"),
         (Step.LEAD_FINAL_APPROVAL, "accepted"),
     ]
-    row = await db_pool.fetchrow(
+    row = await fetch_one(
+        db_pool,
         "SELECT status, current_phase, claiming_session_id, is_working_on FROM strategic_directives_v2 WHERE id = $1",
         sd.id,
     )
     assert tuple(row) == ("completed", "COMPLETED", None, False)
-    report = await db_pool.fetchrow(
-        "SELECT summary, evidence FROM sd_exec_reports WHERE sd_id = $1", sd.id
+    report = await fetch_one(
+        db_pool, "SELECT summary, evidence FROM sd_exec_reports WHERE sd_id = $1", sd.id
     )
     assert report["summary"] == "implemented and tested" and report["evidence"]["commits"] == [
         "def456"
     ]
-    claim = await db_pool.fetchrow(
-        "SELECT status, release_reason FROM claude_sessions WHERE session_id = 'session-one'"
+    claim = await fetch_one(
+        db_pool,
+        "SELECT status, release_reason FROM claude_sessions WHERE session_id = 'session-one'",
     )
     assert tuple(claim) == ("released", "completed")
 
@@ -204,8 +207,9 @@ async def test_deadline_passes_while_waiting_and_releases_the_claim(
     final = await lifecycle.wait(handle)
 
     assert final.state == "expired" and final.current_step == Step.EXEC_WORK
-    claim = await db_pool.fetchrow(
-        "SELECT status, release_reason FROM claude_sessions WHERE session_id = 'session-deadline'"
+    claim = await fetch_one(
+        db_pool,
+        "SELECT status, release_reason FROM claude_sessions WHERE session_id = 'session-deadline'",
     )
     assert tuple(claim) == ("released", "timeout")
 
@@ -257,8 +261,9 @@ async def test_stale_claim_of_another_session_is_taken_over(
     handle = await lifecycle.start(sd.id, session_id="session-new")
     await wait_until(lifecycle, sd.id, "exec_complete")
 
-    old = await db_pool.fetchrow(
-        "SELECT status, release_reason FROM claude_sessions WHERE session_id = 'session-gone'"
+    old = await fetch_one(
+        db_pool,
+        "SELECT status, release_reason FROM claude_sessions WHERE session_id = 'session-gone'",
     )
     assert tuple(old) == ("released", "takeover")
     assert (

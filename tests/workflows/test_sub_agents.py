@@ -6,18 +6,20 @@ import itertools
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 
 from leo.api import LeoClient
+from leo.domain.handoff_messages import HandoffOptions, HandoffResult
 from leo.domain.handoffs import HandoffType
-from leo.domain.verdicts import Verdict
+from leo.domain.verdicts import SubAgentResult, Verdict
 from tests.support.factories import add_agent, create_sd, seed_accepted_handoff
 
 EVIDENCE = {"commits": ["abc123"], "security_findings": []}
 
 
-async def exec_ready_sd(pool: asyncpg.Pool, **kw: object) -> str:
+async def exec_ready_sd(pool: asyncpg.Pool, **kw: Any) -> str:
     sd = await create_sd(
         pool,
         ready_for="EXEC-TO-PLAN",
@@ -30,8 +32,8 @@ async def exec_ready_sd(pool: asyncpg.Pool, **kw: object) -> str:
     return sd.id
 
 
-def by_code(result: object) -> dict[str, object]:
-    return {r.code: r for r in result.sub_agents}  # type: ignore[attr-defined]
+def by_code(result: HandoffResult) -> dict[str, SubAgentResult]:
+    return {r.code: r for r in result.sub_agents}
 
 
 async def test_depends_on_chain_runs_in_order(leo: LeoClient, db_pool: asyncpg.Pool) -> None:
@@ -43,7 +45,7 @@ async def test_depends_on_chain_runs_in_order(leo: LeoClient, db_pool: asyncpg.P
     result = await leo.run_handoff(
         HandoffType.EXEC_TO_PLAN,
         sd_id,
-        options={"extra_sub_agents": [third, second, first]},  # type: ignore[arg-type]
+        options=HandoffOptions(extra_sub_agents=[third, second, first]),
     )
 
     assert result.accepted
@@ -70,13 +72,15 @@ async def test_dependant_of_a_failed_agent_does_not_run(
     sd_id = await exec_ready_sd(db_pool)
 
     result = await leo.run_handoff(
-        HandoffType.EXEC_TO_PLAN, sd_id, options={"extra_sub_agents": [failing, dependant]}
-    )  # type: ignore[arg-type]
+        HandoffType.EXEC_TO_PLAN,
+        sd_id,
+        options=HandoffOptions(extra_sub_agents=[failing, dependant]),
+    )
 
     agents = by_code(result)
-    assert agents[failing].verdict == Verdict.FAIL  # type: ignore[attr-defined]
-    assert agents[dependant].verdict == Verdict.BLOCKED and not agents[dependant].ran  # type: ignore[attr-defined]
-    assert "dependency did not succeed" in agents[dependant].critical_issues[0]  # type: ignore[attr-defined]
+    assert agents[failing].verdict == Verdict.FAIL
+    assert agents[dependant].verdict == Verdict.BLOCKED and not agents[dependant].ran
+    assert "dependency did not succeed" in agents[dependant].critical_issues[0]
     assert list(tmp_path.iterdir()) == [], "the dependant ran although its dependency failed"
     # A BLOCKED agent blocks the orchestration, so the handoff is rejected.
     assert not result.accepted and result.failed_gate == "SUB_AGENT_ORCHESTRATION"
@@ -102,14 +106,15 @@ async def test_agent_that_hangs_past_its_timeout_is_killed_and_reported_as_error
 
     started = time.monotonic()
     result = await leo.run_handoff(
-        HandoffType.EXEC_TO_PLAN, sd_id, options={"extra_sub_agents": [hang]}
-    )  # type: ignore[arg-type]
+        HandoffType.EXEC_TO_PLAN, sd_id, options=HandoffOptions(extra_sub_agents=[hang])
+    )
 
     assert time.monotonic() - started < 10
     agent = by_code(result)[hang]
-    assert agent.verdict == Verdict.ERROR  # type: ignore[attr-defined]
-    assert "timed out after 1.5 s" in agent.critical_issues[0]  # type: ignore[attr-defined]
-    assert agent.verdict != Verdict.MANUAL_REQUIRED  # type: ignore[attr-defined]
+    # A timeout is an error of the agent, not a call for a human.
+    assert agent.verdict != Verdict.MANUAL_REQUIRED
+    assert agent.verdict == Verdict.ERROR
+    assert "timed out after 1.5 s" in agent.critical_issues[0]
     pid = int(pid_file.read_text())
     assert not _alive(pid), "the timed-out agent's process is still running"
     # ERROR from a priority-90 agent blocks the handoff.
@@ -141,18 +146,18 @@ async def test_agent_that_prints_garbage_is_an_error(leo: LeoClient, db_pool: as
     result = await leo.run_handoff(
         HandoffType.EXEC_TO_PLAN,
         sd_id,
-        options={"extra_sub_agents": [noisy, wrong, returns_str]},  # type: ignore[arg-type]
+        options=HandoffOptions(extra_sub_agents=[noisy, wrong, returns_str]),
     )
 
     agents = by_code(result)
-    assert agents[noisy].verdict == Verdict.ERROR  # type: ignore[attr-defined]
-    assert "not JSON" in agents[noisy].critical_issues[0]  # type: ignore[attr-defined]
-    assert agents[wrong].verdict == Verdict.ERROR  # type: ignore[attr-defined]
+    assert agents[noisy].verdict == Verdict.ERROR
+    assert "not JSON" in agents[noisy].critical_issues[0]
+    assert agents[wrong].verdict == Verdict.ERROR
     assert (
         "verdict" in agents[wrong].critical_issues[0]
         and "confidence" in agents[wrong].critical_issues[0]
-    )  # type: ignore[attr-defined]
-    assert agents[returns_str].verdict == Verdict.ERROR  # type: ignore[attr-defined]
+    )
+    assert agents[returns_str].verdict == Verdict.ERROR
     # Low-priority errors do not block: CONDITIONAL_PASS lets the handoff proceed.
     assert result.sub_agent_verdict.verdict == Verdict.CONDITIONAL_PASS and result.accepted
 
@@ -173,8 +178,8 @@ async def test_required_agent_without_executor_blocks_with_a_clear_issue(
     result = await leo.run_handoff(HandoffType.EXEC_TO_PLAN, sd.id)
 
     agents = by_code(result)
-    assert agents["PERFORMANCE"].verdict == Verdict.BLOCKED  # type: ignore[attr-defined]
-    assert "no executor configured" in agents["PERFORMANCE"].critical_issues[0]  # type: ignore[attr-defined]
+    assert agents["PERFORMANCE"].verdict == Verdict.BLOCKED
+    assert "no executor configured" in agents["PERFORMANCE"].critical_issues[0]
     assert not result.accepted
     version = await db_pool.fetchval(
         "SELECT transition_version FROM strategic_directives_v2 WHERE id = $1", sd.id
@@ -189,8 +194,8 @@ async def test_agent_mutating_its_snapshot_changes_nothing_others_see(
     sd_id = await exec_ready_sd(db_pool)
 
     result = await leo.run_handoff(
-        HandoffType.EXEC_TO_PLAN, sd_id, options={"extra_sub_agents": [vandal]}
-    )  # type: ignore[arg-type]
+        HandoffType.EXEC_TO_PLAN, sd_id, options=HandoffOptions(extra_sub_agents=[vandal])
+    )
 
     assert result.accepted
     metadata = await db_pool.fetchval(
@@ -209,10 +214,10 @@ async def test_handoff_option_overrides_the_catalogue_timeout(
     result = await leo.run_handoff(
         HandoffType.EXEC_TO_PLAN,
         sd_id,
-        options={"extra_sub_agents": [slow], "sub_agent_timeout_seconds": 1},  # type: ignore[arg-type]
+        options=HandoffOptions(extra_sub_agents=[slow], sub_agent_timeout_seconds=1),
     )
 
     assert time.monotonic() - started < 5
     agent = by_code(result)[slow]
-    assert agent.verdict == Verdict.ERROR  # type: ignore[attr-defined]
-    assert "timed out after 1 s" in agent.critical_issues[0]  # type: ignore[attr-defined]
+    assert agent.verdict == Verdict.ERROR
+    assert "timed out after 1 s" in agent.critical_issues[0]

@@ -10,7 +10,9 @@ import pytest
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHistory
 
 from leo.api import HandoffFailed, LeoClient
+from leo.domain.handoff_messages import HandoffOptions
 from leo.domain.handoffs import HandoffType
+from tests.support.db import fetch_one
 from tests.support.factories import add_agent, create_sd, seed_accepted_handoff
 
 
@@ -40,7 +42,8 @@ async def test_security_sd_is_blocked_below_90_and_accepted_at_90(
     assert result.normalized_score == expected_score
     assert result.threshold == 90
     assert result.accepted is accepted
-    row = await db_pool.fetchrow(
+    row = await fetch_one(
+        db_pool,
         "SELECT status, validation_score::float8 AS score, rejection_reason FROM sd_phase_handoffs "
         "WHERE sd_id = $1 AND handoff_type = 'PLAN-TO-LEAD'",
         sd_id,
@@ -62,10 +65,10 @@ async def test_duplicate_starts_yield_one_execution_and_one_set_of_rows(
 ) -> None:
     agent = await add_agent(db_pool, metadata={"seconds": 1})
     sd = await create_sd(db_pool, ready_for="LEAD-TO-PLAN", sd_type="infrastructure")
-    options = {"extra_sub_agents": [agent]}
+    options = HandoffOptions(extra_sub_agents=[agent])
 
     handles = await asyncio.gather(
-        *[leo.start_handoff(HandoffType.LEAD_TO_PLAN, sd.sd_key, options=options) for _ in range(3)]  # type: ignore[arg-type]
+        *[leo.start_handoff(HandoffType.LEAD_TO_PLAN, sd.sd_key, options=options) for _ in range(3)]
     )
     run_ids = {h.result_run_id or (await h.describe()).run_id for h in handles}
     results = [await leo.wait(h) for h in handles]
@@ -73,7 +76,7 @@ async def test_duplicate_starts_yield_one_execution_and_one_set_of_rows(
     assert all(r.accepted for r in results) and len({r.run_id for r in results}) == 1
 
     # Starting an accepted handoff again returns its first result; nothing runs again.
-    again = await leo.run_handoff(HandoffType.LEAD_TO_PLAN, sd.sd_key, options=options)  # type: ignore[arg-type]
+    again = await leo.run_handoff(HandoffType.LEAD_TO_PLAN, sd.sd_key, options=options)
     assert again.run_id == results[0].run_id and again.audit_id == results[0].audit_id
     count = await client.count_workflows(f"WorkflowId = 'LEAD-TO-PLAN:{sd.id}'")
     assert count.count == 1

@@ -15,6 +15,7 @@ from pathlib import Path
 import asyncpg
 
 from leo.api import LeoClient
+from leo.domain.handoff_messages import HandoffOptions
 from leo.domain.handoffs import HandoffType
 from leo.settings import Settings
 from tests.support.factories import add_agent, create_sd
@@ -60,7 +61,7 @@ async def test_killed_worker_mid_handoff_is_replaced_without_rerunning_recorded_
         handle = await crash_client.start_handoff(
             HandoffType.LEAD_TO_PLAN,
             sd.id,
-            options={"extra_sub_agents": [fast, *slow]},  # type: ignore[arg-type]
+            options=HandoffOptions(extra_sub_agents=[fast, *slow]),
         )
         # Kill it once the fast agent is recorded and the slow ones are running.
         await wait_for(
