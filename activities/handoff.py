@@ -1,4 +1,9 @@
-"""Handoff activities: load the snapshot, then evaluate the gates and commit the transition."""
+"""Handoff activities: load the snapshot, decide (evaluate the gates once), apply the decision.
+
+The decision and its application are two steps so that the verdict is recorded in the
+workflow's history before anything is written: a retried application re-applies that verdict
+and never evaluates the gates again (a plugin gate may give another answer the second time).
+"""
 
 from __future__ import annotations
 
@@ -10,10 +15,16 @@ from pydantic import BaseModel, ConfigDict, Field
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.accepted_handoff import find_accepted_handoff
 from db.snapshots import read_snapshot_rows
 from db.transitions import TransitionContext, TransitionResult, call_transition, record_rejection
 from leo.domain.handoffs import HANDOFF_PHASE, HandoffType
-from leo.domain.refusals import PREFLIGHT_REFUSALS, RETRYABLE_REFUSALS, RefusalCode
+from leo.domain.refusals import (
+    PREFLIGHT_REFUSALS,
+    RETRYABLE_REFUSALS,
+    FailureType,
+    RefusalCode,
+)
 from leo.domain.snapshot import (
     HandoffRecord,
     HandoffSnapshot,
@@ -25,7 +36,13 @@ from leo.domain.snapshot import (
     SubAgentSpec,
 )
 from leo.domain.verdicts import AggregateVerdict, SubAgentResult, aggregate
-from leo.gates.core import GateContext, GateEvaluation, GateRegistry, evaluate_gates
+from leo.gates.core import (
+    GateContext,
+    GateEvaluation,
+    GateRegistry,
+    bounded_gate_summary,
+    evaluate_gates,
+)
 from leo.sub_agents.selection import select_sub_agents
 
 if TYPE_CHECKING:
@@ -34,6 +51,8 @@ if TYPE_CHECKING:
 
 # How long sub-agent evidence from earlier attempts counts (LEO_TESTING_MAX_AGE_HOURS).
 EVIDENCE_MAX_AGE_HOURS = 24
+# SQLSTATEs of a transient conflict between transactions: nothing was applied, a retry may pass.
+TRANSIENT_SQLSTATES = {"40P01": "deadlock detected", "40001": "serialization failure"}
 
 
 class LoadSnapshotInput(BaseModel):
@@ -52,6 +71,26 @@ class CommitHandoffInput(BaseModel):
     metadata: dict[str, Any] = Field(default_factory=dict)
 
 
+class HandoffDecision(BaseModel):
+    """What the gates decided, once per handoff attempt, and exactly what to apply: the
+    transition context (request id, expected version, bounded gate summary) or the rejection."""
+
+    model_config = ConfigDict(frozen=True)
+
+    accepted: bool
+    evaluation: GateEvaluation
+    orchestration: AggregateVerdict
+    context: TransitionContext
+
+
+class ApplyDecisionInput(BaseModel):
+    handoff_type: HandoffType
+    sd_id: str
+    prd_id: str | None = None
+    session_id: str | None = None
+    decision: HandoffDecision
+
+
 class CommitHandoffResult(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -60,6 +99,37 @@ class CommitHandoffResult(BaseModel):
     orchestration: AggregateVerdict
     transition: TransitionResult | None = None
     rejection_handoff_id: str | None = None
+
+
+def transient_conflict(err: Exception, what: str) -> ApplicationError | None:
+    """A deadlock or serialization failure as a retryable error that says so, else None."""
+    sqlstate = getattr(err, "sqlstate", None)
+    if sqlstate not in TRANSIENT_SQLSTATES:
+        return None
+    return ApplicationError(
+        f"{what}: {TRANSIENT_SQLSTATES[sqlstate]} (SQLSTATE {sqlstate}); nothing was applied, "
+        "retrying",
+        {"sqlstate": sqlstate, "error": str(err)},
+        type=FailureType.TRANSIENT_CONFLICT,
+        next_retry_delay=timedelta(milliseconds=random.randint(50, 400)),
+    )
+
+
+def rejected_handoff_id(recorded: dict[str, Any], what: str) -> str:
+    """The id of the recorded rejection; a recorder that did not record is an error."""
+    problem = None
+    if not recorded.get("success"):
+        problem = f"{recorded.get('code')}: {recorded.get('error')}"
+    elif not recorded.get("handoff_id"):
+        problem = "the recorder returned no handoff id"
+    if problem is not None:
+        raise ApplicationError(
+            f"the rejection of {what} was not recorded: {problem}",
+            recorded,
+            type=FailureType.REJECTION_NOT_RECORDED,
+            non_retryable=True,
+        )
+    return str(recorded["handoff_id"])
 
 
 def refusal_error(result: TransitionResult) -> ApplicationError:
@@ -95,7 +165,10 @@ class HandoffActivities:
         transition function so that a wrong phase or a foreign claim fails before any
         sub-agent runs."""
         async with self._pool.acquire() as conn:
-            await self._preflight(conn, request)
+            # Accepted before: return that record, whatever happened to the SD since.
+            accepted = await find_accepted_handoff(conn, request.handoff_type, request.sd_id)
+            if accepted is None:
+                await self._preflight(conn, request)
             rows = await read_snapshot_rows(
                 conn, request.sd_id, evidence_max_age_hours=EVIDENCE_MAX_AGE_HOURS
             )
@@ -127,6 +200,7 @@ class HandoffActivities:
                 c for c in codes if c not in catalogue or not catalogue[c].executor_kind
             ),
             loaded_at=rows.now,
+            already_accepted=accepted,
         )
 
     async def _preflight(self, conn: PoolConnectionProxy, request: LoadSnapshotInput) -> None:
@@ -149,10 +223,7 @@ class HandoffActivities:
         if not result.success and result.code in PREFLIGHT_REFUSALS:
             raise refusal_error(result)
 
-    @activity.defn(name="commit_handoff")
-    async def commit_handoff(self, request: CommitHandoffInput) -> CommitHandoffResult:
-        """Evaluate the gates over the snapshot, then apply the transition atomically (or record
-        the rejection). Idempotent on request_id: a retry returns the first outcome."""
+    def _decide(self, request: CommitHandoffInput) -> HandoffDecision:
         orchestration = aggregate(request.sub_agents)
         ctx = GateContext(
             snapshot=request.snapshot,
@@ -167,7 +238,9 @@ class HandoffActivities:
         context = TransitionContext(
             request_id=request.request_id,
             expected_version=request.snapshot.sd.transition_version,
-            gate_summary=evaluation.summary(orchestration.verdict.value),
+            # Bounded, so that a verbose gate can neither make the transition refuse nor the
+            # rejection go unrecorded (the handoff record holds at most 100 KB).
+            gate_summary=bounded_gate_summary(evaluation.summary(orchestration.verdict.value)),
             metadata=metadata,
         )
         if not evaluation.passed:
@@ -176,29 +249,73 @@ class HandoffActivities:
                 if evaluation.issues
                 else f"gate {evaluation.failed_gate} failed"
             )
-            recorded = await record_rejection(
-                self._pool,
-                request.handoff_type,
-                sd_id=request.snapshot.sd.id,
-                session_id=request.session_id,
-                context=context.model_copy(update={"rejection_reason": reason[:2000]}),
-            )
-            return CommitHandoffResult(
-                accepted=False,
-                evaluation=evaluation,
-                orchestration=orchestration,
-                rejection_handoff_id=str(recorded.get("handoff_id")),
-            )
-        result = await call_transition(
-            self._pool,
-            request.handoff_type,
-            sd_id=request.snapshot.sd.id,
-            prd_id=request.snapshot.prd.id if request.snapshot.prd else None,
-            session_id=request.session_id,
+            context = context.model_copy(update={"rejection_reason": reason[:2000]})
+        return HandoffDecision(
+            accepted=evaluation.passed,
+            evaluation=evaluation,
+            orchestration=orchestration,
             context=context,
         )
+
+    @activity.defn(name="evaluate_handoff_gates")
+    async def evaluate_handoff_gates(self, request: CommitHandoffInput) -> HandoffDecision:
+        """The gates' verdict over the snapshot, reached once per handoff attempt. Writes
+        nothing; the workflow records the verdict in its history before applying it."""
+        return self._decide(request)
+
+    @activity.defn(name="apply_handoff_decision")
+    async def apply_handoff_decision(self, request: ApplyDecisionInput) -> CommitHandoffResult:
+        """Apply a recorded verdict: the atomic transition, or the rejection record. A retry
+        (a lost reply) applies the same verdict; both calls are idempotent on request_id."""
+        decision = request.decision
+        what = f"{request.handoff_type.value} for {request.sd_id}"
+        try:
+            if not decision.accepted:
+                recorded = await record_rejection(
+                    self._pool,
+                    request.handoff_type,
+                    sd_id=request.sd_id,
+                    session_id=request.session_id,
+                    context=decision.context,
+                )
+                return CommitHandoffResult(
+                    accepted=False,
+                    evaluation=decision.evaluation,
+                    orchestration=decision.orchestration,
+                    rejection_handoff_id=rejected_handoff_id(recorded, what),
+                )
+            result = await call_transition(
+                self._pool,
+                request.handoff_type,
+                sd_id=request.sd_id,
+                prd_id=request.prd_id,
+                session_id=request.session_id,
+                context=decision.context,
+            )
+        except Exception as err:
+            conflict = transient_conflict(err, what)
+            if conflict is not None:
+                raise conflict from err
+            raise
         if not result.success:
             raise refusal_error(result)
         return CommitHandoffResult(
-            accepted=True, evaluation=evaluation, orchestration=orchestration, transition=result
+            accepted=True,
+            evaluation=decision.evaluation,
+            orchestration=decision.orchestration,
+            transition=result,
+        )
+
+    @activity.defn(name="commit_handoff")
+    async def commit_handoff(self, request: CommitHandoffInput) -> CommitHandoffResult:
+        """Decide and apply in one step: only for handoffs started before the patch
+        `decide-once`, whose histories schedule this activity."""
+        return await self.apply_handoff_decision(
+            ApplyDecisionInput(
+                handoff_type=request.handoff_type,
+                sd_id=request.snapshot.sd.id,
+                prd_id=request.snapshot.prd.id if request.snapshot.prd else None,
+                session_id=request.session_id,
+                decision=self._decide(request),
+            )
         )

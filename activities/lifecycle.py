@@ -60,6 +60,9 @@ class ClaimResult(BaseModel):
     code: str
     sd_id: str | None = None
     took_over_from: str | None = None
+    error: str | None = None
+    # On a refused heartbeat: the session that holds the SD now, if any.
+    claimed_by: str | None = None
 
 
 class RecordExecReportInput(BaseModel):

@@ -18,16 +18,32 @@ if TYPE_CHECKING:
 SD_SQL = "SELECT * FROM strategic_directives_v2 WHERE id = leo_resolve_sd_id($1)"
 PRD_SQL = "SELECT * FROM product_requirements_v2 WHERE sd_id = $1"
 STORIES_SQL = "SELECT * FROM user_stories WHERE sd_id = $1 ORDER BY story_key"
+# The newest accepted record of each handoff type, looked up directly (the prerequisite gates
+# need it however many rejected rows came after), plus the 50 newest rows of any status.
 HANDOFFS_SQL = (
-    "SELECT handoff_type, status, validation_score::float8 AS validation_score, created_at "
-    "FROM sd_phase_handoffs WHERE sd_id = $1 ORDER BY created_at DESC LIMIT 200"
+    "(SELECT DISTINCT ON (handoff_type) handoff_type, status, "
+    "validation_score::float8 AS validation_score, created_at FROM sd_phase_handoffs "
+    "WHERE sd_id = $1 AND status = 'accepted' ORDER BY handoff_type, created_at DESC) "
+    "UNION (SELECT handoff_type, status, validation_score::float8, created_at "
+    "FROM sd_phase_handoffs WHERE sd_id = $1 ORDER BY created_at DESC LIMIT 50) "
+    "ORDER BY created_at DESC"
 )
-# The newest result per agent within the evidence window ($2 hours).
+# The newest result per agent and phase within the evidence window ($2 hours): evidence counts
+# only in its own phase.
 EVIDENCE_SQL = (
-    "SELECT DISTINCT ON (sub_agent_code) sub_agent_code, phase, verdict, confidence, created_at "
-    "FROM sub_agent_execution_results "
+    "SELECT DISTINCT ON (sub_agent_code, phase) sub_agent_code, phase, verdict, confidence, "
+    "created_at FROM sub_agent_execution_results "
     "WHERE sd_id = $1 AND created_at > now() - make_interval(hours => $2) "
-    "ORDER BY sub_agent_code, created_at DESC"
+    "ORDER BY sub_agent_code, phase, created_at DESC"
+)
+# This handoff's accepted record for the SD named by id or sd_key, with its audit row's result.
+ACCEPTED_HANDOFF_SQL = (
+    "SELECT h.id::text AS handoff_id, a.id::text AS audit_id, h.request_id, "
+    "h.validation_score::float8 AS validation_score, h.validation_details, h.metadata, "
+    "h.accepted_at, a.result FROM sd_phase_handoffs h "
+    "LEFT JOIN sd_transition_audit a ON a.request_id = h.request_id AND a.status = 'completed' "
+    "WHERE h.sd_id = leo_resolve_sd_id($1) AND h.handoff_type = $2 AND h.status = 'accepted' "
+    "ORDER BY h.accepted_at DESC NULLS LAST, h.created_at DESC LIMIT 1"
 )
 RETROSPECTIVES_SQL = (
     "SELECT quality_score, created_at FROM retrospectives WHERE sd_id = $1 ORDER BY created_at"
@@ -70,3 +86,10 @@ async def read_snapshot_rows(
             catalogue={row["code"]: row for row in await conn.fetch(CATALOGUE_SQL)},
             now=await conn.fetchval("SELECT now()"),
         )
+
+
+async def read_accepted_handoff(
+    conn: asyncpg.Connection | PoolConnectionProxy, sd_ref: str, handoff_type: str
+) -> asyncpg.Record | None:
+    """The newest accepted record of `handoff_type` for the SD, or None."""
+    return await conn.fetchrow(ACCEPTED_HANDOFF_SQL, sd_ref, handoff_type)

@@ -87,5 +87,9 @@ async def record_rejection(
         session_id,
         context.model_dump(mode="json", exclude_none=True),
     )
-    assert isinstance(raw, dict)
+    if not isinstance(raw, dict):
+        raise TypeError(
+            f"fn_record_handoff_rejection returned {raw!r} for {handoff.value} on {sd_id}, "
+            "not a result object"
+        )
     return raw

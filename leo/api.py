@@ -37,6 +37,7 @@ from leo.domain.lifecycle_messages import (
     LifecycleInput,
     LifecycleStatus,
     MessageAck,
+    ReclaimInput,
     RetryInput,
 )
 from leo.repository import SdStatus, get_sd_status
@@ -283,3 +284,13 @@ class LifecycleClient:
     async def retry(self, sd_id: str, reason: str = "") -> MessageAck:
         handle = await self.handle(sd_id)
         return await handle.execute_update(SdLifecycleWorkflow.retry, RetryInput(reason=reason))
+
+    async def reclaim(self, sd_id: str, reason: str = "") -> MessageAck:
+        """Claim the SD again after the lifecycle lost its claim ("claim lost to ..." in its
+        status); refused with CLAIMED_BY_OTHER_SESSION while the other session's claim is live."""
+        handle = await self.handle(sd_id)
+        ack: MessageAck = await handle.execute_update(
+            SdLifecycleWorkflow.reclaim,  # type: ignore[arg-type]
+            ReclaimInput(reason=reason),
+        )
+        return ack

@@ -249,6 +249,11 @@ def _print_status(status: Any, as_json: bool) -> None:
         console.print(f"  {record.step.value:<20} {record.outcome}{score}{issues}", markup=False)
     if status.last_rejection:
         console.print(f"  last rejection: {status.last_rejection}", markup=False)
+    if status.claim and status.claim.startswith("claim lost"):
+        console.print(
+            f"  {status.claim}: no handoff starts until `leo lifecycle reclaim {status.sd_key}`",
+            markup=False,
+        )
 
 
 @lifecycle_app.command("start")
@@ -369,6 +374,17 @@ def lifecycle_retry(
 ) -> None:
     """Re-run the handoff that was rejected, once its cause is fixed."""
     _send(sd, lambda lc: lc.retry(sd, reason=reason), as_json)
+
+
+@lifecycle_app.command("reclaim")
+def lifecycle_reclaim(
+    sd: SdArg,
+    reason: Annotated[str, typer.Option("--reason", help="Why it may claim the SD again.")] = "",
+    as_json: JsonFlag = False,
+) -> None:
+    """Claim the SD again after the lifecycle lost its claim ("claim lost to ..." in its status);
+    refused while the other session's claim is live."""
+    _send(sd, lambda lc: lc.reclaim(sd, reason=reason), as_json)
 
 
 @lifecycle_app.command("report")

@@ -81,6 +81,8 @@ def build_worker(
         activities=[
             handoff.load_handoff_snapshot,
             handoff.commit_handoff,
+            handoff.evaluate_handoff_gates,
+            handoff.apply_handoff_decision,
             sub_agents.run_sub_agent,
             lifecycle.load_lifecycle_state,
             lifecycle.claim_sd,

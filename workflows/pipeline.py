@@ -1,8 +1,8 @@
 """The one handoff pipeline all five workflow types share.
 
-load snapshot -> sub-agents (parallel, in `depends_on` order) -> gates + atomic transition.
-Three sequential steps whatever the number of agents; the first and last are local activities,
-so the server sees one round of activities per handoff: that is the latency.
+load snapshot -> sub-agents (parallel, in `depends_on` order) -> the gates' verdict (recorded)
+-> the verdict applied (atomic transition or rejection record). Snapshot and verdict are local
+activities, so the server sees two rounds of activities per handoff: that is the latency.
 Workflow code here is deterministic and does no I/O.
 """
 
@@ -22,6 +22,7 @@ with workflow.unsafe.imports_passed_through():
         CommitHandoffInput,
         CommitHandoffResult,
         HandoffActivities,
+        HandoffDecision,
         LoadSnapshotInput,
     )
     from activities.sub_agents import (
@@ -40,6 +41,7 @@ with workflow.unsafe.imports_passed_through():
     from leo.domain.refusals import DOMAIN_ERROR_TYPES, FailureType
     from leo.domain.snapshot import HandoffSnapshot, SubAgentSpec
     from leo.domain.verdicts import SUCCESSFUL_VERDICTS, SubAgentResult, Verdict
+    from workflows.outcome import DECIDE_ONCE, accepted_result, apply_decision, handoff_result
 
 SD_ID = SearchAttributeKey.for_keyword(search_attributes.SD_ID)
 SD_TYPE = SearchAttributeKey.for_keyword(search_attributes.SD_TYPE)
@@ -52,7 +54,8 @@ SNAPSHOT_RETRY = RetryPolicy(
     maximum_interval=timedelta(seconds=5),
     non_retryable_error_types=list(DOMAIN_ERROR_TYPES),
 )
-# CONCURRENT_LOCK is retried here with backoff (and jitter, via next_retry_delay).
+# CONCURRENT_LOCK and TRANSIENT_CONFLICT (a deadlock or serialization failure) are retried
+# here with backoff (and jitter, via next_retry_delay).
 COMMIT_RETRY = RetryPolicy(
     initial_interval=timedelta(milliseconds=100),
     backoff_coefficient=2.0,
@@ -144,37 +147,50 @@ class HandoffWorkflowBase:
                 HANDOFF_TYPE.value_set(self.handoff_type.value),
             ]
         )
+        if snapshot.already_accepted is not None and workflow.patched(DECIDE_ONCE):
+            # Accepted by an earlier run: return that result; nothing runs again.
+            return self._finish(
+                accepted_result(self.handoff_type, snapshot, snapshot.already_accepted)
+            )
         self._progress = HandoffProgress(stage="sub_agents", sd_key=snapshot.sd.sd_key)
         sub_agents = await self._run_sub_agents(snapshot, request)
 
         self._progress = self._progress.model_copy(update={"stage": "committing"})
-        commit: CommitHandoffResult = await self._database_step(
-            HandoffActivities.commit_handoff,
-            CommitHandoffInput(
-                handoff_type=self.handoff_type,
-                snapshot=snapshot,
-                sub_agents=sub_agents,
-                # One request id per handoff attempt: retries of this activity are no-ops.
-                request_id=f"{info.workflow_id}/{info.run_id}",
-                session_id=request.session_id,
-                metadata={"workflow_id": info.workflow_id, "run_id": info.run_id},
-            ),
-            start_to_close=timedelta(seconds=30),
-            retry_policy=COMMIT_RETRY,
-            summary=f"gates + {self.handoff_type.value} transition",
+        commit_input = CommitHandoffInput(
+            handoff_type=self.handoff_type,
+            snapshot=snapshot,
+            sub_agents=sub_agents,
+            # One request id per handoff attempt: retries of the commit are no-ops.
+            request_id=f"{info.workflow_id}/{info.run_id}",
+            session_id=request.session_id,
+            metadata={"workflow_id": info.workflow_id, "run_id": info.run_id},
         )
-
-        result = self._result(snapshot, sub_agents, commit, info.workflow_id, info.run_id)
-        workflow.upsert_search_attributes(
-            [OUTCOME.value_set(result.outcome)]
-            + (
-                [SCORE.value_set(result.normalized_score)]
-                if result.normalized_score is not None
-                else []
+        commit: CommitHandoffResult
+        if workflow.patched(DECIDE_ONCE):
+            # The gates decide once; the decision is recorded before it is applied.
+            decision: HandoffDecision = await self._database_step(
+                HandoffActivities.evaluate_handoff_gates,
+                commit_input,
+                start_to_close=timedelta(seconds=30),
+                retry_policy=SNAPSHOT_RETRY,
+                summary=f"{self.handoff_type.value} gates",
             )
-        )
-        workflow.set_current_details(self._details(result))
-        self._progress = self._progress.model_copy(update={"stage": "done"})
+            try:
+                commit = await apply_decision(
+                    self.handoff_type, commit_input, decision, COMMIT_RETRY
+                )
+            except ActivityError as err:
+                raise domain_failure(err) from err
+        else:
+            commit = await self._database_step(
+                HandoffActivities.commit_handoff,
+                commit_input,
+                start_to_close=timedelta(seconds=30),
+                retry_policy=COMMIT_RETRY,
+                summary=f"gates + {self.handoff_type.value} transition",
+            )
+
+        result = self._finish(handoff_result(self.handoff_type, snapshot, sub_agents, commit))
         if not result.accepted:
             # A failed run, so that the id may be started again once the cause is fixed
             # (reuse policy AllowDuplicateFailedOnly); the typed result rides in the details.
@@ -185,6 +201,19 @@ class HandoffWorkflowBase:
                 type=FailureType.HANDOFF_REJECTED,
                 non_retryable=True,
             )
+        return result
+
+    def _finish(self, result: HandoffResult) -> HandoffResult:
+        workflow.upsert_search_attributes(
+            [OUTCOME.value_set(result.outcome)]
+            + (
+                [SCORE.value_set(result.normalized_score)]
+                if result.normalized_score is not None
+                else []
+            )
+        )
+        workflow.set_current_details(self._details(result))
+        self._progress = self._progress.model_copy(update={"stage": "done"})
         return result
 
     async def _database_step(
@@ -339,49 +368,6 @@ class HandoffWorkflowBase:
                 + (f" ({row.confidence})" if row.confidence is not None else "")
                 for row in rows
             )
-        )
-
-    def _result(
-        self,
-        snapshot: HandoffSnapshot,
-        sub_agents: list[SubAgentResult],
-        commit: CommitHandoffResult,
-        workflow_id: str,
-        run_id: str,
-    ) -> HandoffResult:
-        evaluation = commit.evaluation
-        transition = commit.transition
-        post: dict[str, Any] = (transition.post_state or {}) if transition else {}
-        return HandoffResult(
-            handoff_type=self.handoff_type,
-            sd_id=snapshot.sd.id,
-            sd_key=snapshot.sd.sd_key,
-            sd_type=snapshot.sd.sd_type,
-            accepted=commit.accepted,
-            outcome="accepted" if commit.accepted else "rejected",
-            normalized_score=evaluation.normalized_score,
-            threshold=evaluation.threshold,
-            failed_gate=evaluation.failed_gate,
-            issues=evaluation.issues,
-            gates=evaluation.gates,
-            sub_agents=tuple(sub_agents),
-            sub_agent_verdict=commit.orchestration,
-            audit_id=str(transition.audit_id) if transition and transition.audit_id else None,
-            handoff_id=(
-                str(transition.handoff_id)
-                if transition and transition.handoff_id
-                else commit.rejection_handoff_id
-            ),
-            idempotent_hit=bool(transition and transition.idempotent_hit),
-            previous_phase=snapshot.sd.current_phase,
-            new_phase=str(post.get("sd_phase", snapshot.sd.current_phase)),
-            new_status=str(post.get("sd_status", snapshot.sd.status)),
-            transition_version=int(
-                (transition.transition_version if transition else None)
-                or snapshot.sd.transition_version
-            ),
-            workflow_id=workflow_id,
-            run_id=run_id,
         )
 
     @staticmethod

@@ -22,6 +22,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflow
 with workflow.unsafe.imports_passed_through():
     from activities.lifecycle import (
         ClaimInput,
+        ClaimResult,
         LifecycleActivities,
         LifecycleState,
         LoadLifecycleStateInput,
@@ -47,14 +48,18 @@ with workflow.unsafe.imports_passed_through():
         LifecycleResume,
         LifecycleStatus,
         MessageAck,
+        ReclaimInput,
         RetryInput,
         StepRecord,
     )
-    from leo.domain.refusals import LIFECYCLE_ACTIVITY_ERROR_TYPES, FailureType
+    from leo.domain.refusals import LIFECYCLE_ACTIVITY_ERROR_TYPES, FailureType, RefusalCode
     from workflows.pipeline import HANDOFF_TYPE, SD_ID, SD_TYPE, domain_failure
     from workflows.registry import HANDOFF_RUN
 
 OUTCOME = SearchAttributeKey.for_keyword(search_attributes.OUTCOME)
+# Patch id: a refused claim heartbeat (or a handoff refused for a foreign claim) marks the claim
+# lost; the lifecycle starts no handoff until `reclaim` succeeds.
+CLAIM_WATCH = "claim-watch"
 ACTIVITY_RETRY = RetryPolicy(
     maximum_interval=timedelta(seconds=5),
     non_retryable_error_types=list(LIFECYCLE_ACTIVITY_ERROR_TYPES),
@@ -101,6 +106,8 @@ class SdLifecycleWorkflow:
         self._retry_requested = False
         self._resume_retry = False
         self._deadline: datetime | None = None
+        # The session that took the SD's claim over (or "nobody" when it was released).
+        self._claim_lost: str | None = None
 
     # --- messages ---------------------------------------------------------------------------
 
@@ -183,12 +190,49 @@ class SdLifecycleWorkflow:
     def _validate_retry(self, request: RetryInput) -> None:
         self._require_waiting("retry", "a retry")
 
+    @workflow.update(name="reclaim")
+    async def reclaim(self, request: ReclaimInput) -> MessageAck:
+        """Claim the SD again after losing it; refused (CLAIMED_BY_OTHER_SESSION) while the
+        other session's claim is live."""
+        session = self._status.session_id or ""
+        result = await self._activity(
+            LifecycleActivities.claim_sd,
+            ClaimInput(sd_id=self._status.sd_id or "", session_id=session),
+            summary=f"reclaim {self._sd_name()} for {session}",
+        )
+        self._claim_lost = None
+        self._status = self._status.model_copy(update={"claim": f"held by {session}"})
+        detail = f"claimed again by {session}"
+        if result.took_over_from:
+            detail += f" (took over from {result.took_over_from})"
+        return MessageAck(accepted=True, step=self._status.current_step, detail=detail)
+
+    @reclaim.validator
+    def _validate_reclaim(self, request: ReclaimInput) -> None:
+        if self._claim_lost is None:
+            raise ValueError(
+                f"the lifecycle of {self._sd_name()} has not lost its claim "
+                f"({self._status.claim or 'not claimed yet'})"
+            )
+
+    def _sd_name(self) -> str:
+        """The SD this lifecycle is for, also before it has loaded it (from its workflow id)."""
+        return (
+            self._status.sd_key
+            or self._status.sd_id
+            or workflow.info().workflow_id.removeprefix(f"{LIFECYCLE}:")
+        )
+
     def _require_waiting(self, kind: str, what: str) -> None:
         if self._status.waiting_for != kind:
             now = self._status.waiting_for or self._status.state
+            where = (
+                f"at {self._status.current_step}"
+                if self._status.current_step
+                else "at its start, before its first step"
+            )
             raise ValueError(
-                f"not waiting for {what}: the lifecycle of {self._status.sd_key or self._status.sd_id} "
-                f"is at {self._status.current_step or 'its start'} ({now})"
+                f"not waiting for {what}: the lifecycle of {self._sd_name()} is {where} ({now})"
             )
 
     # --- the chain --------------------------------------------------------------------------
@@ -206,11 +250,16 @@ class SdLifecycleWorkflow:
         if start is None:
             return self._finish("completed")
 
-        await self._activity(
-            LifecycleActivities.claim_sd,
-            ClaimInput(sd_id=sd.sd_id, session_id=session),
-            summary=f"claim {sd.sd_key} for {session}",
-        )
+        if resume is not None and resume.claim_lost_to is not None:
+            # Continued as new while the claim was lost: still lost, still waiting for reclaim.
+            self._lose_claim(resume.claim_lost_to)
+        else:
+            await self._activity(
+                LifecycleActivities.claim_sd,
+                ClaimInput(sd_id=sd.sd_id, session_id=session),
+                summary=f"claim {sd.sd_key} for {session}",
+            )
+            self._status = self._status.model_copy(update={"claim": f"held by {session}"})
         heartbeat = asyncio.create_task(self._heartbeat(session, request.claim_heartbeat_seconds))
         try:
             outcome = await self._chain(sd, start, request, session)
@@ -315,6 +364,7 @@ class SdLifecycleWorkflow:
                         waiting_for=status.waiting_for,
                         deadline=self._deadline,
                         runs=status.runs + 1,
+                        claim_lost_to=self._claim_lost,
                     )
                 }
             )
@@ -363,6 +413,9 @@ class SdLifecycleWorkflow:
         awaiting_retry, self._resume_retry = self._resume_retry, False
         while True:
             if not awaiting_retry:
+                if self._claim_lost is not None:
+                    # Never start a handoff without the claim: it would only be refused.
+                    await self._wait_for("reclaim", lambda: self._claim_lost is None)
                 attempt += 1
                 try:
                     result: HandoffResult = await workflow.execute_child_workflow(
@@ -380,6 +433,12 @@ class SdLifecycleWorkflow:
                     self._status = self._status.model_copy(
                         update={"last_rejection": f"{handoff.value}: {reason}"}
                     )
+                    holder = self._foreign_claim(err)
+                    if holder is not None:
+                        # Not a rejection: the claim is gone. Wait for reclaim, then run again
+                        # without using up a retry.
+                        self._lose_claim(holder)
+                        continue
                 else:
                     self._append(handoff_record(step, attempt, result, workflow.now()))
                     return
@@ -441,12 +500,36 @@ class SdLifecycleWorkflow:
 
     async def _heartbeat(self, session: str, every: float) -> None:
         while True:
+            if self._claim_lost is not None:
+                await workflow.wait_condition(lambda: self._claim_lost is None)
             await workflow.sleep(every)
-            await self._activity(
+            if self._claim_lost is not None:
+                continue
+            result: ClaimResult = await self._activity(
                 LifecycleActivities.heartbeat_sd_claim,
                 ReleaseInput(session_id=session),
                 summary="heartbeat claim",
             )
+            if not result.success and workflow.patched(CLAIM_WATCH):
+                self._lose_claim(result.claimed_by or "nobody (it was released)")
+
+    def _lose_claim(self, holder: str) -> None:
+        self._claim_lost = holder
+        self._status = self._status.model_copy(update={"claim": f"claim lost to {holder}"})
+
+    def _foreign_claim(self, err: ChildWorkflowError) -> str | None:
+        """The session named by a handoff refused with CLAIMED_BY_OTHER_SESSION, else None."""
+        cause = err.cause
+        if not (
+            isinstance(cause, ApplicationError)
+            and cause.type == RefusalCode.CLAIMED_BY_OTHER_SESSION
+        ):
+            return None
+        if not workflow.patched(CLAIM_WATCH):
+            return None
+        details = cause.details[0] if cause.details else None
+        holder = details.get("claimed_by") if isinstance(details, dict) else None
+        return str(holder or "another session")
 
     async def _release(self, session: str, reason: str) -> None:
         await self._activity(

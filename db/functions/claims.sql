@@ -71,12 +71,21 @@ CREATE OR REPLACE FUNCTION heartbeat_sd_claim(p_session_id text)
 RETURNS jsonb LANGUAGE plpgsql SET search_path = pg_catalog, public AS $$
 DECLARE
     v_sd_id text;
+    v_holder claude_sessions;
 BEGIN
     UPDATE claude_sessions SET heartbeat_at = now()
     WHERE session_id = p_session_id AND status = 'active'
     RETURNING sd_id INTO v_sd_id;
     IF NOT FOUND THEN
-        RETURN leo_refusal('NO_ACTIVE_CLAIM', format('session %s holds no active claim', p_session_id));
+        -- Say who holds the SD now (a takeover), so the caller can report whom it lost it to.
+        SELECT sd_id INTO v_sd_id FROM claude_sessions WHERE session_id = p_session_id;
+        v_holder := leo_live_claim(v_sd_id);
+        RETURN leo_refusal('NO_ACTIVE_CLAIM',
+            format('session %s holds no active claim%s', p_session_id,
+                   CASE WHEN v_holder.session_id IS NOT NULL
+                        THEN format('; %s is claimed by session %s', v_sd_id, v_holder.session_id)
+                        ELSE '' END),
+            jsonb_build_object('sd_id', v_sd_id, 'claimed_by', v_holder.session_id));
     END IF;
     RETURN jsonb_build_object('success', true, 'code', 'OK', 'sd_id', v_sd_id, 'session_id', p_session_id);
 END $$;
@@ -90,6 +99,10 @@ BEGIN
         RETURN leo_refusal('INVALID_INPUT',
             'p_reason must be one of completed, timeout, manual, conflict, session_ended');
     END IF;
+    -- The SD row first, then the session: the lock order of claim_sd and the transitions.
+    PERFORM 1 FROM strategic_directives_v2
+    WHERE id = (SELECT sd_id FROM claude_sessions WHERE session_id = p_session_id AND status = 'active')
+    FOR UPDATE;
     UPDATE claude_sessions
     SET status = 'released', released_at = now(), release_reason = p_reason
     WHERE session_id = p_session_id AND status = 'active'

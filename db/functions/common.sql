@@ -235,6 +235,19 @@ RETURNS jsonb LANGUAGE sql STABLE SET search_path = pg_catalog, public AS $$
                                'prd_status', p_state #>> '{prd,status}')));
 $$;
 
+-- A PRD that is on hold, rejected or cancelled is not overwritten by a handoff: refuse with
+-- INVALID_PRD_STATUS, naming the status. Returns a refusal or NULL.
+CREATE OR REPLACE FUNCTION leo_prd_status_guard(p_state jsonb)
+RETURNS jsonb LANGUAGE sql STABLE SET search_path = pg_catalog, public AS $$
+    SELECT leo_refusal('INVALID_PRD_STATUS',
+        format('%s refuses PRD %s of %s: the PRD is %s; a PRD that is on_hold, rejected or cancelled is not overwritten (change its status first)',
+               p_state ->> 'handoff_type', p_state ->> 'prd_id', p_state ->> 'sd_id',
+               p_state #>> '{prd,status}'),
+        jsonb_build_object('sd_id', p_state ->> 'sd_id', 'prd_id', p_state ->> 'prd_id',
+                           'prd_status', p_state #>> '{prd,status}'))
+    WHERE (p_state #>> '{prd,status}') IN ('on_hold', 'rejected', 'cancelled');
+$$;
+
 -- Writes the in_progress audit row. It is written outside the steps' sub-block, so it
 -- survives when the steps roll back and can then be marked failed.
 CREATE OR REPLACE FUNCTION leo_transition_audit_start(p_state jsonb)
@@ -303,6 +316,13 @@ DECLARE
     v_details jsonb;
     v_result  jsonb;
 BEGIN
+    -- A deadlock or serialization failure is transient, not a failed transition: re-raise it
+    -- so that the whole call rolls back (the in_progress audit row too) and the caller retries.
+    IF p_sqlstate IN ('40P01', '40001') THEN
+        RAISE EXCEPTION '% at step "%": %', p_state ->> 'handoff_type', p_failed_step, p_message
+            USING ERRCODE = p_sqlstate, DETAIL = coalesce(p_detail, ''),
+                  HINT = 'transient conflict with another transaction; nothing was applied, retry';
+    END IF;
     SELECT pre_state INTO v_pre FROM sd_transition_audit WHERE id = p_audit_id;
     v_details := jsonb_build_object(
         'error_code', p_sqlstate,

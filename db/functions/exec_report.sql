@@ -34,6 +34,10 @@ BEGIN
         RETURN leo_refusal('SD_NOT_FOUND', format('SD not found: %s', p_sd_id));
     END IF;
 
+    -- One lock order everywhere: the SD row first, then its PRD and stories (as the transition
+    -- functions do), so a report and a transition of the same SD cannot deadlock.
+    PERFORM 1 FROM strategic_directives_v2 WHERE id = v_sd_id FOR UPDATE;
+
     SELECT id INTO v_id FROM sd_exec_reports WHERE request_id = p_request_id;
     IF FOUND THEN
         RETURN jsonb_build_object('success', true, 'code', 'OK', 'report_id', v_id, 'idempotent_hit', true);

@@ -23,6 +23,8 @@ BEGIN
     IF v_state ->> 'prd_id' IS NULL THEN
         RETURN leo_invalid_phase(v_state, 'active / EXEC with a PRD');
     END IF;
+    v_refusal := leo_prd_status_guard(v_state);
+    IF v_refusal IS NOT NULL THEN RETURN v_refusal; END IF;
     v_refusal := leo_transition_guard(v_state);
     IF v_refusal IS NOT NULL THEN RETURN v_refusal; END IF;
 

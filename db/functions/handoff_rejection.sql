@@ -59,12 +59,16 @@ BEGIN
     ON CONFLICT (request_id) DO NOTHING
     RETURNING id INTO v_id;
     IF v_id IS NULL THEN
+        -- Only a rejection recorded by this same request counts as "already recorded": a row
+        -- with another status (an accepted transition under this request id) is not one.
         SELECT id INTO v_id FROM sd_phase_handoffs WHERE request_id = p_transition_context ->> 'request_id'
-            AND sd_id = v_sd_id AND handoff_type = p_handoff_type;
+            AND sd_id = v_sd_id AND handoff_type = p_handoff_type AND status = 'rejected';
         IF v_id IS NULL THEN
             RETURN leo_refusal('INVALID_INPUT', format(
-                'request_id %s was already used for another SD or handoff type',
-                p_transition_context ->> 'request_id'));
+                'request_id %s was already used for another SD, handoff type or outcome (%s)',
+                p_transition_context ->> 'request_id',
+                (SELECT format('%s %s on %s', handoff_type, status, sd_id) FROM sd_phase_handoffs
+                 WHERE request_id = p_transition_context ->> 'request_id')));
         END IF;
         RETURN jsonb_build_object('success', true, 'code', 'OK', 'handoff_id', v_id,
                                   'sd_id', v_sd_id, 'idempotent_hit', true);

@@ -20,6 +20,8 @@ BEGIN
        OR v_state ->> 'prd_id' IS NULL THEN
         RETURN leo_invalid_phase(v_state, 'in_progress / PLAN_PRD with a PRD');
     END IF;
+    v_refusal := leo_prd_status_guard(v_state);
+    IF v_refusal IS NOT NULL THEN RETURN v_refusal; END IF;
     v_refusal := leo_transition_guard(v_state);
     IF v_refusal IS NOT NULL THEN RETURN v_refusal; END IF;
 

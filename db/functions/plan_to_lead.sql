@@ -1,6 +1,8 @@
 -- PLAN-TO-LEAD: PLAN has verified the work and hands the SD to LEAD for final approval.
--- Starts from active / EXEC_COMPLETE with the PRD in verification. Every story ends completed
--- and validated, the PRD completed / LEAD_APPROVAL, the SD pending_approval / LEAD_FINAL.
+-- Starts from active / EXEC_COMPLETE with the PRD in verification. Every story that is not
+-- blocked ends completed and validated (a blocked one stays blocked, so LEAD-FINAL-APPROVAL's
+-- USER_STORIES_COMPLETE sees it), the PRD completed / LEAD_APPROVAL, the SD pending_approval /
+-- LEAD_FINAL.
 CREATE OR REPLACE FUNCTION fn_atomic_plan_to_lead_transition(
     p_sd_id text, p_prd_id text DEFAULT NULL, p_session_id text DEFAULT NULL,
     p_transition_context jsonb DEFAULT NULL)
@@ -30,7 +32,7 @@ BEGIN
         SET status = 'completed', validation_status = 'validated',
             completed_by = coalesce(completed_by, 'system:fn_atomic_plan_to_lead_transition'),
             completed_at = coalesce(completed_at, now()), updated_at = now()
-        WHERE sd_id = v_state ->> 'sd_id'
+        WHERE sd_id = v_state ->> 'sd_id' AND status <> 'blocked'
           AND (status <> 'completed' OR validation_status <> 'validated');
         GET DIAGNOSTICS v_n = ROW_COUNT;
         v_partial := v_partial || jsonb_build_object('user_stories_updated', v_n);

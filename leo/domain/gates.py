@@ -41,3 +41,5 @@ class GateSummary(BaseModel):
     failed_gate: str | None = None
     gate_results: list[dict[str, Any]] = Field(default_factory=list)
     sub_agent_verdict: str | None = None
+    # Set when gate issues and warnings were cut to keep the record within its size limit.
+    truncated: bool | None = None

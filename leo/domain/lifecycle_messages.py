@@ -67,6 +67,7 @@ class LifecycleResume(BaseModel):
     waiting_for: str | None = None
     deadline: datetime | None = None
     runs: int = 1
+    claim_lost_to: str | None = None
 
 
 class LifecycleInput(BaseModel):
@@ -92,7 +93,10 @@ class LifecycleStatus(BaseModel):
     session_id: str | None = None
     state: str = "starting"  # starting | running | waiting | completed | rejected_by_lead | cancelled | expired | failed
     current_step: Step | None = None
-    waiting_for: str | None = None  # exec_complete | approval | retry
+    waiting_for: str | None = None  # exec_complete | approval | retry | reclaim
+    # "held by <session>", or "claim lost to <session>" after another session took the SD over:
+    # no handoff starts until the `reclaim` update claims it again.
+    claim: str | None = None
     steps: list[StepRecord] = Field(default_factory=list)
     retries_used: dict[str, int] = Field(default_factory=dict)
     last_rejection: str | None = None
@@ -108,6 +112,12 @@ class ApprovalInput(BaseModel):
 
 
 class RetryInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(default="", max_length=5000)
+
+
+class ReclaimInput(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     reason: str = Field(default="", max_length=5000)

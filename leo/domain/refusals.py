@@ -16,6 +16,7 @@ class RefusalCode(StrEnum):
     INVALID_PHASE = "INVALID_PHASE"
     CLAIMED_BY_OTHER_SESSION = "CLAIMED_BY_OTHER_SESSION"
     INVALID_INPUT = "INVALID_INPUT"
+    INVALID_PRD_STATUS = "INVALID_PRD_STATUS"
     TRANSITION_FAILED = "TRANSITION_FAILED"
 
 
@@ -30,6 +31,11 @@ class FailureType(StrEnum):
     LEAD_REJECTED = "LeadRejected"
     LIFECYCLE_EXPIRED = "LifecycleExpired"
     RETRIES_EXHAUSTED = "RetriesExhausted"
+    # The recorder did not record a rejection the gates decided; the message says why.
+    REJECTION_NOT_RECORDED = "REJECTION_NOT_RECORDED"
+    # A deadlock (40P01) or serialization failure (40001) inside a transition: nothing was
+    # applied, and the apply step is retried.
+    TRANSIENT_CONFLICT = "TRANSIENT_CONFLICT"
 
 
 # Transient: the SD is locked by another transition right now; retried with backoff and jitter.
@@ -42,6 +48,7 @@ NON_RETRYABLE_REFUSALS: tuple[RefusalCode, ...] = (
     RefusalCode.INVALID_PHASE,
     RefusalCode.CLAIMED_BY_OTHER_SESSION,
     RefusalCode.INVALID_INPUT,
+    RefusalCode.INVALID_PRD_STATUS,
     RefusalCode.TRANSITION_FAILED,
 )
 
@@ -55,6 +62,7 @@ PREFLIGHT_REFUSALS = frozenset(
         RefusalCode.INVALID_PHASE,
         RefusalCode.CLAIMED_BY_OTHER_SESSION,
         RefusalCode.INVALID_INPUT,
+        RefusalCode.INVALID_PRD_STATUS,
     }
 )
 

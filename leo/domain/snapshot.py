@@ -105,6 +105,27 @@ class SubAgentSpec(Frozen):
         return cls.model_validate(data)
 
 
+class AcceptedRecord(Frozen):
+    """The accepted record of this handoff on this SD, when one exists: a repeated start
+    returns it instead of running again (gates are GateOutcome dumps)."""
+
+    handoff_id: str
+    audit_id: str | None = None
+    request_id: str | None = None
+    normalized_score: float | None = None
+    threshold: float | None = None
+    gates: tuple[dict[str, Any], ...] = ()
+    sub_agent_verdict: str | None = None
+    sub_agents: dict[str, str] = Field(default_factory=dict)
+    transition_version: int | None = None
+    new_phase: str | None = None
+    new_status: str | None = None
+    previous_phase: str | None = None
+    workflow_id: str | None = None
+    run_id: str | None = None
+    accepted_at: datetime | None = None
+
+
 class HandoffSnapshot(Frozen):
     handoff_type: HandoffType
     phase: str
@@ -119,6 +140,8 @@ class HandoffSnapshot(Frozen):
     # Agents the selection requires that have no catalogue row or no executor.
     missing_sub_agents: tuple[str, ...] = ()
     loaded_at: datetime
+    # Set when this handoff was already accepted for the SD: nothing runs again.
+    already_accepted: AcceptedRecord | None = None
 
     def accepted(self, handoff_type: HandoffType) -> bool:
         return any(

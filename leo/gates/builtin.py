@@ -7,6 +7,7 @@ from typing import Any
 from leo.domain.handoffs import HandoffType
 from leo.domain.verdicts import Verdict
 from leo.gates.core import Gate, GateContext, GateRegistry
+from leo.gates.policy import retrospective_min_quality
 
 TESTING_OK = (Verdict.PASS, Verdict.CONDITIONAL_PASS)
 
@@ -92,10 +93,17 @@ def mandatory_testing(ctx: GateContext) -> dict[str, Any]:
         return _result(
             False, 0, [f"ERR_TESTING_REQUIRED: TESTING verdict is {testing.verdict.value}"]
         )
-    recent = [e for e in ctx.snapshot.evidence if e.sub_agent_code == "TESTING"]
-    if recent and recent[0].verdict in TESTING_OK:
+    # Only TESTING evidence from this handoff's own phase counts (PLAN_VERIFY at EXEC-TO-PLAN):
+    # a PLAN_PRD "the PRD lists test scenarios" is no proof that the implementation was tested.
+    phase = ctx.snapshot.phase
+    recent = [
+        e for e in ctx.snapshot.evidence if e.sub_agent_code == "TESTING" and e.phase == phase
+    ]
+    if recent and max(recent, key=lambda e: e.created_at).verdict in TESTING_OK:
         return _result(True, 100)
-    return _result(False, 0, ["ERR_TESTING_REQUIRED: no passing TESTING result recorded"])
+    return _result(
+        False, 0, [f"ERR_TESTING_REQUIRED: no passing TESTING result recorded in phase {phase}"]
+    )
 
 
 def stories_complete(ctx: GateContext) -> dict[str, Any]:
@@ -114,6 +122,25 @@ def retrospective_exists(ctx: GateContext) -> dict[str, Any]:
         return _result(False, 0, ["no retrospective recorded"])
     latest = max(retros, key=lambda r: r.created_at)
     return _result(True, latest.quality_score)
+
+
+def retrospective_quality(ctx: GateContext) -> dict[str, Any]:
+    """The latest retrospective's quality score, which must reach the SD type's minimum."""
+    result = retrospective_exists(ctx)
+    if not result["passed"]:
+        return result
+    sd_type = ctx.snapshot.sd.sd_type
+    minimum = retrospective_min_quality(sd_type)
+    if result["score"] < minimum:
+        return _result(
+            False,
+            result["score"],
+            [
+                f"retrospective quality {result['score']} is below the minimum of {minimum} "
+                f"for {sd_type} SDs"
+            ],
+        )
+    return result
 
 
 def default_registry() -> GateRegistry:
@@ -137,7 +164,7 @@ def default_registry() -> GateRegistry:
 
     add(HandoffType.PLAN_TO_LEAD, prerequisite(HandoffType.EXEC_TO_PLAN))
     add(HandoffType.PLAN_TO_LEAD, Gate("SUB_AGENT_ORCHESTRATION", sub_agent_orchestration))
-    add(HandoffType.PLAN_TO_LEAD, Gate("RETROSPECTIVE_QUALITY_GATE", retrospective_exists))
+    add(HandoffType.PLAN_TO_LEAD, Gate("RETROSPECTIVE_QUALITY_GATE", retrospective_quality))
     add(HandoffType.PLAN_TO_LEAD, Gate("USER_STORY_EXISTENCE_GATE", stories_defined))
 
     final = HandoffType.LEAD_FINAL_APPROVAL

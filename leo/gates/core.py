@@ -9,6 +9,7 @@ required gate stops evaluation; the unrounded average is compared with the thres
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -24,6 +25,31 @@ from leo.domain.verdicts import AggregateVerdict, SubAgentResult
 from leo.gates.policy import gate_threshold, should_skip_gate
 
 THRESHOLD_GATE = "SD_TYPE_THRESHOLD"
+# The handoff record keeps at most 100 KB of gate summary (jsonb); the summary we send stays well
+# below, so that neither the transition nor the rejection record refuses it.
+GATE_SUMMARY_BUDGET_BYTES = 60_000
+# What a gate's issues and warnings are cut to when the summary would exceed the budget.
+TRIMMED_MESSAGES = 10
+TRIMMED_MESSAGE_CHARS = 300
+
+
+def exact(value: float | int) -> Fraction:
+    """The decimal a number was written as, exactly: 0.1 is 1/10, not the binary double
+    nearest to it (Fraction(0.1) is 3602879701896397/36028797018963968). A float's repr is
+    the shortest decimal that reads back as the same float, which is what its author wrote."""
+    return Fraction(repr(value)) if isinstance(value, float) else Fraction(value)
+
+
+def format_exact(value: Fraction) -> str:
+    """A score as a decimal that hides nothing: exact when it terminates within 6 decimals,
+    else the fraction with its value to 6 decimals ("1000/12 (83.333333)")."""
+    for places in range(7):
+        scaled = value * 10**places
+        if scaled.denominator == 1:
+            sign = "-" if scaled.numerator < 0 else ""
+            digits = str(abs(scaled.numerator)).rjust(places + 1, "0")
+            return f"{sign}{digits[:-places]}.{digits[-places:]}" if places else f"{sign}{digits}"
+    return f"{value.numerator}/{value.denominator} ({float(value):.6f})"
 
 
 class GateContext(BaseModel):
@@ -167,7 +193,7 @@ def _run_gate(gate: Gate, ctx: GateContext) -> GateOutcome:
         status=GateStatus.PASSED if result.passed else GateStatus.FAILED,
         score=result.score,
         max_score=result.max_score,
-        percent=float(Fraction(result.score) * 100 / Fraction(result.max_score)),
+        percent=float(exact(result.score) * 100 / exact(result.max_score)),
         issues=tuple(result.issues),
         warnings=tuple(result.warnings),
     )
@@ -196,9 +222,11 @@ def evaluate_gates(gates: Iterable[Gate], ctx: GateContext) -> GateEvaluation:
         outcomes.append(outcome)
         assert outcome.score is not None
         assert outcome.max_score is not None
-        percent = Fraction(outcome.score) * 100 / Fraction(outcome.max_score)
-        weighted += percent * Fraction(gate.weight)
-        total_weight += Fraction(gate.weight)
+        # Exact decimal arithmetic: ten weights of 0.1 sum to exactly 1, so a score of exactly
+        # the threshold passes it.
+        percent = exact(outcome.score) * 100 / exact(outcome.max_score)
+        weighted += percent * exact(gate.weight)
+        total_weight += exact(gate.weight)
         if outcome.status is GateStatus.FAILED and gate.required:
             return GateEvaluation(
                 passed=False,
@@ -220,7 +248,7 @@ def evaluate_gates(gates: Iterable[Gate], ctx: GateContext) -> GateEvaluation:
         )
     score = weighted / total_weight
     # Exact rational comparison on the unrounded score: a security SD at 89.9 is blocked.
-    if score < Fraction(threshold):
+    if score < exact(threshold):
         return GateEvaluation(
             passed=False,
             normalized_score=float(score),
@@ -229,7 +257,10 @@ def evaluate_gates(gates: Iterable[Gate], ctx: GateContext) -> GateEvaluation:
             failed_gate=THRESHOLD_GATE,
             gates=tuple(outcomes),
             issues=(
-                f"SD type '{sd_type}' requires a gate score of {threshold:g}%, got {float(score):.4g}%",
+                f"SD type '{sd_type}' requires a gate score of at least "
+                f"{format_exact(exact(threshold))}%, got {format_exact(score)}% "
+                f"(weighted average over {len([o for o in outcomes if o.score is not None])} "
+                "scored gates)",
             ),
         )
     return GateEvaluation(
@@ -239,3 +270,44 @@ def evaluate_gates(gates: Iterable[Gate], ctx: GateContext) -> GateEvaluation:
         sd_type=sd_type,
         gates=tuple(outcomes),
     )
+
+
+def _summary_size(summary: GateSummary) -> int:
+    return len(json.dumps(summary.model_dump(mode="json", exclude_none=True)).encode())
+
+
+def bounded_gate_summary(
+    summary: GateSummary, budget: int = GATE_SUMMARY_BUDGET_BYTES
+) -> GateSummary:
+    """The summary, cut to fit the handoff record: first each gate's issues and warnings are
+    shortened (and counted), then dropped. Names, statuses and scores are always kept, and
+    `truncated` says that something was cut. The verdict itself is never changed."""
+    if _summary_size(summary) <= budget:
+        return summary
+
+    def cut(messages: list[str]) -> list[str]:
+        kept = [m[:TRIMMED_MESSAGE_CHARS] for m in messages[:TRIMMED_MESSAGES]]
+        if len(messages) > TRIMMED_MESSAGES:
+            kept.append(f"... and {len(messages) - TRIMMED_MESSAGES} more")
+        return kept
+
+    trimmed = [
+        {
+            **g,
+            "issues": cut(list(g.get("issues") or [])),
+            "warnings": cut(list(g.get("warnings") or [])),
+        }
+        for g in summary.gate_results
+    ]
+    bounded = summary.model_copy(update={"gate_results": trimmed, "truncated": True})
+    if _summary_size(bounded) <= budget:
+        return bounded
+    bare = [
+        {k: v for k, v in g.items() if k not in ("issues", "warnings", "skip_reason")}
+        for g in summary.gate_results
+    ]
+    bounded = summary.model_copy(update={"gate_results": bare, "truncated": True})
+    if _summary_size(bounded) <= budget:
+        return bounded
+    # Only a pathological number of gates gets here: keep the verdict fields alone.
+    return summary.model_copy(update={"gate_results": [], "truncated": True})

@@ -1,4 +1,7 @@
-"""SD-type policy: gate thresholds (4.4) and the one place where gate skip rules live (4.5)."""
+"""SD-type policy: gate thresholds (4.4) and the one place where applicability lives (4.5):
+which gates (`should_skip_gate`) and which sub-agents (`should_skip_sub_agent`) do not apply
+to an SD type. Both read the same matrix, so a validator never applies to one and not the other.
+"""
 
 from __future__ import annotations
 
@@ -93,8 +96,17 @@ GATE_VALIDATORS: dict[str, str] = {
 
 def should_skip_gate(gate_name: str, sd_type: str) -> SkipDecision | None:
     """Whether a gate does not apply to an SD type, and why. None means it runs."""
+    return should_skip_validator(GATE_VALIDATORS.get(gate_name.upper(), gate_name.upper()), sd_type)
+
+
+def should_skip_sub_agent(code: str, sd_type: str) -> SkipDecision | None:
+    """Whether a sub-agent does not apply to an SD type, and why: the agent's code is its
+    validator, so GITHUB follows the same row as the GITHUB gate. None means it runs."""
+    return should_skip_validator(code.strip().upper(), sd_type)
+
+
+def should_skip_validator(validator: str, sd_type: str) -> SkipDecision | None:
     sd_type = sd_type.strip().lower()
-    validator = GATE_VALIDATORS.get(gate_name.upper(), gate_name.upper())
     if validator in NON_APPLICABLE.get(sd_type, frozenset()):
         return SkipDecision(
             reason_code="NON_APPLICABLE_SD_TYPE",
@@ -106,3 +118,14 @@ def should_skip_gate(gate_name: str, sd_type: str) -> SkipDecision | None:
             reason=f"{sd_type} is a lightweight SD type; {validator} is not required",
         )
     return None
+
+
+# LEO's retrospectiveQuality: the lowest retrospective quality score (0-100) that passes
+# RETROSPECTIVE_QUALITY_GATE. LEO uses 50 for bugfix SDs; its other per-type values are not
+# in our sources, so every type uses that floor until they are.
+RETROSPECTIVE_MIN_QUALITY: dict[str, int] = {}
+DEFAULT_RETROSPECTIVE_MIN_QUALITY = 50
+
+
+def retrospective_min_quality(sd_type: str) -> int:
+    return RETROSPECTIVE_MIN_QUALITY.get(sd_type.strip().lower(), DEFAULT_RETROSPECTIVE_MIN_QUALITY)

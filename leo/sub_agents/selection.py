@@ -1,12 +1,17 @@
 """Which sub-agents a handoff must run: LEO's mandatory matrix by phase and sd_type (3.2).
 
-Unknown types fall back to the feature list, as in LEO. Callers may add agents
-(`HandoffOptions.extra_sub_agents`) but never remove a mandatory one.
+Unknown types fall back to the feature list, as in LEO. A mandatory agent that the
+applicability policy says does not apply to the SD type (`leo.gates.policy`, the same matrix as
+the gates) is not selected: GITHUB at PLAN_VERIFY is not run for an infrastructure SD. Callers
+may add agents (`HandoffOptions.extra_sub_agents`), which always run, but never remove a
+mandatory one.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+
+from leo.gates.policy import should_skip_sub_agent
 
 MANDATORY: dict[str, dict[str, tuple[str, ...]]] = {
     "LEAD_PRE_APPROVAL": {"*": ("VALIDATION", "RISK")},
@@ -37,7 +42,8 @@ MANDATORY: dict[str, dict[str, tuple[str, ...]]] = {
 
 def required_sub_agents(phase: str, sd_type: str) -> tuple[str, ...]:
     by_type = MANDATORY.get(phase, {"*": ()})
-    return by_type.get(sd_type.lower(), by_type["*"])
+    listed = by_type.get(sd_type.lower(), by_type["*"])
+    return tuple(code for code in listed if should_skip_sub_agent(code, sd_type) is None)
 
 
 def select_sub_agents(phase: str, sd_type: str, extra: Iterable[str] = ()) -> tuple[str, ...]:

@@ -88,6 +88,10 @@ async def test_lifecycle_commands_drive_an_sd_to_completion(
 
     early = await temporal_leo("approve", sd.sd_key, "--approver", "lead")
     assert_one_error_line(early, 2, "refused", "not waiting for an approval")
+    held = await temporal_leo("lifecycle", "reclaim", sd.sd_key)
+    assert_one_error_line(
+        held, 2, "refused", f"the lifecycle of {sd.sd_key} has not lost its claim"
+    )
 
     report = tmp_path / "report.json"
     report.write_text(

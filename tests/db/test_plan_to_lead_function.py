@@ -51,17 +51,21 @@ async def test_plan_to_lead_finalises_stories_and_prd_and_hands_the_sd_to_lead(
 
     assert result["success"] is True, result
     assert result["transition_version"] == 2
-    # Only the stories that were not yet completed and validated are written.
-    assert result["stories_updated"] == 2
+    # Only the stories that were not yet completed and validated are written, and a blocked
+    # story stays blocked: LEAD-FINAL-APPROVAL's USER_STORIES_COMPLETE must see it.
+    assert result["stories_updated"] == 1
     stories = await story_rows(db_pool, sd.id)
-    for key in (verified, testing, blocked):
+    for key in (verified, testing):
         assert stories[key]["status"] == "completed"
         assert stories[key]["validation_status"] == "validated"
     assert stories[verified] == before.stories[verified]
     assert stories[testing]["e2e_test_status"] == "passing"
-    assert stories[blocked]["e2e_test_status"] == "not_created"
     assert stories[testing]["completed_by"] == "system:fn_atomic_plan_to_lead_transition"
-    assert stories[blocked]["completed_at"] is not None
+    assert stories[blocked] == before.stories[blocked]
+    assert (stories[blocked]["status"], stories[blocked]["validation_status"]) == (
+        "blocked",
+        "pending",
+    )
 
     prd = await prd_row(db_pool, sd.prd_id)
     assert (prd["status"], prd["phase"], prd["progress"]) == ("completed", "LEAD_APPROVAL", 100)
@@ -92,8 +96,8 @@ async def test_plan_to_lead_finalises_stories_and_prd_and_hands_the_sd_to_lead(
         "sd_version": 2,
         "prd_status": "completed",
         "prd_phase": "LEAD_APPROVAL",
-        "stories": {"completed": 3},
-        "stories_updated": 2,
+        "stories": {"completed": 2, "blocked": 1},
+        "stories_updated": 1,
     }
     await assert_handoff_recorded(
         db_pool, HANDOFF, sd, result, ctx, from_phase="PLAN", to_phase="LEAD", session_id=session

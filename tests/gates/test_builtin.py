@@ -234,7 +234,78 @@ def test_mandatory_testing_falls_back_to_recorded_evidence() -> None:
     for snap in (failing, other, builders.snapshot()):
         out = run(builtin.mandatory_testing, builders.gate_context(snap))
         assert not out["passed"]
-        assert out["issues"] == ["ERR_TESTING_REQUIRED: no passing TESTING result recorded"]
+        assert out["issues"] == [
+            "ERR_TESTING_REQUIRED: no passing TESTING result recorded in phase PLAN_VERIFY"
+        ]
+
+
+def test_mandatory_testing_refuses_testing_evidence_from_another_phase() -> None:
+    # A PLAN_PRD TESTING PASS ("the PRD lists test scenarios") is no proof of testing at
+    # EXEC-TO-PLAN, however recent.
+    planning = builders.snapshot(evidence=(builders.evidence("TESTING", "PASS", phase="PLAN_PRD"),))
+    out = run(builtin.mandatory_testing, builders.gate_context(planning))
+    assert not out["passed"]
+    assert out["issues"] == [
+        "ERR_TESTING_REQUIRED: no passing TESTING result recorded in phase PLAN_VERIFY"
+    ]
+
+    # The newest result in the right phase decides, whatever other phases say.
+    both = builders.snapshot(
+        evidence=(
+            builders.evidence("TESTING", "FAIL", phase="PLAN_VERIFY", minutes=1),
+            builders.evidence("TESTING", "PASS", phase="PLAN_PRD", minutes=2),
+        )
+    )
+    assert not run(builtin.mandatory_testing, builders.gate_context(both))["passed"]
+    verified = builders.snapshot(
+        evidence=(
+            builders.evidence("TESTING", "FAIL", phase="PLAN_VERIFY", minutes=1),
+            builders.evidence("TESTING", "PASS", phase="PLAN_VERIFY", minutes=2),
+        )
+    )
+    assert run(builtin.mandatory_testing, builders.gate_context(verified))["passed"]
+
+
+def test_retrospective_quality_gate_fails_below_the_minimum_quality() -> None:
+    # A documentation SD whose retrospective scored 0 must not complete.
+    docs = builders.snapshot(
+        HandoffType.PLAN_TO_LEAD,
+        sd_type="documentation",
+        retrospectives=(builders.retrospective(0),),
+        handoffs=(builders.handoff(HandoffType.EXEC_TO_PLAN),),
+    )
+    out = run(builtin.retrospective_quality, builders.gate_context(docs))
+    assert not out["passed"]
+    assert out["issues"] == [
+        "retrospective quality 0 is below the minimum of 50 for documentation SDs"
+    ]
+    evaluation = evaluate_gates(
+        builtin.default_registry().gates(HandoffType.PLAN_TO_LEAD), builders.gate_context(docs)
+    )
+    assert not evaluation.passed
+    assert evaluation.failed_gate == "RETROSPECTIVE_QUALITY_GATE"
+
+    at_minimum = builders.snapshot(
+        HandoffType.PLAN_TO_LEAD,
+        sd_type="documentation",
+        retrospectives=(builders.retrospective(50),),
+    )
+    out = run(builtin.retrospective_quality, builders.gate_context(at_minimum))
+    assert out["passed"] and out["score"] == 50
+
+
+def test_user_stories_complete_fails_on_a_blocked_story() -> None:
+    blocked = builders.snapshot(
+        HandoffType.LEAD_FINAL_APPROVAL,
+        stories=(
+            builders.story(1),
+            builders.story(2, status="blocked", validation_status="pending"),
+        ),
+    )
+    out = run(builtin.stories_complete, builders.gate_context(blocked))
+    assert not out["passed"]
+    assert out["score"] == 50
+    assert out["issues"] == ["SD-UNIT-001:US-002 is not completed and validated"]
 
 
 # --- PLAN-TO-LEAD and LEAD-FINAL-APPROVAL ---------------------------------------------------

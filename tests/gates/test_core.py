@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
@@ -10,10 +11,12 @@ import pytest
 from leo.domain.gates import GateStatus
 from leo.domain.handoffs import HandoffType
 from leo.gates.core import (
+    GATE_SUMMARY_BUDGET_BYTES,
     THRESHOLD_GATE,
     Gate,
     GateContext,
     GateRegistry,
+    bounded_gate_summary,
     evaluate_gates,
     validate_gate_result,
 )
@@ -169,6 +172,59 @@ def test_comparison_is_exact_not_float_accumulated() -> None:
     evaluation = evaluate_gates(gates, ctx_for("security"))
     assert evaluation.passed
     assert evaluation.normalized_score == 90
+
+
+def test_ten_gates_of_weight_0_1_reaching_exactly_80_pass_an_infrastructure_sd() -> None:
+    # Two built-in-style gates (weight 1) at 100 and ten project gates of weight 0.1 at 40:
+    # (2 * 100 + 10 * 0.1 * 40) / (2 + 10 * 0.1) is exactly 80. With the binary value of 0.1
+    # it came out a hair below 80 and was rejected as "requires 80%, got 80%".
+    gates = [scoring("BUILTIN_1", 100), scoring("BUILTIN_2", 100)]
+    gates += [scoring(f"PROJECT_{i}", 40, weight=0.1) for i in range(10)]
+
+    evaluation = evaluate_gates(gates, ctx_for("infrastructure"))
+
+    assert evaluation.passed, evaluation.issues
+    assert evaluation.normalized_score == 80
+    assert evaluation.failed_gate is None
+
+
+def test_threshold_message_states_the_exact_score() -> None:
+    # 79.9 is shown as 79.9, not rounded to "80" by a 4-digit format.
+    evaluation = evaluate_gates([scoring("G", 79.9)], ctx_for("infrastructure"))
+    assert evaluation.issues == (
+        "SD type 'infrastructure' requires a gate score of at least 80%, got 79.9% "
+        "(weighted average over 1 scored gates)",
+    )
+    # A score that is no terminating decimal is shown as its exact fraction.
+    thirds = [scoring("A", 100), scoring("B", 100), scoring("C", 50)]
+    evaluation = evaluate_gates(thirds, ctx_for("feature"))
+    assert evaluation.issues == (
+        "SD type 'feature' requires a gate score of at least 85%, got 250/3 (83.333333)% "
+        "(weighted average over 3 scored gates)",
+    )
+
+
+def test_bounded_gate_summary_keeps_the_verdict_and_cuts_messages() -> None:
+    noisy = [f"issue {n}: " + "y" * 200 for n in range(1000)]
+    gates = [returning("NOISY", result(0, passed=False, issues=noisy)), scoring("OK", 100)]
+    evaluation = evaluate_gates(gates, ctx_for("feature"))
+    summary = evaluation.summary("PASS")
+    assert len(json.dumps(summary.model_dump(mode="json"))) > GATE_SUMMARY_BUDGET_BYTES
+
+    bounded = bounded_gate_summary(summary)
+
+    assert len(json.dumps(bounded.model_dump(mode="json"))) <= GATE_SUMMARY_BUDGET_BYTES
+    assert bounded.truncated is True
+    assert (bounded.passed, bounded.failed_gate, bounded.normalized_score) == (
+        summary.passed,
+        summary.failed_gate,
+        summary.normalized_score,
+    )
+    [noisy_gate] = bounded.gate_results
+    assert noisy_gate["status"] == "FAILED" and len(noisy_gate["issues"]) == 11
+    assert noisy_gate["issues"][-1] == "... and 990 more"
+    small = evaluate_gates([scoring("OK", 100)], ctx_for("feature")).summary()
+    assert bounded_gate_summary(small) == small and small.truncated is None
 
 
 # --- required failures stop evaluation, advisory failures only lower the score --------------

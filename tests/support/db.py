@@ -33,6 +33,7 @@ REFUSAL_CODES = {
     "INVALID_PHASE",
     "CLAIMED_BY_OTHER_SESSION",
     "INVALID_INPUT",
+    "INVALID_PRD_STATUS",
 }
 
 
@@ -271,7 +272,8 @@ def record_handoff_faults(step: str, partial_state: dict[str, Any]) -> list[Faul
             step,
             "sd_transition_audit",
             "UPDATE",
-            "40001",
+            # Not 40001/40P01: those are transient conflicts, re-raised for a retry.
+            "55000",
             partial_state,
             when="NEW.status = 'completed'",
             label=f"{step} (complete audit)",

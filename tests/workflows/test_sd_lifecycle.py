@@ -11,6 +11,7 @@ from temporalio.client import Client, WorkflowFailureError, WorkflowUpdateFailed
 from temporalio.exceptions import CancelledError
 
 from leo.api import LeoClient, LifecycleClient, LifecycleConflict
+from leo.domain.handoff_messages import HandoffOptions
 from leo.domain.handoffs import Step, lifecycle_workflow_id
 from leo.domain.lifecycle_messages import ExecReport, LifecycleStatus
 from tests.support.db import fetch_one
@@ -168,9 +169,16 @@ async def test_lifecycle_resumes_from_exec_and_refuses_messages_out_of_turn(
 async def test_rejected_handoff_waits_for_retry_and_continues_once_fixed(
     lifecycle: LifecycleClient, db_pool: asyncpg.Pool
 ) -> None:
-    # No commits recorded: GITHUB fails, so EXEC-TO-PLAN is rejected until they are.
-    sd = await lifecycle_sd(db_pool, metadata={"risks": [], "security_findings": []})
-    handle = await lifecycle.start(sd.id)
+    # No commits recorded: GITHUB (asked for: the policy does not make it mandatory for an
+    # infrastructure SD) fails, so EXEC-TO-PLAN is rejected until they are.
+    sd = await lifecycle_sd(
+        db_pool,
+        ready_for="EXEC-TO-PLAN",
+        stories=[{"status": "in_progress"}],
+        metadata={"risks": [], "security_findings": []},
+    )
+    await seed_accepted_handoff(db_pool, sd.id, "PLAN-TO-EXEC")
+    handle = await lifecycle.start(sd.id, options=HandoffOptions(extra_sub_agents=["GITHUB"]))
     await wait_until(lifecycle, sd.id, "exec_complete")
     await lifecycle.report_exec_complete(
         sd.id, ExecReport(summary="done, commits forgotten", retrospective={"quality_score": 80})

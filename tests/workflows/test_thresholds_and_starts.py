@@ -53,7 +53,7 @@ async def test_security_sd_is_blocked_below_90_and_accepted_at_90(
         assert row["status"] == "accepted" and result.new_phase == "LEAD_FINAL"
     else:
         assert row["status"] == "rejected" and result.failed_gate == "SD_TYPE_THRESHOLD"
-        assert "requires a gate score of 90%" in row["rejection_reason"]
+        assert "requires a gate score of at least 90%" in row["rejection_reason"]
         phase = await db_pool.fetchval(
             "SELECT current_phase FROM strategic_directives_v2 WHERE id = $1", sd_id
         )
