@@ -11,8 +11,9 @@ running again, and a rejected (failed) one may be started again once its cause i
 
 from __future__ import annotations
 
+import asyncio
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Literal, Self
 
 from temporalio.client import (
     Client,
@@ -23,6 +24,8 @@ from temporalio.client import (
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 
+from db.sd_history import SdStatus, get_sd_status
+from db.sds import resolve_sd_id
 from leo.client import connect_client
 from leo.domain.handoff_messages import HandoffInput, HandoffOptions, HandoffResult
 from leo.domain.handoffs import (
@@ -40,13 +43,22 @@ from leo.domain.lifecycle_messages import (
     ReclaimInput,
     RetryInput,
 )
-from leo.repository import SdStatus, get_sd_status
-from leo.settings import Settings
+from leo.settings import Settings, redact_url
 from workflows.registry import HANDOFF_RUN
 from workflows.sd_lifecycle import SdLifecycleWorkflow
 
 if TYPE_CHECKING:
     import asyncpg
+
+
+class ConnectionFailed(RuntimeError):
+    """`LeoClient.connect` could not reach Temporal or PostgreSQL; names which one, and where
+    (a database URL with its password redacted)."""
+
+    def __init__(self, server: Literal["Temporal", "PostgreSQL"], address: str, cause: str) -> None:
+        super().__init__(f"cannot connect to {server} at {address}: {cause}")
+        self.server = server
+        self.address = address
 
 
 class HandoffFailed(RuntimeError):
@@ -73,13 +85,30 @@ class LeoClient:
         self._pool = pool
 
     @classmethod
-    async def connect(cls, settings: Settings) -> LeoClient:
+    async def connect(cls, settings: Settings, *, step_timeout: float | None = None) -> LeoClient:
+        """Connect to Temporal, then open a small pool when `settings.database_url` is set.
+
+        Raises `ConnectionFailed` naming the server that cannot be reached; `step_timeout`
+        (seconds) bounds each of the two steps.
+        """
+        import asyncpg
+
         from db.pool import create_pool
 
-        client = await connect_client(settings)
+        try:
+            client = await asyncio.wait_for(connect_client(settings), step_timeout)
+        except (OSError, RuntimeError, TimeoutError) as exc:
+            address = settings.temporal_address or "127.0.0.1:7233"
+            raise ConnectionFailed("Temporal", address, str(exc)) from exc
         pool = None
         if settings.database_url:
-            pool = await create_pool(settings.database_url, min_size=1, max_size=4)
+            try:
+                pool = await asyncio.wait_for(
+                    create_pool(settings.database_url, min_size=1, max_size=4), step_timeout
+                )
+            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                address = redact_url(settings.database_url)
+                raise ConnectionFailed("PostgreSQL", address, str(exc)) from exc
         return cls(client, pool, settings.task_queue)
 
     async def __aenter__(self) -> Self:
@@ -102,7 +131,7 @@ class LeoClient:
         the workflow then refuses a non-canonical spelling with WRONG_WORKFLOW_ID."""
         if self._pool is None:
             return sd_id
-        canonical = await self._pool.fetchval("SELECT leo_resolve_sd_id($1)", sd_id)
+        canonical = await resolve_sd_id(self._pool, sd_id)
         if canonical is None:
             raise HandoffFailed(f"SD not found: {sd_id}", "SD_NOT_FOUND")
         return str(canonical)

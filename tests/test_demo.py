@@ -8,7 +8,8 @@ import asyncpg
 from rich.console import Console
 
 from leo.api import LeoClient
-from leo.demo import DEMO_AGENTS, run_demo, workflow_url
+from leo.cli.demo import DEMO_AGENTS, run_demo
+from leo.cli.render_runs import workflow_url
 from leo.domain.handoffs import HandoffType, Step
 from tests.support.factories import unique_key
 

@@ -30,9 +30,9 @@ from temporalio.service import RPCError
 
 from leo.dev_stack import Stack, temporal_binary
 from leo.domain.gates import GateStatus
+from leo.domain.sd_spec import SdSpec
 from leo.domain.verdicts import AgentOutput, Verdict, validate_agent_output
 from leo.gates.core import Gate, evaluate_gates, validate_gate_result
-from leo.repository import SdSpec
 from tests.cli.helpers import Leo, assert_one_error_line
 from tests.support import builders
 from tests.support.db import GATE_SUMMARY, REFUSAL_CODES, function_name, snapshot

@@ -17,7 +17,7 @@ import pytest
 from rich.console import Console
 
 from leo.api import LeoClient
-from leo.demo import run_demo
+from leo.cli.demo import run_demo
 from leo.dev_stack import Stack
 from leo.domain.handoffs import HandoffType
 from tests.support.factories import unique_key

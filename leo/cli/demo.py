@@ -9,38 +9,156 @@ take a few seconds each, so their parallelism shows; progress comes from the wor
 from __future__ import annotations
 
 import asyncio
-import json
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Annotated
 from urllib.parse import quote
 
+import asyncpg
+import typer
 import yaml
 from pydantic import BaseModel
-from rich.console import Console, Group
+from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from db.catalogue import upsert_command_sub_agent
+from db.sds import create_sd, resolve_sd_id
 from leo.api import HandoffFailed, LeoClient, LifecycleClient
+from leo.cli.common import ExitCode, Shutdown, migrate_database, settings, shutdown_on_signals
+from leo.cli.render import stderr, stdout
+from leo.cli.render_runs import (
+    print_demo_summary,
+    render_progress,
+    render_result,
+    render_step,
+    workflow_url,
+)
+from leo.dev_stack import Stack, start_stack
 from leo.domain.handoff_messages import HandoffOptions, HandoffProgress, HandoffResult
 from leo.domain.handoffs import HandoffType, Step, workflow_id_for
 from leo.domain.lifecycle_messages import ExecReport, LifecycleStatus, StepRecord
-from leo.repository import SdSpec, create_sd, resolve_sd_id
+from leo.domain.sd_spec import SdSpec
+from leo.runtime import open_runtime
+from leo.settings import Settings, redact_url
 from workflows.registry import HANDOFF_RUN, HANDOFF_WORKFLOWS
 from workflows.sd_lifecycle import SdLifecycleWorkflow
 
-if TYPE_CHECKING:
-    import asyncpg
-
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = PROJECT_ROOT / "examples"
 DEMO_SD_FILE = EXAMPLES / "sd-leo-infra-hardening-001.yaml"
 DEMO_AGENTS = {
     "DEMO_ACCEPTANCE_REVIEW": ("Acceptance criteria reviewer (command)", "acceptance_review.py"),
     "DEMO_PLAN_TRACEABILITY": ("Plan traceability checker (command)", "plan_traceability.py"),
 }
-STATE_STYLE = {"pending": "dim", "running": "yellow", "done": "green", "skipped": "red"}
-VERDICT_STYLE = {"PASS": "green", "CONDITIONAL_PASS": "yellow", "WARNING": "yellow"}
+
+commands = typer.Typer()
+
+
+@commands.command()
+def demo(
+    auto_approve: Annotated[
+        bool, typer.Option("--auto-approve", help="Give LEAD's final approval on your behalf.")
+    ] = False,
+    keep_running: Annotated[
+        bool,
+        typer.Option(
+            "--keep-running", help="Leave the stack and a worker up afterwards, until Ctrl-C."
+        ),
+    ] = False,
+    agent_seconds: Annotated[
+        float,
+        typer.Option(
+            "--agent-seconds", min=0.0, max=60.0, help="How long each example command agent works."
+        ),
+    ] = 3.0,
+    sd_key: Annotated[
+        str | None, typer.Option("--sd-key", help="Run on a copy of the plan's SD under this key.")
+    ] = None,
+    temporal_port: Annotated[int, typer.Option("--temporal-port", min=1, max=65535)] = 7233,
+) -> None:
+    """The main job: SD-LEO-INFRA-HARDENING-001 through SD-LIFECYCLE on the embedded stack.
+
+    Starts (or reuses) PostgreSQL and the Temporal dev server, applies the migrations, runs a
+    worker, creates the plan's SD from examples/, and drives it through all five handoffs with
+    real parallel sub-agents. The demo reports EXEC's work itself; LEAD's approval comes from
+    `leo approve <SD>` in another terminal, or from --auto-approve. Running it again on the
+    completed SD changes nothing and prints the same summary.
+    """
+    configured = settings()
+    with shutdown_on_signals():
+        try:
+            stack = start_stack(
+                database_url=configured.database_url,
+                temporal_address=configured.temporal_address,
+                data_dir=configured.data_dir,
+                temporal_port=temporal_port,
+                namespace=configured.temporal_namespace,
+            )
+        except Shutdown:
+            return
+        try:
+            migrate_database(stack.database_url)
+            completed = asyncio.run(
+                run_on_stack(
+                    configured,
+                    stack,
+                    auto_approve=auto_approve,
+                    keep_running=keep_running,
+                    agent_seconds=agent_seconds,
+                    sd_key=sd_key,
+                )
+            )
+        except Shutdown:
+            stderr().print("Stopping ...")
+            completed = True
+        finally:
+            stack.stop()
+    if not completed:
+        raise typer.Exit(ExitCode.REJECTED)
+
+
+async def run_on_stack(
+    configured: Settings,
+    stack: Stack,
+    *,
+    auto_approve: bool,
+    keep_running: bool,
+    agent_seconds: float,
+    sd_key: str | None,
+) -> bool:
+    """Run a worker on the stack and the demo against it; True when the lifecycle completed."""
+    resolved = configured.model_copy(
+        update={"database_url": stack.database_url, "temporal_address": stack.temporal_address}
+    )
+    console = stdout()
+    console.print(
+        f"[bold]LEO demo[/bold]: Temporal {stack.temporal_address}, Web UI {stack.ui_url or 'n/a'}, "
+        f"database {redact_url(stack.database_url)}"
+    )
+    async with open_runtime(resolved) as runtime, runtime.worker():
+        leo = LeoClient(runtime.client, runtime.pool, resolved.task_queue)
+        outcome = await run_demo(
+            leo,
+            runtime.pool,
+            console=console,
+            ui_url=stack.ui_url,
+            namespace=resolved.temporal_namespace,
+            agent_seconds=agent_seconds,
+            sd_key=sd_key,
+            auto_approve=auto_approve,
+        )
+        print_demo_summary(console, outcome.lifecycle, outcome.results, stack.ui_url)
+        if keep_running:
+            console.print(
+                "\nThe stack and a worker stay up: explore the Web UI, or re-run a handoff from "
+                "the `temporal` CLI (docs/temporal-cli.md). Ctrl-C to stop."
+            )
+            await asyncio.Event().wait()
+    return outcome.lifecycle.state == "completed"
+
+
+# --- The demo itself ------------------------------------------------------------------------
 
 
 def load_demo_spec(path: Path = DEMO_SD_FILE, sd_key: str | None = None) -> SdSpec:
@@ -53,16 +171,12 @@ def load_demo_spec(path: Path = DEMO_SD_FILE, sd_key: str | None = None) -> SdSp
 async def register_demo_agents(pool: asyncpg.Pool, seconds: float) -> list[str]:
     """Upsert the example command agents into the catalogue, pointing at this checkout."""
     for code, (name, script) in DEMO_AGENTS.items():
-        argv = ["{python}", str(EXAMPLES / "agents" / script), "--seconds", f"{seconds:g}"]
-        await pool.execute(
-            "INSERT INTO leo_sub_agents (code, name, priority, timeout_seconds, executor_kind, executor_ref) "
-            "VALUES ($1, $2, 60, $3, 'command', $4) ON CONFLICT (code) DO UPDATE "
-            "SET name = EXCLUDED.name, timeout_seconds = EXCLUDED.timeout_seconds, "
-            "executor_kind = 'command', executor_ref = EXCLUDED.executor_ref, active = true",
-            code,
-            name,
-            max(30.0, seconds * 3),
-            json.loads(json.dumps(argv)),
+        await upsert_command_sub_agent(
+            pool,
+            code=code,
+            name=name,
+            timeout_seconds=max(30.0, seconds * 3),
+            argv=["{python}", str(EXAMPLES / "agents" / script), "--seconds", f"{seconds:g}"],
         )
     return list(DEMO_AGENTS)
 
@@ -70,73 +184,11 @@ async def register_demo_agents(pool: asyncpg.Pool, seconds: float) -> list[str]:
 async def ensure_demo_sd(pool: asyncpg.Pool, spec: SdSpec) -> tuple[str, bool]:
     """The demo SD's canonical id, creating it if needed; True when it was created now."""
     async with pool.acquire() as conn:
-        existing = await resolve_sd_id(conn, spec.sd_key)  # type: ignore[arg-type]
+        existing = await resolve_sd_id(conn, spec.sd_key)
         if existing is not None:
             return existing, False
-        details = await create_sd(conn, spec)  # type: ignore[arg-type]
+        details = await create_sd(conn, spec)
     return details.sd.id, True
-
-
-def workflow_url(ui_url: str | None, namespace: str, result: HandoffResult) -> str | None:
-    if not ui_url:
-        return None
-    return (
-        f"{ui_url}/namespaces/{namespace}/workflows/"
-        f"{quote(result.workflow_id, safe='')}/{result.run_id}/history"
-    )
-
-
-def render_progress(handoff: HandoffType, progress: HandoffProgress | None) -> Table:
-    table = Table(
-        title=f"{handoff.value}: {progress.stage if progress else 'starting'}", expand=False
-    )
-    table.add_column("sub-agent")
-    table.add_column("state")
-    table.add_column("verdict")
-    for agent in progress.sub_agents if progress else []:
-        verdict = agent.verdict or ""
-        if agent.confidence is not None:
-            verdict += f" ({agent.confidence})"
-        table.add_row(
-            agent.code,
-            Text(agent.state, style=STATE_STYLE.get(agent.state, "")),
-            Text(
-                verdict,
-                style=VERDICT_STYLE.get(agent.verdict or "", "red" if agent.verdict else ""),
-            ),
-        )
-    return table
-
-
-def render_result(result: HandoffResult, url: str | None) -> Group:
-    score = f"{result.normalized_score:.1f}" if result.normalized_score is not None else "n/a"
-    outcome = Text(result.outcome.upper(), style="bold green" if result.accepted else "bold red")
-    head = Text.assemble(
-        f"{result.handoff_type.value}  ",
-        outcome,
-        f"  score {score} / threshold {result.threshold:g} ({result.sd_type})  ",
-        f"{result.previous_phase} -> {result.new_phase} (v{result.transition_version})",
-    )
-    gates = Table(show_header=True, box=None, padding=(0, 2))
-    gates.add_column("gate")
-    gates.add_column("status")
-    gates.add_column("score")
-    for gate in result.gates:
-        gates.add_row(
-            gate.name,
-            gate.status.value,
-            f"{gate.percent:.0f}" if gate.percent is not None else (gate.skip_reason or ""),
-        )
-    agents = ", ".join(f"{r.code} {r.verdict.value}" for r in result.sub_agents)
-    lines: list[Text | Table] = [head, gates, Text(f"sub-agents: {agents}", style="dim")]
-    if result.failed_gate:
-        lines.append(
-            Text(f"failed gate {result.failed_gate}: {'; '.join(result.issues)}", style="red")
-        )
-    lines.append(Text(f"audit id: {result.audit_id or '-'}", style="dim"))
-    if url:
-        lines.append(Text(f"Web UI: {url}", style="cyan", no_wrap=True, overflow="ignore"))
-    return Group(*lines)
 
 
 class DemoOutcome(BaseModel):
@@ -173,15 +225,6 @@ async def child_result(leo: LeoClient, record: StepRecord) -> HandoffResult | No
         return await leo.wait(handle)
     except HandoffFailed:
         return None
-
-
-def render_step(record: StepRecord) -> Text:
-    if record.step is Step.EXEC_WORK:
-        return Text(f"EXEC-WORK  reported: {record.detail}", style="cyan")
-    if record.step is Step.LEAD_APPROVAL:
-        style = "bold green" if record.outcome == "approved" else "bold red"
-        return Text(f"LEAD-APPROVAL  {record.outcome}: {record.detail or ''}", style=style)
-    return Text(f"{record.step.value}  {record.outcome}", style="dim")
 
 
 async def run_demo(
