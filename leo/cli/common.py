@@ -70,7 +70,7 @@ class LeoGroup(TyperGroup):
     Installed on the top-level group, so every subcommand, later ones included, gets it.
     """
 
-    def invoke(self, ctx: Any) -> Any:
+    def invoke(self, ctx: Any) -> Any:  # a click Context, vendored by typer
         try:
             return super().invoke(ctx)
         except CliError as exc:
@@ -211,7 +211,10 @@ def temporal_address(settings: Settings) -> str:
 
 
 def with_leo(work: Callable[[LeoClient], Awaitable[T]]) -> T:
-    """Run `work(leo_client)` against the configured (or `leo dev`'s) database and Temporal."""
+    """Run `work` with a `LeoClient` on the configured (or `leo dev`'s) database and Temporal.
+
+    A server that cannot be reached is named, with its address, as exit code 3.
+    """
     configured = settings()
 
     async def run(url: str) -> T:
