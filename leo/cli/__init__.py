@@ -50,8 +50,8 @@ def exit_process(code: int) -> NoReturn:
     """Flush stdout and stderr, then end the process with `os._exit(code)`.
 
     The Temporal SDK can crash the interpreter at exit after all work succeeded (sdk-python#300;
-    temporal-notes section 0 item 6). Nothing registered with `atexit` runs after this, so every
-    resource must already be closed: commands release theirs in `with` blocks.
+    docs/temporal-notes.md section 0 item 6). Nothing registered with `atexit` runs after this,
+    so every resource must already be closed: commands release theirs in `with` blocks.
     """
     sys.stdout.flush()
     sys.stderr.flush()
