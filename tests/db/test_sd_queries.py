@@ -9,7 +9,7 @@ from db.catalogue import upsert_command_sub_agent
 from db.sd_history import get_audit_trail, get_sd_status
 from db.sds import create_sd, get_sd, get_sd_details, resolve_sd_id
 from leo.domain.sd_spec import SdSpec
-from tests.factories import unique_key
+from tests.support.factories import unique_key
 
 
 async def test_an_id_that_is_another_sds_key_names_the_sd_with_that_id_everywhere(
