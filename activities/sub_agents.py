@@ -56,10 +56,12 @@ def _result_from_row(spec: SubAgentSpec, row: Any, *, reused: bool) -> SubAgentR
     )
 
 
-async def run_with_deadline(spec: SubAgentSpec, snapshot: HandoffSnapshot) -> AgentOutput:
-    """Run the executor, heartbeating, and cancel it (killing a command's process group) when
+async def run_with_deadline(
+    spec: SubAgentSpec, snapshot: HandoffSnapshot, run_key: str | None = None
+) -> AgentOutput:
+    """Run the executor, heartbeating, and cancel it (killing a command's process tree) when
     the agent's timeout passes or Temporal cancels the activity. A timeout is verdict ERROR."""
-    task = asyncio.create_task(run_executor(spec, snapshot))
+    task = asyncio.create_task(run_executor(spec, snapshot, run_key))
     deadline = time.monotonic() + spec.timeout_seconds
     try:
         while True:
@@ -99,7 +101,7 @@ class SubAgentActivities:
             return _result_from_row(spec, existing, reused=True)
 
         started = time.monotonic()
-        output = await run_with_deadline(spec, snapshot)
+        output = await run_with_deadline(spec, snapshot, request.idempotency_key)
         elapsed = round(time.monotonic() - started, 3)
         metadata = {
             **request.metadata,

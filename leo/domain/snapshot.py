@@ -95,11 +95,14 @@ class SubAgentSpec(Frozen):
     executor_kind: str | None = None
     executor_ref: Any = None
     metadata: dict[str, Any] = Field(default_factory=dict)
+    # Names of worker environment variables a command agent also gets (docs/sub-agents.md).
+    env_passthrough: tuple[str, ...] = ()
 
     @classmethod
     def from_row(cls, row: Any) -> SubAgentSpec:
         data = dict(row)
         data["depends_on"] = tuple(data.get("depends_on") or ())
+        data["env_passthrough"] = tuple(data.get("env_passthrough") or ())
         if isinstance(data.get("timeout_seconds"), Decimal):
             data["timeout_seconds"] = float(data["timeout_seconds"])
         return cls.model_validate(data)

@@ -2,24 +2,25 @@
 
 A command agent gets the snapshot as JSON on stdin and prints its result as JSON on stdout,
 so an LLM agent CLI or any script can be a LEO sub-agent. The caller enforces the timeout by
-cancelling; a cancelled command has its whole process group killed.
+cancelling. A command's processes, environment and output are bounded by
+leo.sub_agents.processes and leo.sub_agents.environment.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import importlib
 import inspect
 import json
-import os
-import signal
 import sys
+import uuid
 from typing import Any
 
 from leo.domain.snapshot import HandoffSnapshot, SubAgentSpec
 from leo.domain.verdicts import AgentOutput, error_output, validate_agent_output
 from leo.sub_agents.builtin import BUILTIN_RULES
+from leo.sub_agents.environment import agent_environment
+from leo.sub_agents.processes import AgentProcess
 
 MAX_OUTPUT_BYTES = 1_000_000
 
@@ -76,44 +77,46 @@ def command_argv(spec: SubAgentSpec) -> list[str]:
     return [sys.executable if arg == "{python}" else arg for arg in ref]
 
 
-async def run_command(spec: SubAgentSpec, snapshot: HandoffSnapshot) -> AgentOutput:
+async def run_command(
+    spec: SubAgentSpec, snapshot: HandoffSnapshot, run_key: str | None = None
+) -> AgentOutput:
+    """`run_key` (the sub-agent idempotency key) marks the agent's processes: a new run with
+    the same key first kills whatever an earlier one left."""
     argv = command_argv(spec)
     try:
-        proc = await asyncio.create_subprocess_exec(
-            *argv,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            start_new_session=True,  # its own process group, so we can kill its children too
-        )
+        env = agent_environment(spec.env_passthrough)
+    except ValueError as exc:
+        raise ExecutorConfigError(f"{spec.code}: {exc}") from exc
+    payload = json.dumps(agent_payload(spec, snapshot)).encode()
+    agent = AgentProcess(argv, env, run_key or f"adhoc-{uuid.uuid4().hex}")
+    try:
+        async with agent:
+            run = await agent.communicate(payload, MAX_OUTPUT_BYTES)
     except OSError as exc:
         return error_output(f"{spec.code}: cannot start {argv[0]}: {exc.strerror or exc}")
+    if run.stdout_overflow:
+        return error_output(
+            f"{spec.code}: command printed more than {MAX_OUTPUT_BYTES} bytes on stdout "
+            "(the per-agent cap); LEO stopped reading and killed it"
+        )
+    if run.returncode != 0:
+        tail = run.stderr_tail.decode(errors="replace").strip()[-500:]
+        return error_output(f"{spec.code}: command exited with code {run.returncode}: {tail}")
     try:
-        stdout, stderr = await proc.communicate(json.dumps(agent_payload(spec, snapshot)).encode())
-    finally:
-        if proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            with contextlib.suppress(Exception):
-                await proc.wait()
-    if proc.returncode != 0:
-        tail = stderr.decode(errors="replace").strip()[-500:]
-        return error_output(f"{spec.code}: command exited with code {proc.returncode}: {tail}")
-    if len(stdout) > MAX_OUTPUT_BYTES:
-        return error_output(f"{spec.code}: command printed more than {MAX_OUTPUT_BYTES} bytes")
-    try:
-        raw = json.loads(stdout)
+        raw = json.loads(run.stdout)
     except ValueError:
-        shown = stdout.decode(errors="replace").strip()[:200]
+        shown = run.stdout.decode(errors="replace").strip()[:200]
         return error_output(f"{spec.code}: command printed something that is not JSON: {shown!r}")
     return validate_agent_output(raw)
 
 
-async def run_executor(spec: SubAgentSpec, snapshot: HandoffSnapshot) -> AgentOutput:
+async def run_executor(
+    spec: SubAgentSpec, snapshot: HandoffSnapshot, run_key: str | None = None
+) -> AgentOutput:
     if spec.executor_kind == "builtin":
         return await run_builtin(spec, snapshot)
     if spec.executor_kind == "python":
         return await run_python(spec, snapshot)
     if spec.executor_kind == "command":
-        return await run_command(spec, snapshot)
+        return await run_command(spec, snapshot, run_key)
     raise ExecutorConfigError(f"{spec.code}: no executor configured")
