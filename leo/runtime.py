@@ -32,6 +32,7 @@ from leo.domain.search_attributes import SEARCH_ATTRIBUTES
 from leo.gates.builtin import default_registry
 from leo.gates.core import GateRegistry
 from leo.settings import Settings
+from leo.sub_agents.processes import prepare_worker_process
 from workflows.registry import HANDOFF_WORKFLOWS
 from workflows.sd_lifecycle import SdLifecycleWorkflow
 
@@ -159,6 +160,7 @@ async def open_runtime(
 
 async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> None:
     """Run one worker until `stop` is set (or SIGINT/SIGTERM), then shut down gracefully."""
+    prepare_worker_process()  # non-dumpable; kill what dead workers' agents left behind
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -1,0 +1,268 @@
+"""A command agent's processes end with its run (exit, timeout, cancellation, overflow), it
+gets only a minimal environment, and a worker's start-up sweeps what dead workers left."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from temporalio.testing import ActivityEnvironment
+
+from activities.sub_agents import run_with_deadline
+from leo.sub_agents import processes
+from leo.sub_agents.environment import agent_environment, refused_names
+from leo.sub_agents.executors import MAX_OUTPUT_BYTES, ExecutorConfigError, run_executor
+from leo.domain.verdicts import Verdict
+from tests.support import builders
+
+pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="Linux process semantics")
+
+PASS_JSON = '{"verdict": "PASS", "confidence": 70}'
+
+
+def spec(ref: Any, **kw: Any) -> Any:
+    return builders.spec("UNIT", executor_kind="command", executor_ref=ref, **kw)
+
+
+def alive(pid: int) -> bool:
+    """Running, that is: exists and is not a zombie (an orphan's zombie waits for init)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    return "\nState:\tZ" not in status
+
+
+async def gone(*pids: int, within: float = 5.0) -> bool:
+    deadline = time.monotonic() + within
+    while any(alive(p) for p in pids):
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.05)
+    return True
+
+
+async def read_pids(path: Path, count: int, within: float = 10.0) -> list[int]:
+    deadline = time.monotonic() + within
+    while True:
+        with contextlib.suppress(OSError, ValueError):
+            pids = [int(p) for p in path.read_text().split()]
+            if len(pids) >= count:
+                return pids
+        assert time.monotonic() < deadline, f"{path} never got {count} pids"
+        await asyncio.sleep(0.05)
+
+
+def spawner(pid_file: Path, *, setsid: bool = False, then: str = "") -> list[str]:
+    """sh that starts a `sleep 300` holding its stdout (optionally in a new session, escaping
+    the process group), writes both pids, then runs `then`."""
+    sleeper = "setsid sleep 300" if setsid else "sleep 300"
+    return ["sh", "-c", f"{sleeper} & echo $$ $! > {pid_file}; {then}"]
+
+
+# --- the run ends: the whole tree goes --------------------------------------------------------
+
+
+async def test_a_grandchild_holding_stdout_is_killed_when_the_agent_exits(tmp_path: Path) -> None:
+    pid_file = tmp_path / "pids"
+    async with asyncio.timeout(20):  # before: the run waited for the grandchild (300 s)
+        out = await run_executor(
+            spec(spawner(pid_file, then=f"echo '{PASS_JSON}'")), builders.snapshot()
+        )
+    assert out.verdict is Verdict.PASS
+    agent, grandchild = await read_pids(pid_file, 2)
+    assert await gone(agent, grandchild), f"grandchild {grandchild} outlived the agent's run"
+
+
+@pytest.mark.skipif(processes.cgroup_root() is None, reason="no writable cgroup v2 here")
+async def test_a_grandchild_that_left_the_process_group_dies_with_the_run_cgroup(
+    tmp_path: Path,
+) -> None:
+    pid_file = tmp_path / "pids"
+    async with asyncio.timeout(20):
+        out = await run_executor(
+            spec(spawner(pid_file, setsid=True, then=f"echo '{PASS_JSON}'")), builders.snapshot()
+        )
+    assert out.verdict is Verdict.PASS
+    _agent, escaped = await read_pids(pid_file, 2)
+    assert await gone(escaped), "a setsid grandchild outlived the run"
+    assert not [p for p in processes.cgroup_root().iterdir() if p.is_dir()]  # type: ignore[union-attr]
+
+
+async def test_a_timed_out_agent_and_its_grandchild_are_killed(tmp_path: Path) -> None:
+    pid_file = tmp_path / "pids"
+    setsid = processes.cgroup_root() is not None  # only a cgroup can catch a setsid escape
+    agent_spec = spec(spawner(pid_file, setsid=setsid, then="sleep 300"), timeout_seconds=1.0)
+    started = time.monotonic()
+    out = await ActivityEnvironment().run(run_with_deadline, agent_spec, builders.snapshot())
+    assert time.monotonic() - started < 8
+    assert out.verdict is Verdict.ERROR
+    assert out.critical_issues == ["UNIT timed out after 1 s and was cancelled"]
+    agent, grandchild = await read_pids(pid_file, 2)
+    assert await gone(agent, grandchild)
+
+
+async def test_a_cancelled_agent_and_its_escaped_grandchild_are_killed(tmp_path: Path) -> None:
+    pid_file = tmp_path / "pids"
+    setsid = processes.cgroup_root() is not None  # only a cgroup can catch a setsid escape
+    task = asyncio.create_task(
+        run_executor(spec(spawner(pid_file, setsid=setsid, then="sleep 300")), builders.snapshot())
+    )
+    agent, grandchild = await read_pids(pid_file, 2)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert await gone(agent, grandchild)
+
+
+# --- bounded output -------------------------------------------------------------------------
+
+
+async def test_stdout_over_the_cap_stops_the_agent_at_once() -> None:
+    # 500 MB of output: the run ends after about 1 MB, long before the agent could finish.
+    source = "import sys\nb = b'x' * (1 << 20)\nfor _ in range(500): sys.stdout.buffer.write(b)"
+    started = time.monotonic()
+    out = await run_executor(spec(["{python}", "-c", source]), builders.snapshot())
+    assert time.monotonic() - started < 10
+    assert out.verdict is Verdict.ERROR
+    assert out.critical_issues == [
+        f"UNIT: command printed more than {MAX_OUTPUT_BYTES} bytes on stdout (the per-agent "
+        "cap); LEO stopped reading and killed it"
+    ]
+
+
+async def test_stderr_keeps_only_a_bounded_tail() -> None:
+    source = (
+        "import sys\nb = b'e' * (1 << 20)\n"
+        "for _ in range(50): sys.stderr.buffer.write(b)\n"
+        "sys.stderr.write('THE LAST WORDS'); sys.exit(4)"
+    )
+    argv = ["{python}", "-c", source]
+    async with processes.AgentProcess(
+        [sys.executable if a == "{python}" else a for a in argv], agent_environment(()), "tail"
+    ) as agent:
+        run = await agent.communicate(b"", MAX_OUTPUT_BYTES)
+    assert run.returncode == 4
+    assert len(run.stderr_tail) == processes.STDERR_TAIL_BYTES
+    assert run.stderr_tail.endswith(b"THE LAST WORDS")
+    out = await run_executor(spec(argv), builders.snapshot())
+    assert out.critical_issues[0].startswith("UNIT: command exited with code 4: eeee")
+    assert out.critical_issues[0].endswith("THE LAST WORDS")
+
+
+# --- environment ----------------------------------------------------------------------------
+
+ENV_DUMP = """
+import json, os, sys
+try:
+    with open(f"/proc/{os.getppid()}/environ", "rb") as f:
+        worker_environ = f.read().decode(errors="replace")
+except OSError as exc:
+    worker_environ = f"refused: {type(exc).__name__}"
+tmp = os.environ.get("TMPDIR", "")
+print(json.dumps({"verdict": "PASS", "confidence": 50, "detailed_analysis": json.dumps({
+    "env": dict(os.environ), "worker_environ": worker_environ,
+    "tmpdir_private": os.path.isdir(tmp) and os.listdir(tmp) == [],
+})}))
+"""
+
+
+async def test_an_agent_gets_a_minimal_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("LEO_DATABASE_URL", "postgresql://leo:hunter2-db@127.0.0.1/leo")
+    monkeypatch.setenv("PGPASSWORD", "hunter2-pg")
+    monkeypatch.setenv("SOME_WORKER_SETTING", "hunter2-other")
+    monkeypatch.setenv("AGENT_TOKEN", "for-the-agent")
+    out = await run_executor(
+        spec(["{python}", "-c", ENV_DUMP], env_passthrough=("AGENT_TOKEN", "NOT_SET_ANYWHERE")),
+        builders.snapshot(),
+    )
+    assert out.verdict is Verdict.PASS, out.critical_issues
+    seen = json.loads(out.detailed_analysis)
+    env = seen["env"]
+    assert set(env) <= {"PATH", "HOME", "LANG", "TZ", "TMPDIR", "AGENT_TOKEN", *processes_vars()}
+    assert {"PATH", "LANG", "TMPDIR", "AGENT_TOKEN"} <= set(env)
+    assert env["AGENT_TOKEN"] == "for-the-agent"
+    assert "hunter2" not in json.dumps(env)
+    assert seen["tmpdir_private"]
+    assert not Path(env["TMPDIR"]).exists(), "the private temp dir outlived the run"
+
+
+def processes_vars() -> set[str]:
+    return {processes.RUN_VAR, processes.WORKER_VAR}
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "LEO_DATABASE_URL",
+        "LEO_PAYLOAD_KEY",
+        "LEO_PAYLOAD_KEY_OLD",
+        "TEMPORAL_API_KEY",
+        "TEMPORAL_TLS_CLIENT_KEY_DATA",
+        "temporal_api_key",
+        "PGPASSWORD",
+        "DATABASE_URL",
+        "TMPDIR",
+        "NOT A NAME",
+        "",
+    ],
+)
+async def test_a_secret_or_invalid_passthrough_name_is_refused(name: str) -> None:
+    assert refused_names([name])
+    with pytest.raises(ExecutorConfigError, match="UNIT: env_passthrough may not name"):
+        await run_executor(spec(["true"], env_passthrough=(name,)), builders.snapshot())
+
+
+def test_ordinary_names_pass_through() -> None:
+    assert refused_names(["GH_TOKEN", "OPENAI_API_KEY", "HTTPS_PROXY", "_X1"]) == []
+    env = agent_environment(["GH_TOKEN"], {"GH_TOKEN": "t", "PATH": "/bin", "SECRET": "s"})
+    assert env == {"PATH": "/bin", "LANG": "C.UTF-8", "GH_TOKEN": "t"}
+
+
+def test_the_worker_can_be_made_non_dumpable() -> None:
+    code = (
+        "from leo.sub_agents.processes import make_non_dumpable\n"
+        "import ctypes; assert make_non_dumpable()\n"
+        "print(ctypes.CDLL('libc.so.6').prctl(3, 0, 0, 0, 0))"  # PR_GET_DUMPABLE
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=30
+    )
+    assert done.stdout.strip() == "0"
+
+
+# --- the start-up sweep -----------------------------------------------------------------------
+
+
+def marked_sleeper(run_key: str, identity: str) -> subprocess.Popen[bytes]:
+    env = {"PATH": os.defpath, processes.RUN_VAR: run_key, processes.WORKER_VAR: identity}
+    return subprocess.Popen(["sleep", "300"], env=env, start_new_session=True)
+
+
+async def test_the_sweep_kills_what_dead_workers_left_and_nothing_else() -> None:
+    dead_worker = "999999999-1"  # no such pid
+    orphan = marked_sleeper("orphan-key", dead_worker)
+    ours = marked_sleeper("live-key", processes.worker_identity())
+    try:
+        await asyncio.sleep(0.2)  # let exec finish, so /proc/<pid>/environ is the sleeper's
+        killed = processes.sweep_dead_workers()
+        assert killed >= 1
+        assert orphan.wait(5) == -9
+        assert ours.poll() is None, "a live worker's agent was swept"
+        assert processes.kill_previous_copies("live-key") >= 1
+        assert ours.wait(5) == -9
+    finally:
+        for proc in (orphan, ours):
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            proc.wait(5)
