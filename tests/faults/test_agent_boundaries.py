@@ -1,0 +1,257 @@
+"""Command agents against a real `python worker.py` subprocess: bounded worker memory whatever
+an agent prints, no agent process outlives its worker and never two copies run at once, and no
+worker secret reaches an agent."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import psutil
+import pytest
+
+from db.transitions import HandoffType
+from leo.api import LeoClient
+from leo.settings import Settings
+from leo.sub_agents.results import Verdict
+from tests.factories import create_sd
+from tests.faults.helpers import WorkerProcess, worker_env
+from tests.helpers import add_agent
+from workflows.pipeline import HandoffOptions, HandoffResult
+
+pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="Linux process semantics")
+
+# The worker's peak resident memory while two agents each print 500 MB (measured: see
+# docs/reliability.md). Reading it all, as before, needs more than 500 MB.
+PEAK_RSS_BOUND_MB = 150
+FLOOD_MB = 500
+
+
+def alive(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    return "\nState:\tZ" not in status
+
+
+async def until(check: Any, within: float, what: str) -> None:
+    deadline = time.monotonic() + within
+    while not check():
+        assert time.monotonic() < deadline, f"timed out after {within} s waiting for {what}"
+        await asyncio.sleep(0.05)
+
+
+def peak_rss_mb(pid: int) -> float:
+    """VmHWM: the kernel's record of the process's peak resident set."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmHWM")
+
+
+async def run_with_worker(
+    leo: LeoClient,
+    settings: Settings,
+    db_pool: asyncpg.Pool,
+    tmp_path: Path,
+    agents: list[str],
+    extra_env: dict[str, str] | None = None,
+) -> tuple[WorkerProcess, LeoClient, Any]:
+    queue = f"leo-bound-{uuid.uuid4().hex[:8]}"
+    assert settings.database_url
+    assert settings.temporal_address
+    env = {
+        **worker_env(settings.database_url, settings.temporal_address, queue),
+        **(extra_env or {}),
+    }
+    worker = WorkerProcess(env, log=tmp_path / "worker.log").start()
+    client = LeoClient(leo.client, db_pool, queue)
+    sd = await create_sd(db_pool, ready_for="LEAD-TO-PLAN", sd_type="infrastructure")
+    handle = await client.start_handoff(
+        HandoffType.LEAD_TO_PLAN, sd.id, options=HandoffOptions(extra_sub_agents=agents)
+    )
+    return worker, client, handle
+
+
+def by_code(result: HandoffResult) -> dict[str, Any]:
+    return {r.code: r for r in result.sub_agents}
+
+
+FLOOD_STDOUT = f"""
+import sys
+block = b"o" * (1 << 20)
+for _ in range({FLOOD_MB}):
+    sys.stdout.buffer.write(block)
+"""
+FLOOD_STDERR = f"""
+import sys
+block = b"e" * (1 << 20)
+for _ in range({FLOOD_MB}):
+    sys.stderr.buffer.write(block)
+sys.stderr.write("done flooding")
+sys.exit(3)
+"""
+
+
+@pytest.mark.slow
+async def test_agents_printing_500_mb_leave_the_worker_memory_bounded(
+    leo: LeoClient, settings: Settings, db_pool: asyncpg.Pool, tmp_path: Path
+) -> None:
+    out = await add_agent(
+        db_pool, kind="command", ref=["{python}", "-c", FLOOD_STDOUT], timeout=120, priority=40
+    )
+    err = await add_agent(
+        db_pool, kind="command", ref=["{python}", "-c", FLOOD_STDERR], timeout=120, priority=40
+    )
+    worker, client, handle = await run_with_worker(leo, settings, db_pool, tmp_path, [out, err])
+    assert worker.process is not None
+    pid = worker.process.pid
+    sampled = 0.0
+    try:
+        baseline = psutil.Process(pid).memory_info().rss / 2**20
+        started = time.monotonic()
+        task = asyncio.create_task(client.wait(handle))
+        while not task.done():
+            sampled = max(sampled, psutil.Process(pid).memory_info().rss / 2**20)
+            await asyncio.sleep(0.02)
+        result = await task
+        took = time.monotonic() - started
+        peak = peak_rss_mb(pid)
+    finally:
+        worker.stop()
+    print(
+        f"worker RSS {baseline:.0f} MB at the start, peak {peak:.0f} MB (sampled max "
+        f"{sampled:.0f} MB), bound {PEAK_RSS_BOUND_MB} MB; handoff took {took:.1f} s"
+    )
+    agents = by_code(result)
+    assert agents[out].verdict == Verdict.ERROR
+    assert "more than 1000000 bytes on stdout (the per-agent cap)" in agents[out].critical_issues[0]
+    assert agents[err].verdict == Verdict.ERROR
+    assert agents[err].critical_issues[0].startswith(f"{err}: command exited with code 3: eee")
+    assert agents[err].critical_issues[0].endswith("done flooding")
+    assert peak < PEAK_RSS_BOUND_MB, f"worker peak RSS {peak:.0f} MB\n{worker.tail()}"
+
+
+# An agent that records its run (its pid and its grandchild's) and which earlier runs' processes
+# are still alive as it starts; the first run then hangs, a later one passes.
+RECORDING_AGENT = r"""
+import json, os, subprocess, sys, time
+from pathlib import Path
+
+runs = Path(sys.argv[1])
+runs.mkdir(exist_ok=True)
+earlier = [json.loads(p.read_text()) for p in sorted(runs.glob("run-*.json"))]
+
+def alive(pid):
+    try:
+        return "\nState:\tZ" not in Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+
+still_alive = [pid for run in earlier for pid in run["pids"] if alive(pid)]
+child = subprocess.Popen(["sleep", "300"])  # the worker's grandchild, holding our stdout
+n = len(earlier) + 1
+tmp = runs / f".run-{n}"
+tmp.write_text(json.dumps({"pids": [os.getpid(), child.pid], "alive_at_start": still_alive}))
+tmp.rename(runs / f"run-{n}.json")
+if n == 1:
+    time.sleep(300)
+print(json.dumps({"verdict": "PASS", "confidence": 90}))
+"""
+
+
+def runs_of(directory: Path) -> list[dict[str, Any]]:
+    return [json.loads(p.read_text()) for p in sorted(directory.glob("run-*.json"))]
+
+
+@pytest.mark.slow
+async def test_a_sigkilled_workers_agent_dies_and_its_retry_never_overlaps_it(
+    leo: LeoClient, settings: Settings, db_pool: asyncpg.Pool, tmp_path: Path
+) -> None:
+    runs = tmp_path / "runs"
+    code = await add_agent(
+        db_pool, kind="command", ref=["{python}", "-c", RECORDING_AGENT, str(runs)], timeout=120
+    )
+    worker, client, handle = await run_with_worker(leo, settings, db_pool, tmp_path, [code])
+    try:
+        await until(lambda: len(runs_of(runs)) == 1, 60, "the agent's first run")
+        agent, grandchild = runs_of(runs)[0]["pids"]
+        await asyncio.to_thread(worker.kill)
+        # The parent-death signal ends the agent with its worker, not 300 s later.
+        await until(lambda: not alive(agent), 3, f"agent {agent} to die with its worker")
+        worker.start()
+        # The new worker's start-up sweep ends what the dead one left behind.
+        await until(lambda: not alive(grandchild), 30, f"grandchild {grandchild} to be swept")
+        result = await asyncio.wait_for(client.wait(handle), 90)
+    finally:
+        worker.stop()
+    recorded = runs_of(runs)
+    assert len(recorded) == 2, recorded
+    assert recorded[1]["alive_at_start"] == [], "the retry started while the first copy ran"
+    assert by_code(result)[code].verdict == Verdict.PASS
+    assert result.accepted
+    pids = [pid for run in recorded for pid in run["pids"]]
+    await until(lambda: not any(alive(p) for p in pids), 5, f"all of {pids} to end")
+
+
+ENV_DUMP = r"""
+import json, os
+try:
+    with open(f"/proc/{os.getppid()}/environ", "rb") as f:
+        worker_environ = f.read().decode(errors="replace")
+except OSError as exc:
+    worker_environ = f"refused: {type(exc).__name__}"
+print(json.dumps({"verdict": "PASS", "confidence": 50, "detailed_analysis": json.dumps({
+    "env": dict(os.environ), "worker_pid": os.getppid(), "worker_environ": worker_environ})}))
+"""
+
+
+async def test_an_agent_sees_no_worker_secret(
+    leo: LeoClient, settings: Settings, db_pool: asyncpg.Pool, tmp_path: Path
+) -> None:
+    code = await add_agent(db_pool, kind="command", ref=["{python}", "-c", ENV_DUMP])
+    await db_pool.execute(
+        "UPDATE leo_sub_agents SET env_passthrough = '{AGENT_TOKEN}' WHERE code = $1", code
+    )
+    secrets = {
+        "LEO_PAYLOAD_KEY": "hunter2-payload-key",
+        "PGPASSWORD": "hunter2-pgpassword",
+        "WORKER_ONLY_SETTING": "hunter2-worker-only",
+    }
+    worker, client, handle = await run_with_worker(
+        leo, settings, db_pool, tmp_path, [code], {**secrets, "AGENT_TOKEN": "for-the-agent"}
+    )
+    try:
+        result = await asyncio.wait_for(client.wait(handle), 60)
+        assert worker.process is not None
+        worker_pid = worker.process.pid
+    finally:
+        worker.stop()
+    agent = by_code(result)[code]
+    assert agent.verdict == Verdict.PASS, agent.critical_issues
+    seen = json.loads(agent.detailed_analysis)
+    assert seen["worker_pid"] == worker_pid
+    env = seen["env"]
+    assert env["AGENT_TOKEN"] == "for-the-agent"
+    assert set(env) <= {
+        "PATH",
+        "HOME",
+        "LANG",
+        "TZ",
+        "TMPDIR",
+        "AGENT_TOKEN",
+        "LEO_AGENT_RUN",
+        "LEO_AGENT_WORKER",
+    }
+    assert settings.database_url not in json.dumps(env)
+    for value in secrets.values():
+        assert value not in json.dumps(env)
+    # The worker is non-dumpable and the agent has no capability: its environ is closed.
+    assert seen["worker_environ"] == "refused: PermissionError"
