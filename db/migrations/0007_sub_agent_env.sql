@@ -7,6 +7,7 @@ ALTER TABLE leo_sub_agents
     ADD CONSTRAINT leo_sub_agents_env_passthrough_names CHECK (
         cardinality(env_passthrough) = 0
         OR (array_position(env_passthrough, NULL) IS NULL
+            AND array_to_string(env_passthrough, '') ~ '^[A-Za-z0-9_]+$'
             AND array_to_string(env_passthrough, ' ')
                 ~ '^[A-Za-z_][A-Za-z0-9_]*( [A-Za-z_][A-Za-z0-9_]*)*$')),
     ADD CONSTRAINT leo_sub_agents_env_passthrough_no_secrets CHECK (
