@@ -102,8 +102,6 @@ def make_non_dumpable() -> bool:
 def cgroup_root() -> Path | None:
     """`<cgroup2 mount>/<this process's cgroup>/leo-agents`, when it can be created and written,
     else None (then the process group, the parent-death signal and the sweep still hold)."""
-    if os.environ.get("LEO_AGENT_CGROUPS", "1") == "0":
-        return None
     try:
         mounts = Path("/proc/self/mountinfo").read_text().splitlines()
         own = Path("/proc/self/cgroup").read_text().splitlines()

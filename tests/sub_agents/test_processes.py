@@ -82,6 +82,20 @@ async def test_a_grandchild_holding_stdout_is_killed_when_the_agent_exits(tmp_pa
     assert await gone(agent, grandchild), f"grandchild {grandchild} outlived the agent's run"
 
 
+async def test_without_a_cgroup_the_process_group_still_ends_with_the_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(processes, "cgroup_root", lambda: None)
+    pid_file = tmp_path / "pids"
+    async with asyncio.timeout(20):
+        out = await run_executor(
+            spec(spawner(pid_file, then=f"echo '{PASS_JSON}'")), builders.snapshot()
+        )
+    assert out.verdict is Verdict.PASS
+    agent, grandchild = await read_pids(pid_file, 2)
+    assert await gone(agent, grandchild)
+
+
 @pytest.mark.skipif(processes.cgroup_root() is None, reason="no writable cgroup v2 here")
 async def test_a_grandchild_that_left_the_process_group_dies_with_the_run_cgroup(
     tmp_path: Path,
