@@ -236,11 +236,14 @@ def prepare_worker_process() -> None:
 def _child_setup(worker_pid: int, cgroup_procs: str | None) -> None:  # pragma: no cover
     # Runs in the forked child before exec (after setsid): keep it to plain syscalls.
     if cgroup_procs is not None:
-        fd = os.open(cgroup_procs, os.O_WRONLY)
-        try:
-            os.write(fd, b"0")
-        finally:
-            os.close(fd)
+        try:  # best effort: without it, the process group and the sweep still hold
+            fd = os.open(cgroup_procs, os.O_WRONLY)
+            try:
+                os.write(fd, b"0")
+            finally:
+                os.close(fd)
+        except OSError:
+            pass
     if _PRCTL is not None:
         _PRCTL(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
         _PRCTL(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
@@ -261,8 +264,13 @@ async def process_exit(pid: int) -> None:
     except ProcessLookupError:
         return  # already exited and reaped
     loop = asyncio.get_running_loop()
-    gone = loop.create_future()
-    loop.add_reader(fd, lambda: gone.done() or gone.set_result(None))
+    gone: asyncio.Future[None] = loop.create_future()
+
+    def readable() -> None:
+        if not gone.done():
+            gone.set_result(None)
+
+    loop.add_reader(fd, readable)
     try:
         await gone
     finally:
@@ -326,17 +334,17 @@ class AgentProcess:
         self.proc: asyncio.subprocess.Process | None = None
 
     async def __aenter__(self) -> AgentProcess:
-        await asyncio.to_thread(kill_previous_copies, self.run_key)
-        root = cgroup_root()
-        if root is not None:
-            self.cgroup = root / _cgroup_name(self.run_key, self.identity)
-            try:
-                self.cgroup.mkdir()
-            except OSError:
-                self.cgroup = None
-        procs = str(self.cgroup / "cgroup.procs") if self.cgroup is not None else None
-        worker_pid = os.getpid()
         try:
+            await asyncio.to_thread(kill_previous_copies, self.run_key)
+            root = cgroup_root()
+            if root is not None:
+                self.cgroup = root / _cgroup_name(self.run_key, self.identity)
+                try:
+                    self.cgroup.mkdir()
+                except OSError:
+                    self.cgroup = None
+            procs = str(self.cgroup / "cgroup.procs") if self.cgroup is not None else None
+            worker_pid = os.getpid()
             # The fork happens in this (the event loop's) thread, which lives as long as the
             # worker: PR_SET_PDEATHSIG fires when the forking *thread* ends.
             self.proc = await asyncio.create_subprocess_exec(
@@ -349,7 +357,7 @@ class AgentProcess:
                 preexec_fn=lambda: _child_setup(worker_pid, procs),
             )
         except BaseException:
-            self._cleanup()
+            await asyncio.to_thread(self._cleanup)
             raise
         return self
 
@@ -359,7 +367,10 @@ class AgentProcess:
             with contextlib.suppress(ProcessLookupError):
                 self.proc.kill()
             await asyncio.shield(process_exit(self.proc.pid))
-            # Close our pipe ends even if a process that escaped the kill still holds them.
+            # Let asyncio's child watcher reap it first, then close our pipe ends even if a
+            # process that escaped the kill still holds them.
+            with contextlib.suppress(RuntimeError):
+                await _returncode(self.proc)
             self.proc._transport.close()  # type: ignore[attr-defined]
         await asyncio.to_thread(self._cleanup)
 

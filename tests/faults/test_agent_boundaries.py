@@ -250,6 +250,7 @@ async def test_an_agent_sees_no_worker_secret(
         "LEO_AGENT_RUN",
         "LEO_AGENT_WORKER",
     }
+    assert settings.database_url
     assert settings.database_url not in json.dumps(env)
     for value in secrets.values():
         assert value not in json.dumps(env)
