@@ -32,7 +32,7 @@ from leo.domain.search_attributes import SEARCH_ATTRIBUTES
 from leo.gates.builtin import default_registry
 from leo.gates.core import GateRegistry
 from leo.settings import Settings
-from leo.sub_agents.processes import prepare_worker_process
+from leo.sub_agents.reaping import prepare_worker_process
 from workflows.registry import HANDOFF_WORKFLOWS
 from workflows.sd_lifecycle import SdLifecycleWorkflow
 

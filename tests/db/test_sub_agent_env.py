@@ -7,7 +7,7 @@ import uuid
 import asyncpg
 import pytest
 
-from leo.snapshot import SubAgentSpec
+from leo.domain.snapshot import SubAgentSpec
 from leo.sub_agents.environment import refused_names
 
 INSERT = (

@@ -16,14 +16,13 @@ import asyncpg
 import psutil
 import pytest
 
-from db.transitions import HandoffType
 from leo.api import LeoClient
+from leo.domain.handoff_messages import HandoffOptions, HandoffResult
+from leo.domain.handoffs import HandoffType
+from leo.domain.verdicts import Verdict
 from leo.settings import Settings
-from leo.sub_agents.results import Verdict
-from tests.factories import create_sd
-from tests.faults.helpers import WorkerProcess, worker_env
-from tests.helpers import add_agent
-from workflows.pipeline import HandoffOptions, HandoffResult
+from tests.support.factories import add_agent, create_sd
+from tests.support.faults import WorkerProcess, worker_env
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="Linux process semantics")
 

@@ -17,10 +17,10 @@ import pytest
 from temporalio.testing import ActivityEnvironment
 
 from activities.sub_agents import run_with_deadline
-from leo.sub_agents import processes
+from leo.domain.verdicts import Verdict
+from leo.sub_agents import processes, reaping
 from leo.sub_agents.environment import agent_environment, refused_names
 from leo.sub_agents.executors import MAX_OUTPUT_BYTES, ExecutorConfigError, run_executor
-from leo.domain.verdicts import Verdict
 from tests.support import builders
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="Linux process semantics")
@@ -96,7 +96,7 @@ async def test_without_a_cgroup_the_process_group_still_ends_with_the_run(
     assert await gone(agent, grandchild)
 
 
-@pytest.mark.skipif(processes.cgroup_root() is None, reason="no writable cgroup v2 here")
+@pytest.mark.skipif(reaping.cgroup_root() is None, reason="no writable cgroup v2 here")
 async def test_a_grandchild_that_left_the_process_group_dies_with_the_run_cgroup(
     tmp_path: Path,
 ) -> None:
@@ -108,12 +108,14 @@ async def test_a_grandchild_that_left_the_process_group_dies_with_the_run_cgroup
     assert out.verdict is Verdict.PASS
     _agent, escaped = await read_pids(pid_file, 2)
     assert await gone(escaped), "a setsid grandchild outlived the run"
-    assert not [p for p in processes.cgroup_root().iterdir() if p.is_dir()]  # type: ignore[union-attr]
+    root = reaping.cgroup_root()
+    assert root is not None
+    assert not list(root.glob(f"{reaping.worker_identity()}.*")), "the run's cgroup is left"
 
 
 async def test_a_timed_out_agent_and_its_grandchild_are_killed(tmp_path: Path) -> None:
     pid_file = tmp_path / "pids"
-    setsid = processes.cgroup_root() is not None  # only a cgroup can catch a setsid escape
+    setsid = reaping.cgroup_root() is not None  # only a cgroup can catch a setsid escape
     agent_spec = spec(spawner(pid_file, setsid=setsid, then="sleep 300"), timeout_seconds=1.0)
     started = time.monotonic()
     out = await ActivityEnvironment().run(run_with_deadline, agent_spec, builders.snapshot())
@@ -126,7 +128,7 @@ async def test_a_timed_out_agent_and_its_grandchild_are_killed(tmp_path: Path) -
 
 async def test_a_cancelled_agent_and_its_escaped_grandchild_are_killed(tmp_path: Path) -> None:
     pid_file = tmp_path / "pids"
-    setsid = processes.cgroup_root() is not None  # only a cgroup can catch a setsid escape
+    setsid = reaping.cgroup_root() is not None  # only a cgroup can catch a setsid escape
     task = asyncio.create_task(
         run_executor(spec(spawner(pid_file, setsid=setsid, then="sleep 300")), builders.snapshot())
     )
@@ -135,6 +137,24 @@ async def test_a_cancelled_agent_and_its_escaped_grandchild_are_killed(tmp_path:
     with pytest.raises(asyncio.CancelledError):
         await task
     assert await gone(agent, grandchild)
+
+
+async def test_a_cancellation_at_any_point_of_the_start_leaves_nothing(tmp_path: Path) -> None:
+    # Cancelled between fork and the pipes being connected, asyncio itself killed only the
+    # child and then waited for its pipes, held by the grandchild: the run hung for 300 s.
+    setsid = reaping.cgroup_root() is not None
+    for n in range(30):
+        key = f"start-race-{os.getpid()}-{n}"
+        argv = spawner(tmp_path / f"pids-{n}", setsid=setsid, then="sleep 300")
+        task = asyncio.create_task(run_executor(spec(argv), builders.snapshot(), key))
+        await asyncio.sleep(n * 0.002)
+        task.cancel()
+        async with asyncio.timeout(15):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await asyncio.sleep(0.05)
+        left = [pid for pid, run, _ in reaping.marked_processes() if run == key]
+        assert not [pid for pid in left if alive(pid)], f"cancelled after {n * 2} ms: {left}"
 
 
 # --- bounded output -------------------------------------------------------------------------
@@ -212,7 +232,7 @@ async def test_an_agent_gets_a_minimal_environment(
 
 
 def processes_vars() -> set[str]:
-    return {processes.RUN_VAR, processes.WORKER_VAR}
+    return {reaping.RUN_VAR, reaping.WORKER_VAR}
 
 
 @pytest.mark.parametrize(
@@ -245,7 +265,7 @@ def test_ordinary_names_pass_through() -> None:
 
 def test_the_worker_can_be_made_non_dumpable() -> None:
     code = (
-        "from leo.sub_agents.processes import make_non_dumpable\n"
+        "from leo.sub_agents.reaping import make_non_dumpable\n"
         "import ctypes; assert make_non_dumpable()\n"
         "print(ctypes.CDLL('libc.so.6').prctl(3, 0, 0, 0, 0))"  # PR_GET_DUMPABLE
     )
@@ -259,21 +279,21 @@ def test_the_worker_can_be_made_non_dumpable() -> None:
 
 
 def marked_sleeper(run_key: str, identity: str) -> subprocess.Popen[bytes]:
-    env = {"PATH": os.defpath, processes.RUN_VAR: run_key, processes.WORKER_VAR: identity}
+    env = {"PATH": os.defpath, reaping.RUN_VAR: run_key, reaping.WORKER_VAR: identity}
     return subprocess.Popen(["sleep", "300"], env=env, start_new_session=True)
 
 
 async def test_the_sweep_kills_what_dead_workers_left_and_nothing_else() -> None:
     dead_worker = "999999999-1"  # no such pid
     orphan = marked_sleeper("orphan-key", dead_worker)
-    ours = marked_sleeper("live-key", processes.worker_identity())
+    ours = marked_sleeper("live-key", reaping.worker_identity())
     try:
         await asyncio.sleep(0.2)  # let exec finish, so /proc/<pid>/environ is the sleeper's
-        killed = processes.sweep_dead_workers()
+        killed = reaping.sweep_dead_workers()
         assert killed >= 1
         assert orphan.wait(5) == -9
         assert ours.poll() is None, "a live worker's agent was swept"
-        assert processes.kill_previous_copies("live-key") >= 1
+        assert reaping.kill_previous_copies("live-key") >= 1
         assert ours.wait(5) == -9
     finally:
         for proc in (orphan, ours):

@@ -1,0 +1,222 @@
+"""What outlives a command agent's run: markers, per-run cgroups, and the sweeps that end it.
+
+Every agent process carries `LEO_AGENT_RUN` (its sub-agent idempotency key) and
+`LEO_AGENT_WORKER` (its worker's pid and start time), inherited by its whole tree. A starting
+worker kills the marked processes of workers that are gone (`prepare_worker_process`), and a
+starting agent first kills any live copy of the same key (`kill_previous_copies`). Where a
+cgroup v2 directory can be made under the worker's own, each run gets one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import logging
+import os
+import re
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from functools import cache
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+RUN_VAR = "LEO_AGENT_RUN"
+WORKER_VAR = "LEO_AGENT_WORKER"
+TMP_PREFIX = "leo-agent-"
+CGROUP_PARENT = "leo-agents"
+
+PR_SET_PDEATHSIG = 1
+PR_SET_DUMPABLE = 4
+PR_CAPBSET_DROP = 24
+PR_SET_NO_NEW_PRIVS = 38
+
+
+def _load_prctl() -> Callable[..., int] | None:
+    # Loaded once in the worker: dlopen in a forked child (preexec_fn) could deadlock.
+    if sys.platform != "linux":
+        return None
+    with contextlib.suppress(OSError, AttributeError):
+        prctl: Callable[..., int] = ctypes.CDLL("libc.so.6", use_errno=True).prctl
+        return prctl
+    return None
+
+
+PRCTL = _load_prctl()
+
+
+def _cap_last_cap() -> int:
+    try:
+        return int(Path("/proc/sys/kernel/cap_last_cap").read_text())
+    except (OSError, ValueError):
+        return 40
+
+
+CAP_LAST_CAP = _cap_last_cap()
+
+
+def _start_time(pid: int) -> str | None:
+    """The process's start time in clock ticks since boot: with the pid, a unique identity."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return text[text.rindex(")") + 2 :].split()[19]
+
+
+def worker_identity() -> str:
+    return f"{os.getpid()}-{_start_time(os.getpid()) or 0}"
+
+
+def worker_alive(identity: str) -> bool:
+    pid, _, started = identity.partition("-")
+    if not pid.isdigit():
+        return False
+    return _start_time(int(pid)) == started
+
+
+def make_non_dumpable() -> bool:
+    """PR_SET_DUMPABLE 0: another process of the same user (an agent) can no longer read this
+    process's /proc/<pid>/environ or memory. Agents get the default back at exec."""
+    if PRCTL is None:
+        return False
+    return bool(PRCTL(PR_SET_DUMPABLE, 0, 0, 0, 0) == 0)
+
+
+# --- per-run cgroup v2 ----------------------------------------------------------------------
+
+
+@cache
+def cgroup_root() -> Path | None:
+    """`<cgroup2 mount>/<this process's cgroup>/leo-agents`, when it can be created and written,
+    else None (then the process group, the parent-death signal and the sweep still hold)."""
+    try:
+        mounts = Path("/proc/self/mountinfo").read_text().splitlines()
+        own = Path("/proc/self/cgroup").read_text().splitlines()
+    except OSError:
+        return None
+    mount = next((m.split()[4] for m in mounts if " - cgroup2 " in m), None)
+    path = next((line[3:] for line in own if line.startswith("0::")), None)
+    if mount is None or path is None:
+        return None
+    root = Path(mount) / path.lstrip("/") / CGROUP_PARENT
+    try:
+        root.mkdir(exist_ok=True)
+        probe = root / f"probe-{os.getpid()}"
+        probe.mkdir(exist_ok=True)
+        usable = (probe / "cgroup.kill").exists() and os.access(probe / "cgroup.procs", os.W_OK)
+        probe.rmdir()
+    except OSError:
+        return None
+    return root if usable else None
+
+
+def _cgroup_key(run_key: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_-]", "_", run_key)[:120]
+
+
+def cgroup_name(run_key: str, identity: str) -> str:
+    return f"{identity}.{_cgroup_key(run_key)}"
+
+
+def kill_cgroup(path: Path) -> None:
+    """Kill every process in the cgroup, wait for it to empty (bounded), remove it."""
+    with contextlib.suppress(OSError):
+        (path / "cgroup.kill").write_text("1")
+    deadline = time.monotonic() + 2.0
+    while time.monotonic() < deadline:
+        try:
+            path.rmdir()
+        except FileNotFoundError:
+            return
+        except OSError:
+            time.sleep(0.01)
+        else:
+            return
+
+
+# --- sweeps ---------------------------------------------------------------------------------
+
+
+def marked_processes() -> list[tuple[int, str, str]]:
+    """(pid, run key, worker identity) of every live process that carries the agent markers."""
+    found = []
+    me = os.getpid()
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit() or int(entry.name) == me:
+            continue
+        try:
+            raw = Path(entry.path, "environ").read_bytes()
+        except OSError:
+            continue
+        if RUN_VAR.encode() not in raw:
+            continue
+        env = dict(
+            item.decode(errors="replace").partition("=")[::2] for item in raw.split(b"\0") if item
+        )
+        if RUN_VAR in env and WORKER_VAR in env:
+            found.append((int(entry.name), env[RUN_VAR], env[WORKER_VAR]))
+    return found
+
+
+def _kill_marked(select: str | None) -> int:
+    """SIGKILL marked processes: of run key `select`, or (None) of dead workers. Repeated until
+    none is left (bounded), because a process may fork while it is being swept."""
+    killed = 0
+    for _ in range(20):
+        targets = [
+            pid
+            for pid, key, identity in marked_processes()
+            if (key == select if select is not None else not worker_alive(identity))
+        ]
+        if not targets:
+            break
+        for pid in targets:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+                killed += 1
+        time.sleep(0.02)
+    return killed
+
+
+def kill_previous_copies(run_key: str) -> int:
+    """Kill whatever is left of earlier runs of this handoff attempt's agent (a dead worker's
+    grandchildren, or a copy whose activity attempt was abandoned), before a new copy starts."""
+    killed = _kill_marked(run_key)
+    root = cgroup_root()
+    if root is not None:
+        for path in root.glob(f"*.{_cgroup_key(run_key)}"):
+            kill_cgroup(path)
+    return killed
+
+
+def sweep_dead_workers() -> int:
+    """What workers that died left on this host: marked processes, cgroups, temp dirs."""
+    killed = _kill_marked(None)
+    root = cgroup_root()
+    if root is not None:
+        for path in root.iterdir():
+            identity = path.name.partition(".")[0]
+            if path.is_dir() and not path.name.startswith("probe-") and not worker_alive(identity):
+                kill_cgroup(path)
+    for path in Path(tempfile.gettempdir()).glob(f"{TMP_PREFIX}*"):
+        identity = "-".join(path.name[len(TMP_PREFIX) :].split("-")[:2])
+        if path.is_dir() and not worker_alive(identity):
+            shutil.rmtree(path, ignore_errors=True)
+    return killed
+
+
+def prepare_worker_process() -> None:
+    """Worker start-up: non-dumpable, and sweep what dead workers on this host left."""
+    dumpable_off = make_non_dumpable()
+    killed = sweep_dead_workers()
+    log.info(
+        "agent boundary: worker non-dumpable=%s, cgroup=%s, swept %d orphaned agent processes",
+        dumpable_off,
+        cgroup_root(),
+        killed,
+    )
