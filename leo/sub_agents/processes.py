@@ -73,6 +73,13 @@ def _child_setup(worker_pid: int, cgroup_procs: str | None) -> None:  # pragma: 
         os._exit(125)  # the worker died before the death signal was armed
 
 
+def _running(pid: int) -> bool:
+    try:
+        return "\nState:\tZ" not in Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+
+
 async def process_exit(pid: int) -> None:
     """Return once the process has exited. asyncio's Process.wait() also waits until its pipes
     close, which a grandchild that inherited stdout can put off for as long as it lives."""
@@ -80,6 +87,11 @@ async def process_exit(pid: int) -> None:
         fd = os.pidfd_open(pid)
     except ProcessLookupError:
         return  # already exited and reaped
+    except OSError:  # no pidfd (Linux < 5.3): poll
+        while True:
+            if not _running(pid):
+                return
+            await asyncio.sleep(0.05)
     loop = asyncio.get_running_loop()
     gone: asyncio.Future[None] = loop.create_future()
 
