@@ -98,6 +98,50 @@ def functions_checksum(files: list[Path]) -> str:
     return digest.hexdigest()
 
 
+@dataclass
+class MigrationStatus:
+    """How the database's recorded migrations compare with the files (nothing is changed)."""
+
+    pending: list[str] = field(default_factory=list)
+    edited: list[str] = field(default_factory=list)
+    unknown: list[str] = field(default_factory=list)  # recorded, but no file: an older checkout
+    functions_current: bool = False
+
+    @property
+    def current(self) -> bool:
+        return not (self.pending or self.edited or self.unknown) and self.functions_current
+
+
+async def migration_status(
+    conn: asyncpg.Connection,
+    *,
+    migrations_dir: Path = MIGRATIONS_DIR,
+    functions_dir: Path = FUNCTIONS_DIR,
+) -> MigrationStatus:
+    """Read-only: what `migrate` would apply, and what it would refuse (edited files)."""
+    migrations = discover_migrations(migrations_dir)
+    status = MigrationStatus()
+    has_table = await conn.fetchval("SELECT to_regclass('leo_schema_migrations') IS NOT NULL")
+    if not has_table:
+        status.pending = [m.name for m in migrations]
+        return status
+    applied = {
+        row["version"]: row["checksum"]
+        for row in await conn.fetch("SELECT version, checksum FROM leo_schema_migrations")
+    }
+    on_disk = {m.version for m in migrations}
+    status.unknown = sorted(set(applied) - on_disk)
+    for migration in migrations:
+        recorded = applied.get(migration.version)
+        if recorded is None:
+            status.pending.append(migration.name)
+        elif recorded != migration.checksum:
+            status.edited.append(migration.name)
+    current = await conn.fetchval("SELECT checksum FROM leo_schema_functions")
+    status.functions_current = current == functions_checksum(function_files(functions_dir))
+    return status
+
+
 async def migrate(
     conn: asyncpg.Connection,
     *,

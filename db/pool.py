@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import ssl
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
@@ -25,18 +28,75 @@ async def init_connection(conn: asyncpg.Connection) -> None:
 COMMAND_TIMEOUT_SECONDS = 30.0
 
 
+# How long opening a connection may take before it counts as "PostgreSQL is unreachable".
+CONNECT_TIMEOUT_SECONDS = 15.0
+
+
+class DatabaseUnavailable(ConnectionError):
+    """PostgreSQL cannot be reached, refused the login, or its TLS certificate did not verify.
+
+    The message names PostgreSQL and the server (never the password). A ConnectionError (so an
+    OSError), so callers that treat lost connections as retryable keep doing so.
+    """
+
+
+def redact_dsn(dsn: str) -> str:
+    """The DSN with its password replaced, for messages."""
+    try:
+        parts = urlsplit(dsn)
+        if parts.password:
+            netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+            return urlunsplit(parts._replace(netloc=netloc))
+    except ValueError:
+        return "the configured server"
+    return dsn
+
+
+def _unavailable(dsn: str, exc: BaseException) -> DatabaseUnavailable:
+    reason = " ".join(str(exc).split()) or type(exc).__name__
+    hint = "check LEO_DATABASE_URL"
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        reason = f"the server's TLS certificate did not verify ({reason})"
+        hint = (
+            "check sslrootcert (the CA that signed the server's certificate) and, with "
+            "sslmode=verify-full, that the URL's host is named in the certificate"
+        )
+    elif isinstance(exc, ssl.SSLError):
+        reason = f"TLS failed ({reason})"
+        hint = "check sslmode, sslrootcert, sslcert and sslkey in LEO_DATABASE_URL"
+    elif isinstance(exc, TimeoutError):
+        reason = f"no answer in {CONNECT_TIMEOUT_SECONDS:g} s"
+    return DatabaseUnavailable(
+        f"cannot connect to PostgreSQL at {redact_dsn(dsn)}: {reason}; {hint}"
+    )
+
+
+# What opening a connection raises when the server is away, refuses us, or fails TLS.
+_CONNECT_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
+
+
 async def create_pool(
     dsn: str, *, min_size: int = 1, max_size: int = 10, **kwargs: Any
 ) -> asyncpg.Pool:
+    """A pool with our JSON codecs. Raises `DatabaseUnavailable` naming the server when its
+    first connections cannot be opened."""
     kwargs.setdefault("command_timeout", COMMAND_TIMEOUT_SECONDS)
-    pool = await asyncpg.create_pool(
-        dsn, min_size=min_size, max_size=max_size, init=init_connection, **kwargs
-    )
+    kwargs.setdefault("timeout", CONNECT_TIMEOUT_SECONDS)
+    try:
+        pool = await asyncpg.create_pool(
+            dsn, min_size=min_size, max_size=max_size, init=init_connection, **kwargs
+        )
+    except _CONNECT_ERRORS as exc:
+        raise _unavailable(dsn, exc) from exc
     assert pool is not None
     return pool
 
 
 async def connect(dsn: str) -> asyncpg.Connection:
-    conn = await asyncpg.connect(dsn)
+    """One connection with our JSON codecs; `DatabaseUnavailable` when it cannot be opened."""
+    try:
+        conn = await asyncio.wait_for(asyncpg.connect(dsn), CONNECT_TIMEOUT_SECONDS)
+    except _CONNECT_ERRORS as exc:
+        raise _unavailable(dsn, exc) from exc
     await init_connection(conn)
     return conn

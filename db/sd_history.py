@@ -4,12 +4,13 @@ transition audit trail. Read models of `leo status`, `leo audit` and `LeoClient.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID
 
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
 from db.pool import Executor
+from db.sd_updates import SdChangeRecord, list_sd_changes
 from db.sds import Record, get_sd
 
 
@@ -56,11 +57,19 @@ class SdStatus(Record):
     handoffs: list[HandoffRecord] = Field(description="newest first")
 
 
+def _as_handoff_name(stored: str) -> str:
+    # Users see one spelling of a handoff everywhere (LEAD-TO-PLAN); the column keeps LEO's.
+    return stored.replace("_", "-")
+
+
 class AuditEntry(Record):
-    """One `sd_transition_audit` row: a transition attempt, completed or failed."""
+    """One `sd_transition_audit` row: a transition attempt, completed or failed.
+
+    `transition_type` is spelt as users see handoffs everywhere (LEAD-TO-PLAN); the stored
+    column keeps LEO's LEAD_TO_PLAN."""
 
     id: UUID
-    transition_type: str
+    transition_type: Annotated[str, AfterValidator(_as_handoff_name)]
     status: str
     request_id: str
     session_id: str | None
@@ -76,6 +85,9 @@ class AuditTrail(Record):
     sd_id: str
     sd_key: str
     entries: list[AuditEntry] = Field(description="oldest first")
+    edits: list[SdChangeRecord] = Field(
+        default_factory=list, description="content edits (leo sd update), oldest first"
+    )
 
 
 async def get_claim(conn: Executor, sd_id: str) -> ClaimRecord | None:
@@ -133,8 +145,14 @@ async def get_sd_status(conn: Executor, ref: str, *, handoff_limit: int = 10) ->
 
 
 async def get_audit_trail(conn: Executor, ref: str) -> AuditTrail | None:
-    """Every transition attempt on the SD, oldest first, failed ones with their error record."""
+    """Every transition attempt on the SD, oldest first, failed ones with their error record,
+    and the edits of its content (`leo sd update`)."""
     sd = await get_sd(conn, ref)
     if sd is None:
         return None
-    return AuditTrail(sd_id=sd.id, sd_key=sd.sd_key, entries=await get_audit_entries(conn, sd.id))
+    return AuditTrail(
+        sd_id=sd.id,
+        sd_key=sd.sd_key,
+        entries=await get_audit_entries(conn, sd.id),
+        edits=await list_sd_changes(conn, sd.id),
+    )

@@ -12,6 +12,7 @@ running again, and a rejected (failed) one may be started again once its cause i
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, Self
 
@@ -24,7 +25,8 @@ from temporalio.client import (
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 
-from db.sd_history import SdStatus, get_sd_status
+from db.sd_history import AuditTrail, SdStatus, get_audit_trail, get_sd_status
+from db.sd_updates import SdUpdateResult
 from db.sds import resolve_sd_id
 from leo.client import connect_client
 from leo.domain.handoff_messages import HandoffInput, HandoffOptions, HandoffResult
@@ -56,7 +58,9 @@ class ConnectionFailed(RuntimeError):
     (a database URL with its password redacted)."""
 
     def __init__(self, server: Literal["Temporal", "PostgreSQL"], address: str, cause: str) -> None:
-        super().__init__(f"cannot connect to {server} at {address}: {cause}")
+        # `leo.client` and `db.pool` already phrase theirs this way, with the TLS in use.
+        prefix = f"cannot connect to {server} at "
+        super().__init__(cause if cause.startswith(prefix) else f"{prefix}{address}: {cause}")
         self.server = server
         self.address = address
 
@@ -97,9 +101,10 @@ class LeoClient:
 
         try:
             client = await asyncio.wait_for(connect_client(settings), step_timeout)
-        except (OSError, RuntimeError, TimeoutError) as exc:
+        except (OSError, RuntimeError, TimeoutError) as exc:  # TemporalUnavailable is one
             address = settings.temporal_address or "127.0.0.1:7233"
-            raise ConnectionFailed("Temporal", address, str(exc)) from exc
+            reason = str(exc) or f"no answer (timeout {step_timeout} s)"
+            raise ConnectionFailed("Temporal", address, reason) from exc
         pool = None
         if settings.database_url:
             try:
@@ -108,7 +113,8 @@ class LeoClient:
                 )
             except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 address = redact_url(settings.database_url)
-                raise ConnectionFailed("PostgreSQL", address, str(exc)) from exc
+                reason = str(exc) or f"no answer (timeout {step_timeout} s)"
+                raise ConnectionFailed("PostgreSQL", address, reason) from exc
         return cls(client, pool, settings.task_queue)
 
     async def __aenter__(self) -> Self:
@@ -197,6 +203,48 @@ class LeoClient:
         if status is None:
             raise HandoffFailed(f"SD not found: {sd_id}", "SD_NOT_FOUND")
         return status
+
+    async def update_sd(
+        self,
+        sd_id: str,
+        changes: Mapping[str, Any] | None = None,
+        *,
+        sets: Iterable[str] = (),
+        actor: str | None = None,
+        expected_version: int | None = None,
+        request_id: str | None = None,
+    ) -> SdUpdateResult:
+        """Fix an SD's content, as `leo sd update` does: `changes` in the shape of an SD file
+        (title, scope, success_criteria, metadata, prd, stories, ...) and/or `--set`
+        expressions. The same validation as creating an SD; current_phase, status and
+        transition_version are refused. The edit is recorded with `actor` (default: the OS
+        user); `expected_version` makes it fail with VERSION_CONFLICT if the SD moved on.
+
+        Raises `leo.sd_edit.SdEditError` (with `.code`) or pydantic's ValidationError, having
+        written nothing. `request_id` makes a retried call return the first outcome.
+        """
+        from leo.sd_edit import update_sd
+
+        if self._pool is None:
+            raise RuntimeError("update_sd needs a database: set LEO_DATABASE_URL")
+        return await update_sd(
+            self._pool,
+            sd_id,
+            data=changes,
+            sets=sets,
+            actor=actor,
+            expected_version=expected_version,
+            request_id=request_id,
+        )
+
+    async def sd_audit(self, sd_id: str) -> AuditTrail:
+        """Transition attempts and content edits of an SD (the same as `leo audit`)."""
+        if self._pool is None:
+            raise RuntimeError("sd_audit needs a database: set LEO_DATABASE_URL")
+        trail = await get_audit_trail(self._pool, sd_id)
+        if trail is None:
+            raise HandoffFailed(f"SD not found: {sd_id}", "SD_NOT_FOUND")
+        return trail
 
 
 class LifecycleConflict(RuntimeError):

@@ -10,12 +10,49 @@ from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field
 
+# The variables the Temporal SDK's environment configuration reads (temporalio.envconfig), the
+# same ones the `temporal` CLI reads: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY,
+# TEMPORAL_TLS*, TEMPORAL_GRPC_META_*, TEMPORAL_PROFILE and TEMPORAL_CONFIG_FILE.
+TEMPORAL_PREFIX = "TEMPORAL_"
+# The ones a deployment passes through (docker-compose.yml); TEMPORAL_GRPC_META_<NAME> adds
+# gRPC metadata too.
+TEMPORAL_ENV_VARS = (
+    "TEMPORAL_ADDRESS",
+    "TEMPORAL_NAMESPACE",
+    "TEMPORAL_API_KEY",
+    "TEMPORAL_TLS",
+    "TEMPORAL_TLS_CLIENT_CERT_PATH",
+    "TEMPORAL_TLS_CLIENT_CERT_DATA",
+    "TEMPORAL_TLS_CLIENT_KEY_PATH",
+    "TEMPORAL_TLS_CLIENT_KEY_DATA",
+    "TEMPORAL_TLS_SERVER_CA_CERT_PATH",
+    "TEMPORAL_TLS_SERVER_CA_CERT_DATA",
+    "TEMPORAL_TLS_SERVER_NAME",
+    "TEMPORAL_TLS_DISABLE_HOST_VERIFICATION",
+    "TEMPORAL_PROFILE",
+    "TEMPORAL_CONFIG_FILE",
+)
+
+
+class SettingsError(ValueError):
+    """The environment's configuration cannot be used (a missing profile or certificate file)."""
+
+
+class TemporalUnavailable(RuntimeError):
+    """Temporal cannot be reached or refused the connection; the message names the server.
+
+    Raised by `leo.client.connect_client`; defined here so the CLI can map it without importing
+    the SDK's client."""
+
 
 class Settings(BaseModel):
     """Where the database and Temporal live.
 
     An unset ``database_url`` or ``temporal_address`` means "use the embedded stack":
-    `leo dev` starts PostgreSQL and the Temporal dev server under ``data_dir``.
+    `leo dev` starts PostgreSQL and the Temporal dev server under ``data_dir``. The Temporal
+    address and namespace come from the SDK's environment configuration: the ``TEMPORAL_*``
+    variables, or the profile (``TEMPORAL_PROFILE``) of the ``temporal.toml`` file the
+    ``temporal`` CLI reads (``TEMPORAL_CONFIG_FILE``).
     """
 
     model_config = ConfigDict(frozen=True)
@@ -26,22 +63,56 @@ class Settings(BaseModel):
     task_queue: str = Field(default="leo-handoffs", description="LEO_TASK_QUEUE")
     data_dir: Path = Field(default=Path(".leo"), description="LEO_DATA_DIR")
     gate_plugins: tuple[str, ...] = Field(default=(), description="LEO_GATE_PLUGINS")
+    # The TEMPORAL_* variables that connections load TLS, the API key and gRPC metadata from
+    # (`leo.client.connect_client`). None: a plain connection to `temporal_address`, as to the
+    # embedded dev server. Kept out of repr: it may hold an API key.
+    temporal_env: dict[str, str] | None = Field(default=None, repr=False, description="TEMPORAL_*")
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
         env = dict(os.environ if env is None else env)
+        # An empty variable counts as unset, as for LEO_*: the SDK would read TEMPORAL_TLS=""
+        # as "TLS on" and TEMPORAL_API_KEY="" as a key (docker-compose passes empty values).
+        temporal_env = {k: v for k, v in env.items() if k.startswith(TEMPORAL_PREFIX) and v}
+        profile = load_temporal_config(temporal_env)
         values: dict[str, object] = {
             "database_url": env.get("LEO_DATABASE_URL") or None,
-            "temporal_address": env.get("TEMPORAL_ADDRESS") or None,
-            "temporal_namespace": env.get("TEMPORAL_NAMESPACE") or "default",
+            "temporal_address": profile.get("target_host") or None,
+            "temporal_namespace": profile.get("namespace") or "default",
             "task_queue": env.get("LEO_TASK_QUEUE") or "leo-handoffs",
             "data_dir": Path(env.get("LEO_DATA_DIR") or ".leo"),
             # Comma-separated "module:function" hooks that add project gates to the registry.
             "gate_plugins": tuple(
                 p.strip() for p in (env.get("LEO_GATE_PLUGINS") or "").split(",") if p.strip()
             ),
+            "temporal_env": temporal_env,
         }
         return cls.model_validate(values)
+
+    def with_embedded_temporal(self, address: str) -> Settings:
+        """These settings pointed at the embedded dev server: a plain connection, no TLS."""
+        return self.model_copy(update={"temporal_address": address, "temporal_env": None})
+
+
+def load_temporal_config(temporal_env: dict[str, str]) -> dict[str, object]:
+    """`Client.connect` keyword arguments from the SDK's environment configuration.
+
+    Reads the profile file too (TEMPORAL_CONFIG_FILE, else the `temporal` CLI's default
+    location). Raises `SettingsError` naming the problem: an unknown profile, a certificate
+    file that cannot be read, a malformed file.
+    """
+    from temporalio.envconfig import ClientConfig
+
+    try:
+        return dict(ClientConfig.load_client_connect_config(override_env_vars=temporal_env))
+    except Exception as exc:  # the SDK's bridge raises its own ConfigError, or OSError
+        where = temporal_env.get("TEMPORAL_CONFIG_FILE") or "the default temporal.toml"
+        profile = temporal_env.get("TEMPORAL_PROFILE") or "default"
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        raise SettingsError(
+            f"the Temporal client configuration cannot be loaded (TEMPORAL_* variables, "
+            f"profile {profile!r} of {where}): {reason}"
+        ) from exc
 
 
 @lru_cache(maxsize=1)

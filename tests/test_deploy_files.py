@@ -24,7 +24,7 @@ import pytest
 import yaml
 
 from leo.domain.search_attributes import SEARCH_ATTRIBUTES
-from leo.settings import Settings
+from leo.settings import TEMPORAL_ENV_VARS, Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -98,11 +98,21 @@ SERVICES: dict[str, dict[str, Any]] = COMPOSE["services"]
 
 
 def service_env(name: str) -> dict[str, str]:
-    """A service's environment with compose defaults applied (mapping or list form)."""
+    """A service's environment with compose defaults applied (mapping or list form), without
+    the variables it passes through from the host (`passed_through`)."""
     raw = SERVICES[name].get("environment") or {}
     if isinstance(raw, list):
-        raw = dict(item.split("=", 1) if "=" in item else (item, "") for item in raw)
-    return {key: interpolate(value) for key, value in raw.items()}
+        raw = dict(item.split("=", 1) if "=" in item else (item, None) for item in raw)
+    return {key: interpolate(value) for key, value in raw.items() if value is not None}
+
+
+def passed_through(name: str) -> set[str]:
+    """Variables a service takes from the host's environment as they are (`NAME:` with no value
+    in compose): set there, they reach the container; unset, they stay unset."""
+    raw = SERVICES[name].get("environment") or {}
+    if isinstance(raw, list):
+        return {item for item in raw if "=" not in item}
+    return {key for key, value in raw.items() if value is None}
 
 
 def split_image(image: str) -> tuple[str, str | None]:
@@ -169,12 +179,17 @@ def container_ports(name: str) -> set[int]:
     return ports
 
 
+# The field that keeps every TEMPORAL_* variable for the SDK's environment configuration
+# (TLS, API key, gRPC metadata, profiles); the address and namespace also land in their fields.
+PASS_THROUGH_FIELD = "temporal_env"
+
+
 def settings_env_fields() -> dict[str, str]:
     """Env var name -> Settings field, from the fields' descriptions (checked below)."""
     return {
         str(info.description): field
         for field, info in Settings.model_fields.items()
-        if info.description
+        if info.description and field != PASS_THROUGH_FIELD
     }
 
 
@@ -339,7 +354,7 @@ def assert_lands_in_field(env_name: str, value: str, field: str) -> None:
     settings = Settings.from_env({env_name: value})
     changed = {
         name for name in Settings.model_fields if getattr(settings, name) != getattr(baseline, name)
-    }
+    } - {PASS_THROUGH_FIELD}
     default = getattr(baseline, field)
     assert changed == {field} or (changed == set() and str(default) == value), (
         f"{env_name}={value!r} changed {sorted(changed)}, expected {field}"
@@ -351,7 +366,7 @@ def assert_lands_in_field(env_name: str, value: str, field: str) -> None:
 def test_settings_field_descriptions_name_the_env_vars_from_env_reads() -> None:
     # The descriptions are what the next test uses to map env vars to fields; prove them.
     fields = settings_env_fields()
-    assert set(fields.values()) == set(Settings.model_fields)
+    assert set(fields.values()) == set(Settings.model_fields) - {PASS_THROUGH_FIELD}
     for env_name, field in fields.items():
         assert_lands_in_field(env_name, f"/probe/{env_name.lower()}", field)
 
@@ -361,7 +376,7 @@ def test_env_of_our_services_lands_in_settings(name: str) -> None:
     env = service_env(name)
     ours = {key: value for key, value in env.items() if key.startswith(SETTINGS_ENV_PREFIXES)}
     fields = settings_env_fields()
-    unknown = set(ours) - set(fields)
+    unknown = set(ours) - set(fields) - set(TEMPORAL_ENV_VARS)
     assert not unknown, f"{name} sets env vars that leo.settings does not read: {unknown}"
     assert "LEO_DATABASE_URL" in ours
     settings = Settings.from_env(env)
@@ -370,6 +385,24 @@ def test_env_of_our_services_lands_in_settings(name: str) -> None:
         assert getattr(settings, fields[key]) == getattr(
             Settings.from_env({key: value}), fields[key]
         )
+
+
+def test_worker_passes_the_temporal_client_configuration_through() -> None:
+    """TLS, API keys and profiles (Temporal Cloud) reach the worker from the host or an .env
+    file, exactly the variables the SDK's environment configuration reads."""
+    assert passed_through("worker") == set(TEMPORAL_ENV_VARS) - {
+        "TEMPORAL_ADDRESS",
+        "TEMPORAL_NAMESPACE",
+    }
+    env = service_env("worker")
+    for name in ("TEMPORAL_ADDRESS", "TEMPORAL_NAMESPACE"):
+        # Overridable from the host, defaulting to the compose stack's server.
+        assert SERVICES["worker"]["environment"][name].startswith(f"${{{name}:-"), name
+    host = {"TEMPORAL_API_KEY": "k-123", "TEMPORAL_TLS_SERVER_NAME": "ns.tmprl.cloud"}
+    settings = Settings.from_env({**env, **host})
+    assert settings.temporal_env is not None
+    assert {k: settings.temporal_env[k] for k in host} == host
+    assert settings.temporal_address == "temporal:7233"
 
 
 def test_worker_env_points_at_the_stack() -> None:

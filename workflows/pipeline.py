@@ -105,6 +105,18 @@ def domain_failure(err: ActivityError) -> BaseException:
     return err
 
 
+def rejection_message(result: HandoffResult) -> str:
+    """'GATE_X failed: score 72.5 against threshold 80 (infrastructure); issues: ...;
+    LEAD-TO-PLAN rejected for SD-X': the gate, the score and the issues first."""
+    score = f"{result.normalized_score:.1f}" if result.normalized_score is not None else "n/a"
+    issues = "; ".join(result.issues) or "none recorded"
+    return (
+        f"{result.failed_gate or 'a gate'} failed: score {score} against threshold "
+        f"{result.threshold:g} ({result.sd_type}); issues: {issues}. "
+        f"{result.handoff_type.value} rejected for {result.sd_key}"
+    )
+
+
 class HandoffWorkflowBase:
     """Shared by the five handoff workflows; each subclass only names its handoff type."""
 
@@ -194,9 +206,10 @@ class HandoffWorkflowBase:
         if not result.accepted:
             # A failed run, so that the id may be started again once the cause is fixed
             # (reuse policy AllowDuplicateFailedOnly); the typed result rides in the details.
+            # The message is what the Web UI and other SDKs show first: a decision, not a
+            # crash (leo.failures strips the stack trace of this type).
             raise ApplicationError(
-                f"{self.handoff_type.value} rejected for {snapshot.sd.sd_key}: "
-                f"{result.failed_gate}: {'; '.join(result.issues)}",
+                rejection_message(result),
                 result,
                 type=FailureType.HANDOFF_REJECTED,
                 non_retryable=True,

@@ -52,7 +52,12 @@ with workflow.unsafe.imports_passed_through():
         RetryInput,
         StepRecord,
     )
-    from leo.domain.refusals import LIFECYCLE_ACTIVITY_ERROR_TYPES, FailureType, RefusalCode
+    from leo.domain.refusals import (
+        LIFECYCLE_ACTIVITY_ERROR_TYPES,
+        FailureType,
+        RefusalCode,
+        UpdateRefusal,
+    )
     from workflows.pipeline import HANDOFF_TYPE, SD_ID, SD_TYPE, domain_failure
     from workflows.registry import HANDOFF_RUN
 
@@ -64,6 +69,14 @@ ACTIVITY_RETRY = RetryPolicy(
     maximum_interval=timedelta(seconds=5),
     non_retryable_error_types=list(LIFECYCLE_ACTIVITY_ERROR_TYPES),
 )
+
+
+# The failure type of each update refused out of turn.
+NOT_WAITING = {
+    "exec_complete": UpdateRefusal.NOT_WAITING_FOR_EXEC_REPORT,
+    "approval": UpdateRefusal.NOT_WAITING_FOR_APPROVAL,
+    "retry": UpdateRefusal.NOT_WAITING_FOR_RETRY,
+}
 
 
 def handoff_record(step: Step, attempt: int, result: HandoffResult, at: datetime) -> StepRecord:
@@ -153,7 +166,11 @@ class SdLifecycleWorkflow:
     def _validate_exec_report(self, report: ExecReport) -> None:
         self._require_waiting("exec_complete", "EXEC's completion report")
         if self._exec_report_in_flight or self._exec_report is not None:
-            raise ValueError("EXEC's completion report was already received")
+            raise ApplicationError(
+                "EXEC's completion report was already received",
+                type=UpdateRefusal.EXEC_REPORT_ALREADY_RECEIVED,
+                non_retryable=True,
+            )
 
     @workflow.update(name="approve")
     def approve(self, approval: ApprovalInput) -> MessageAck:
@@ -166,7 +183,11 @@ class SdLifecycleWorkflow:
     def _validate_approve(self, approval: ApprovalInput) -> None:
         self._require_waiting("approval", "an approval")
         if self._decision is not None:
-            raise ValueError(f"LEAD already decided: {self._decision[0]}")
+            raise ApplicationError(
+                f"LEAD already decided: {self._decision[0]}",
+                type=UpdateRefusal.ALREADY_DECIDED,
+                non_retryable=True,
+            )
 
     @workflow.update(name="reject")
     def reject(self, approval: ApprovalInput) -> MessageAck:
@@ -179,7 +200,9 @@ class SdLifecycleWorkflow:
     def _validate_reject(self, approval: ApprovalInput) -> None:
         self._validate_approve(approval)
         if not approval.reason.strip():
-            raise ValueError("a rejection needs a reason")
+            raise ApplicationError(
+                "a rejection needs a reason", type=RefusalCode.INVALID_INPUT, non_retryable=True
+            )
 
     @workflow.update(name="retry")
     def retry(self, request: RetryInput) -> MessageAck:
@@ -210,9 +233,11 @@ class SdLifecycleWorkflow:
     @reclaim.validator
     def _validate_reclaim(self, request: ReclaimInput) -> None:
         if self._claim_lost is None:
-            raise ValueError(
+            raise ApplicationError(
                 f"the lifecycle of {self._sd_name()} has not lost its claim "
-                f"({self._status.claim or 'not claimed yet'})"
+                f"({self._status.claim or 'not claimed yet'})",
+                type=UpdateRefusal.CLAIM_NOT_LOST,
+                non_retryable=True,
             )
 
     def _sd_name(self) -> str:
@@ -231,8 +256,10 @@ class SdLifecycleWorkflow:
                 if self._status.current_step
                 else "at its start, before its first step"
             )
-            raise ValueError(
-                f"not waiting for {what}: the lifecycle of {self._sd_name()} is {where} ({now})"
+            raise ApplicationError(
+                f"not waiting for {what}: the lifecycle of {self._sd_name()} is {where} ({now})",
+                type=NOT_WAITING[kind],
+                non_retryable=True,
             )
 
     # --- the chain --------------------------------------------------------------------------
@@ -578,4 +605,15 @@ class SdLifecycleWorkflow:
     def _finish(self, state: str) -> LifecycleStatus:
         self._status = self._status.model_copy(update={"state": state, "waiting_for": None})
         workflow.upsert_search_attributes([OUTCOME.value_set(state)])
+        # The Web UI's details panel names the outcome first, then each step.
+        workflow.set_current_details(
+            f"**SD-LIFECYCLE {state}** for {self._status.sd_key or self._status.sd_id}"
+            + (f": {self._status.last_rejection}" if state == "rejected_by_lead" else "")
+            + "\n\n"
+            + "\n".join(
+                f"- {r.step.value}: {r.outcome}"
+                + (f" ({r.normalized_score:.1f})" if r.normalized_score is not None else "")
+                for r in self._status.steps
+            )
+        )
         return self._status

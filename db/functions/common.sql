@@ -156,7 +156,7 @@ BEGIN
         IF v_audit.sd_id <> v_sd_id OR v_audit.transition_type <> replace(p_handoff_type, '-', '_') THEN
             RETURN jsonb_build_object('early', leo_refusal('INVALID_INPUT',
                 format('request_id %s was already used for %s on %s', v_request_id,
-                       v_audit.transition_type, v_audit.sd_id)));
+                       replace(v_audit.transition_type, '_', '-'), v_audit.sd_id)));
         END IF;
         RETURN jsonb_build_object('early',
             v_audit.result || jsonb_build_object('idempotent_hit', true));

@@ -3,7 +3,8 @@ lifecycle, status, audit and the demo.
 
 One module per command group, each with its own Typer app, added to the shared `app` here, in
 the order `leo --help` lists them: `dev` (dev, worker), `inspect` (status, audit), `handoff`,
-`lifecycle` (approve, reject, and the `lifecycle` group), `demo`, `db` and `sd`. Shared pieces
+`lifecycle` (approve, reject, and the `lifecycle` group), `demo`, `doctor`, `db` and `sd`
+(`sd_update` adds `leo sd update` to it). Shared pieces
 are in `leo.cli.common`, everything printed in `leo.cli.render` and `leo.cli.render_runs`.
 
 Data goes to stdout: readable tables, or with `--json` one JSON document and nothing else.
@@ -16,7 +17,7 @@ import os
 import sys
 from typing import NoReturn
 
-from leo.cli import db, demo, dev, handoff, inspect, lifecycle, sd
+from leo.cli import db, demo, dev, doctor, handoff, inspect, lifecycle, sd, sd_update
 from leo.cli.common import ExitCode, app
 
 app.add_typer(dev.commands)
@@ -24,11 +25,12 @@ app.add_typer(inspect.commands)
 app.add_typer(handoff.commands)
 app.add_typer(lifecycle.commands)
 app.add_typer(demo.commands)
+app.add_typer(doctor.commands)
 app.add_typer(db.db_app, name="db")
 app.add_typer(sd.sd_app, name="sd")
 app.add_typer(lifecycle.lifecycle_app, name="lifecycle")
 
-__all__ = ["ExitCode", "app", "exit_process", "main"]
+__all__ = ["ExitCode", "app", "exit_process", "main", "sd_update"]
 
 
 def main() -> None:

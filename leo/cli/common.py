@@ -32,7 +32,7 @@ from leo.cli.render import stderr
 from leo.dev_stack import StackError, open_database, running_temporal_address
 from leo.domain.refusals import DOMAIN_ERROR_TYPES
 from leo.runtime import ConfigurationError
-from leo.settings import Settings, redact_url
+from leo.settings import Settings, SettingsError, TemporalUnavailable, redact_url
 
 T = TypeVar("T")
 
@@ -75,7 +75,15 @@ class LeoGroup(TyperGroup):
             return super().invoke(ctx)
         except CliError as exc:
             fail(exc.message, exc.code)
-        except (StackError, MigrationError, ConfigurationError) as exc:
+        except (
+            StackError,
+            MigrationError,
+            ConfigurationError,
+            SettingsError,
+            TemporalUnavailable,
+        ) as exc:
+            fail(one_line(str(exc)), ExitCode.ENVIRONMENT)
+        except ConnectionError as exc:  # db.pool.DatabaseUnavailable names PostgreSQL itself
             fail(one_line(str(exc)), ExitCode.ENVIRONMENT)
         except (typer.TyperException, typer.Exit, typer.Abort):
             raise
@@ -95,8 +103,11 @@ app = typer.Typer(
         "Durable LEO handoffs: Temporal workflows over atomic PostgreSQL transitions.\n\n"
         "Configuration comes from the environment: LEO_DATABASE_URL and TEMPORAL_ADDRESS point "
         "at existing servers (when unset, the embedded ones under LEO_DATA_DIR are used, "
-        "default .leo/), TEMPORAL_NAMESPACE, LEO_TASK_QUEUE.\n\n"
-        "Exit codes: 0 ok, 1 handoff rejected, 2 bad input or SD not found, "
+        "default .leo/), TEMPORAL_NAMESPACE, LEO_TASK_QUEUE. Temporal TLS, mTLS and API keys "
+        "come from the same TEMPORAL_* variables and temporal.toml profiles (TEMPORAL_PROFILE, "
+        "TEMPORAL_CONFIG_FILE) the `temporal` CLI reads; PostgreSQL TLS from the URL "
+        "(sslmode=verify-full&sslrootcert=...). `leo doctor` checks it all.\n\n"
+        "Exit codes: 0 ok, 1 handoff rejected (doctor: not ready), 2 bad input or SD not found, "
         "3 environment or infrastructure error."
     ),
     no_args_is_help=True,
@@ -153,13 +164,11 @@ def shutdown_on_signals() -> Iterator[None]:
 
 async def on_connection(url: str, work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
     try:
-        conn = await asyncio.wait_for(connect(url), timeout=15)
+        conn = await connect(url)  # bounded; DatabaseUnavailable names PostgreSQL and the URL
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         reason = one_line(str(exc)) or type(exc).__name__
         raise CliError(
-            f"cannot connect to PostgreSQL at {redact_url(url)}: {reason}; "
-            "check LEO_DATABASE_URL, or unset it to use the embedded database",
-            ExitCode.ENVIRONMENT,
+            f"{reason}, or unset it to use the embedded database", ExitCode.ENVIRONMENT
         ) from exc
     try:
         return await work(conn)
@@ -197,17 +206,20 @@ def migrate_database(url: str) -> MigrationReport:
 # --- Temporal: the commands that start or message workflows -----------------------------------
 
 
-def temporal_address(settings: Settings) -> str:
+def resolve_temporal(settings: Settings) -> Settings:
+    """The settings as configured (TEMPORAL_ADDRESS or a profile's address, with its TLS and
+    API key), or pointed at the dev server of a running `leo dev` (a plain connection)."""
     if settings.temporal_address:
-        return settings.temporal_address
+        return settings
     found = running_temporal_address(settings.data_dir)
     if found is None:
         raise CliError(
-            f"no Temporal server: TEMPORAL_ADDRESS is unset and no `leo dev` runs on "
-            f"{settings.data_dir}; start `leo dev` in another terminal or set TEMPORAL_ADDRESS",
+            f"no Temporal server: TEMPORAL_ADDRESS is unset (and no profile sets an address) and "
+            f"no `leo dev` runs on {settings.data_dir}; start `leo dev` in another terminal or "
+            "set TEMPORAL_ADDRESS",
             ExitCode.ENVIRONMENT,
         )
-    return found
+    return settings.with_embedded_temporal(found)
 
 
 def with_leo(work: Callable[[LeoClient], Awaitable[T]]) -> T:
@@ -218,9 +230,7 @@ def with_leo(work: Callable[[LeoClient], Awaitable[T]]) -> T:
     configured = settings()
 
     async def run(url: str) -> T:
-        resolved = configured.model_copy(
-            update={"database_url": url, "temporal_address": temporal_address(configured)}
-        )
+        resolved = resolve_temporal(configured).model_copy(update={"database_url": url})
         try:
             leo = await LeoClient.connect(resolved, step_timeout=15)
         except ConnectionFailed as exc:

@@ -128,9 +128,9 @@ async def run_on_stack(
     sd_key: str | None,
 ) -> bool:
     """Run a worker on the stack and the demo against it; True when the lifecycle completed."""
-    resolved = configured.model_copy(
-        update={"database_url": stack.database_url, "temporal_address": stack.temporal_address}
-    )
+    resolved = configured.model_copy(update={"database_url": stack.database_url})
+    if stack.temporal is not None:  # the embedded dev server: a plain connection
+        resolved = resolved.with_embedded_temporal(stack.temporal_address)
     console = stdout()
     console.print(
         f"[bold]LEO demo[/bold]: Temporal {stack.temporal_address}, Web UI {stack.ui_url or 'n/a'}, "

@@ -13,11 +13,12 @@ from leo.cli.common import (
     ExitCode,
     Shutdown,
     migrate_database,
+    resolve_temporal,
     settings,
     shutdown_on_signals,
-    temporal_address,
 )
 from leo.cli.render import print_dev_summary, stderr
+from leo.client import connect_options, describe_security
 from leo.dev_stack import Stack, open_database, port_is_open, start_stack
 from leo.runtime import run_worker
 from leo.settings import redact_url
@@ -127,12 +128,11 @@ def worker() -> None:
     """
     configured = settings()
     with open_database(configured) as url:
-        resolved = configured.model_copy(
-            update={"database_url": url, "temporal_address": temporal_address(configured)}
-        )
+        resolved = resolve_temporal(configured).model_copy(update={"database_url": url})
+        security = describe_security(connect_options(resolved))
         stderr().print(
             f"LEO worker: task queue {resolved.task_queue!r} on {resolved.temporal_address} "
-            f"(namespace {resolved.temporal_namespace}), database {redact_url(url)}. "
+            f"(namespace {resolved.temporal_namespace}, {security}), database {redact_url(url)}. "
             "Ctrl-C to stop.",
             markup=False,
         )

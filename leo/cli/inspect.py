@@ -37,7 +37,8 @@ def audit(sd: SdArg, as_json: JsonFlag = False) -> None:
 
     Each attempt of an atomic transition leaves one row: completed ones with the state before
     and after, failed ones (everything rolled back) with failed_step, error_code, error_message
-    and recovery_action.
+    and recovery_action. Beside them, the edits of the SD's content (`leo sd update`): what
+    changed, who changed it and when.
     """
     trail = run_with_db(settings(), lambda conn: get_audit_trail(conn, sd))
     if trail is None:

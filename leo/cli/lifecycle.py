@@ -108,7 +108,12 @@ def send(
     try:
         ack = with_leo(work)
     except WorkflowUpdateFailedError as exc:
-        raise CliError(f"refused: {exc.cause}", ExitCode.BAD_INPUT) from exc
+        cause = exc.cause
+        code = getattr(cause, "type", None)
+        raise CliError(
+            f"refused: {code + ': ' if code else ''}{getattr(cause, 'message', cause)}",
+            ExitCode.BAD_INPUT,
+        ) from exc
     except (RPCError, HandoffFailed) as exc:
         raise CliError(f"no running lifecycle for {sd}: {exc}", ExitCode.BAD_INPUT) from exc
     if as_json:

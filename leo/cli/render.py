@@ -22,6 +22,7 @@ from rich.table import Table
 from db.migrate import MigrationReport
 from db.sd_history import AuditTrail, SdStatus
 from db.sds import SdDetails
+from leo.cli.render_edits import render_edits
 from leo.dev_stack import Stack
 from leo.settings import Settings, redact_url
 
@@ -301,10 +302,15 @@ def render_audit(console: Console, trail: AuditTrail) -> None:
     failed = [e for e in trail.entries if e.status == "failed"]
     console.print(
         f"[bold]Audit trail of {escape(trail.sd_key)}[/bold]: {len(trail.entries)} "
-        f"{'attempt' if len(trail.entries) == 1 else 'attempts'}, {len(failed)} failed"
+        f"{'attempt' if len(trail.entries) == 1 else 'attempts'}, {len(failed)} failed, "
+        f"{len(trail.edits)} {'edit' if len(trail.edits) == 1 else 'edits'}"
     )
-    if not trail.entries:
-        return
+    if trail.entries:
+        render_attempts(console, trail)
+    render_edits(console, trail.edits)
+
+
+def render_attempts(console: Console, trail: AuditTrail) -> None:
     table = Table()
     table.add_column("#", justify="right")
     table.add_column("Started", no_wrap=True)

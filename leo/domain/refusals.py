@@ -18,6 +18,22 @@ class RefusalCode(StrEnum):
     INVALID_INPUT = "INVALID_INPUT"
     INVALID_PRD_STATUS = "INVALID_PRD_STATUS"
     TRANSITION_FAILED = "TRANSITION_FAILED"
+    # Claims (db/functions/claims.sql): a heartbeat or release without a live claim.
+    NO_ACTIVE_CLAIM = "NO_ACTIVE_CLAIM"
+    # fn_update_sd: a field only transitions change (current_phase, status, ...).
+    TRANSITION_OWNED_FIELD = "TRANSITION_OWNED_FIELD"
+
+
+class UpdateRefusal(StrEnum):
+    """`ApplicationError.type` of an SD-LIFECYCLE update refused by its validator."""
+
+    NOT_WAITING_FOR_EXEC_REPORT = "NOT_WAITING_FOR_EXEC_REPORT"
+    NOT_WAITING_FOR_APPROVAL = "NOT_WAITING_FOR_APPROVAL"
+    NOT_WAITING_FOR_RETRY = "NOT_WAITING_FOR_RETRY"
+    EXEC_REPORT_ALREADY_RECEIVED = "EXEC_REPORT_ALREADY_RECEIVED"
+    ALREADY_DECIDED = "ALREADY_DECIDED"
+    # `reclaim` while the lifecycle still holds (or never had) its claim.
+    CLAIM_NOT_LOST = "CLAIM_NOT_LOST"
 
 
 class FailureType(StrEnum):
@@ -79,4 +95,13 @@ LIFECYCLE_ACTIVITY_ERROR_TYPES: tuple[str, ...] = (
     RefusalCode.SD_NOT_FOUND.value,
     RefusalCode.CLAIMED_BY_OTHER_SESSION.value,
     RefusalCode.INVALID_INPUT.value,
+)
+
+# Every failure type a client can see (a failed run, a refused update), in any SDK: documented
+# in docs/temporal-cli.md. They are decisions and refusals, so they carry no stack trace
+# (leo/failures.py).
+FAILURE_TYPES: frozenset[str] = frozenset(
+    {code.value for code in RefusalCode if code is not RefusalCode.OK}
+    | {kind.value for kind in UpdateRefusal}
+    | {kind.value for kind in FailureType}
 )

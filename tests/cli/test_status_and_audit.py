@@ -157,7 +157,7 @@ async def test_audit_lists_attempts_in_order_with_the_failed_error_record(
     assert text.index(str(completed["id"])) < text.index(str(failed["id"]))
     assert "LEAD_APPROVAL -> PLAN_PRD" in text
     assert "1 -> 2" in text
-    assert f"Failed attempt #2: PLAN_TO_EXEC, audit {failed['id']}" in text
+    assert f"Failed attempt #2: PLAN-TO-EXEC, audit {failed['id']}" in text
     for name in ("failed_step", "error_code", "error_message", "recovery_action"):
         assert name in text, name
     assert error["failed_step"] == "1. Transition PRD"
@@ -180,8 +180,8 @@ async def test_audit_json_is_the_audit_trail_with_error_records(
     entries = data["entries"]
     assert [e["id"] for e in entries] == [str(row["id"]) for row in rows]
     assert [(e["transition_type"], e["status"]) for e in entries] == [
-        ("LEAD_TO_PLAN", "completed"),
-        ("PLAN_TO_EXEC", "failed"),
+        ("LEAD-TO-PLAN", "completed"),
+        ("PLAN-TO-EXEC", "failed"),
     ]
     done, failed = entries
     assert done["id"] == str(h.accepted.audit_id)
@@ -213,7 +213,7 @@ async def test_status_and_audit_of_an_sd_without_history(leo: Leo, db_pool: asyn
     assert "claim       none" in status.stdout
 
     audit = await leo.json("audit", sd.sd_key)
-    assert audit == {"sd_id": sd.id, "sd_key": sd.sd_key, "entries": []}
+    assert audit == {"sd_id": sd.id, "sd_key": sd.sd_key, "entries": [], "edits": []}
 
 
 @pytest.mark.parametrize("command", ["status", "audit"])

@@ -267,7 +267,7 @@ async def test_a_request_id_used_for_another_handoff_is_refused_as_invalid_input
     result = await assert_refused_without_writes(
         db_pool, "PLAN-TO-EXEC", sd, "INVALID_INPUT", ctx={**ctx, "expected_version": 2}
     )
-    assert "LEAD_TO_PLAN" in result["error"]
+    assert "LEAD-TO-PLAN" in result["error"]
 
 
 async def test_the_request_id_of_a_recorded_rejection_cannot_apply_the_transition(

@@ -38,6 +38,8 @@ LIFECYCLE_OUTPUT = {
     "query": '"sd_key":',
     "update": "accepted:true",
     "result": '"state":"completed"',
+    # The documented LeoOutcome of a completed SD-LIFECYCLE finds it.
+    "list": "SD-LIFECYCLE:",
 }
 
 

@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import Any
 
 from temporalio.client import Client, WorkflowHandle
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from leo.domain.handoff_messages import HandoffInput, HandoffResult
 from leo.domain.handoffs import HandoffType, workflow_id_for
+from leo.failures import LEO_DATA_CONVERTER
 from workflows.registry import HANDOFF_RUN, HANDOFF_WORKFLOWS
 from workflows.sd_lifecycle import SdLifecycleWorkflow
 
@@ -37,7 +37,7 @@ async def check_replay(client: Client, workflow_id: str, name: str) -> None:
     """Replay a finished workflow's history against this code; with LEO_RECORD_HISTORIES set,
     also record it as histories/<name>.json."""
     history = await client.get_workflow_handle(workflow_id).fetch_history()
-    replayer = Replayer(workflows=ALL_WORKFLOWS, data_converter=pydantic_data_converter)
+    replayer = Replayer(workflows=ALL_WORKFLOWS, data_converter=LEO_DATA_CONVERTER)
     await replayer.replay_workflow(history)
     if os.environ.get("LEO_RECORD_HISTORIES"):
         HISTORIES.mkdir(exist_ok=True)

@@ -11,11 +11,11 @@ import json
 
 import asyncpg
 from temporalio.client import Client, WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from leo.api import LeoClient
 from leo.domain.handoffs import HandoffType
+from leo.failures import LEO_DATA_CONVERTER
 from tests.support.factories import create_sd
 from tests.support.workflows import ALL_WORKFLOWS, HISTORIES, check_replay
 
@@ -72,7 +72,7 @@ async def test_checked_in_histories_replay_against_current_code() -> None:
     files = sorted(HISTORIES.glob("*.json"))
     expected = {h.snake for h in HandoffType} | {"sd_lifecycle"}
     assert {f.stem for f in files} == expected, "record with LEO_RECORD_HISTORIES=1"
-    replayer = Replayer(workflows=ALL_WORKFLOWS, data_converter=pydantic_data_converter)
+    replayer = Replayer(workflows=ALL_WORKFLOWS, data_converter=LEO_DATA_CONVERTER)
     for path in files:
         record = json.loads(path.read_text())
         history = WorkflowHistory.from_json(record["workflow_id"], record["history"])
