@@ -8,6 +8,8 @@ and never evaluates the gates again (a plugin gate may give another answer the s
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +20,7 @@ from temporalio.exceptions import ApplicationError
 from activities.accepted_handoff import find_accepted_handoff
 from db.snapshots import read_snapshot_rows
 from db.transitions import TransitionContext, TransitionResult, call_transition, record_rejection
+from leo.domain.budget import BudgetExceededError, check_result_budget, check_sub_agent_count
 from leo.domain.handoffs import HANDOFF_PHASE, HandoffType
 from leo.domain.refusals import (
     PREFLIGHT_REFUSALS,
@@ -35,6 +38,7 @@ from leo.domain.snapshot import (
     SubAgentEvidence,
     SubAgentSpec,
 )
+from leo.domain.snapshot_budget import check_sd_rows, check_snapshot
 from leo.domain.verdicts import AggregateVerdict, SubAgentResult, aggregate
 from leo.gates.core import (
     GateContext,
@@ -147,6 +151,16 @@ def refusal_error(result: TransitionResult) -> ApplicationError:
     )
 
 
+@contextmanager
+def budget_refusal() -> Iterator[None]:
+    """A payload-budget refusal as a non-retryable failure of its own type (SD_TOO_LARGE,
+    PAYLOAD_TOO_LARGE) whose message names the field and the limit."""
+    try:
+        yield
+    except BudgetExceededError as exc:
+        raise ApplicationError(str(exc), type=exc.code, non_retryable=True) from None
+
+
 def preflight_request_id() -> str:
     info = activity.info()
     return f"preflight:{info.workflow_id}/{info.workflow_run_id}/{info.activity_id}/{info.attempt}"
@@ -176,13 +190,22 @@ class HandoffActivities:
             raise ApplicationError(
                 f"SD not found: {request.sd_id}", type=RefusalCode.SD_NOT_FOUND, non_retryable=True
             )
+        # Refused here, before any agent runs: an SD Temporal could not carry.
+        with budget_refusal():
+            check_sd_rows(
+                dict(rows.sd),
+                dict(rows.prd) if rows.prd else None,
+                [dict(r) for r in rows.stories],
+            )
         sd = SdSnapshot.model_validate(dict(rows.sd))
         phase = HANDOFF_PHASE[request.handoff_type]
         codes = select_sub_agents(phase, sd.sd_type, request.extra_sub_agents)
+        with budget_refusal():
+            check_sub_agent_count(len(codes))
         catalogue = {
             c: SubAgentSpec.from_row(rows.catalogue[c]) for c in codes if c in rows.catalogue
         }
-        return HandoffSnapshot(
+        snapshot = HandoffSnapshot(
             handoff_type=request.handoff_type,
             phase=phase,
             sd=sd,
@@ -202,6 +225,9 @@ class HandoffActivities:
             loaded_at=rows.now,
             already_accepted=accepted,
         )
+        with budget_refusal():
+            check_snapshot(snapshot)
+        return snapshot
 
     async def _preflight(self, conn: PoolConnectionProxy, request: LoadSnapshotInput) -> None:
         # The transition function is the one place its preconditions live, so ask it: run it
@@ -243,6 +269,10 @@ class HandoffActivities:
             gate_summary=bounded_gate_summary(evaluation.summary(orchestration.verdict.value)),
             metadata=metadata,
         )
+        # Before anything is applied: a run whose result Temporal could not carry must not
+        # apply the transition and then wedge (the database and Temporal would disagree).
+        with budget_refusal():
+            check_result_budget(request.sub_agents, evaluation, orchestration)
         if not evaluation.passed:
             reason = (
                 f"{evaluation.failed_gate}: {'; '.join(evaluation.issues)}"

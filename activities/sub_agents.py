@@ -12,7 +12,7 @@ from temporalio import activity
 
 from db.sub_agent_results import find_result, insert_result
 from leo.domain.snapshot import HandoffSnapshot, SubAgentSpec
-from leo.domain.verdicts import AgentOutput, SubAgentResult, Verdict, error_output
+from leo.domain.verdicts import AgentOutput, SubAgentResult, Verdict, error_output, fit_result
 from leo.sub_agents.executors import ExecutorConfigError, run_executor
 
 if TYPE_CHECKING:
@@ -94,6 +94,10 @@ class SubAgentActivities:
 
     @activity.defn(name="run_sub_agent")
     async def run_sub_agent(self, request: RunSubAgentInput) -> SubAgentResult:
+        # The database row keeps the whole output; the workflow gets the agent's share.
+        return fit_result(await self._run_sub_agent(request))
+
+    async def _run_sub_agent(self, request: RunSubAgentInput) -> SubAgentResult:
         spec, snapshot = request.spec, request.snapshot
         existing = await find_result(self._pool, request.idempotency_key)
         if existing is not None:

@@ -21,6 +21,7 @@ from temporalio.converter import DefaultFailureConverter, PayloadConverter
 from temporalio.exceptions import ApplicationError
 
 from leo.domain.refusals import FAILURE_TYPES, RefusalCode
+from leo.payloads import StrictPayloadConverter
 
 
 def validation_message(error: pydantic.ValidationError) -> str:
@@ -63,8 +64,11 @@ def _strip_decisions(failure: temporalio.api.failure.v1.Failure) -> None:
         node = node.cause if node.HasField("cause") else None
 
 
-# The one data converter: pydantic payloads and our failure converter. Workers, clients,
-# replayers and tests all use it (through `leo.client.connect_client`).
+# The one data converter: pydantic payloads (refusing a non-JSON payload for a model at once,
+# leo/payloads.py) and our failure converter. Workers, clients, replayers and tests all use it
+# (through `leo.client.connect_client`).
 LEO_DATA_CONVERTER = dataclasses.replace(
-    pydantic_data_converter, failure_converter_class=LeoFailureConverter
+    pydantic_data_converter,
+    payload_converter_class=StrictPayloadConverter,
+    failure_converter_class=LeoFailureConverter,
 )

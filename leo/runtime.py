@@ -31,6 +31,7 @@ from leo.client import connect_client
 from leo.domain.search_attributes import SEARCH_ATTRIBUTES
 from leo.gates.builtin import default_registry
 from leo.gates.core import GateRegistry
+from leo.payloads import InputCheckInterceptor
 from leo.settings import Settings
 from leo.sub_agents.reaping import prepare_worker_process
 from workflows.registry import HANDOFF_WORKFLOWS
@@ -95,6 +96,8 @@ def build_worker(
         activity_executor=ThreadPoolExecutor(max_workers=8),
         graceful_shutdown_timeout=timedelta(seconds=10),
         workflow_failure_exception_types=[pydantic.ValidationError],
+        # A start with no input, or two, fails at once (leo/payloads.py).
+        interceptors=[InputCheckInterceptor()],
         **worker_options,  # type: ignore[arg-type]
     )
 

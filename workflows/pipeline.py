@@ -40,6 +40,7 @@ with workflow.unsafe.imports_passed_through():
     from leo.domain.handoffs import HandoffType, workflow_id_for
     from leo.domain.refusals import DOMAIN_ERROR_TYPES, FailureType
     from leo.domain.snapshot import HandoffSnapshot, SubAgentSpec
+    from leo.domain.snapshot_budget import agent_view
     from leo.domain.verdicts import SUCCESSFUL_VERDICTS, SubAgentResult, Verdict
     from workflows.outcome import DECIDE_ONCE, accepted_result, apply_decision, handoff_result
 
@@ -69,6 +70,8 @@ SUB_AGENT_RETRY = RetryPolicy(
 )
 # Patch id: snapshot and commit run as local activities from this version on.
 LOCAL_DATABASE_STEPS = "local-database-steps"
+# Patch id: each sub-agent gets its bounded view of the snapshot, not a full copy.
+BOUNDED_AGENT_INPUT = "bounded-agent-input"
 # The activity enforces the agent's own timeout (and reports ERROR); Temporal's start-to-close
 # timeout is a backstop a little later, for an agent that blocks the worker's event loop.
 BACKSTOP_GRACE_SECONDS = 10
@@ -330,12 +333,14 @@ class HandoffWorkflowBase:
                 update={"timeout_seconds": request.options.sub_agent_timeout_seconds}
             )
         key = sub_agent_idempotency_key(snapshot.sd.id, snapshot.phase, spec.code, attempt)
+        # Histories recorded before the payload budget sent the whole snapshot to every agent.
+        view = agent_view(snapshot, spec) if workflow.patched(BOUNDED_AGENT_INPUT) else snapshot
         try:
             result: SubAgentResult = await workflow.execute_activity_method(
                 SubAgentActivities.run_sub_agent,
                 RunSubAgentInput(
                     spec=spec,
-                    snapshot=snapshot,
+                    snapshot=view,
                     idempotency_key=key,
                     metadata={"workflow_id": workflow.info().workflow_id},
                 ),

@@ -30,6 +30,7 @@ with workflow.unsafe.imports_passed_through():
         ReleaseInput,
     )
     from leo.domain import search_attributes
+    from leo.domain.budget import EXEC_REPORT_BUDGET_BYTES, json_size
     from leo.domain.handoff_messages import HandoffInput, HandoffResult
     from leo.domain.handoffs import (
         LIFECYCLE,
@@ -169,6 +170,16 @@ class SdLifecycleWorkflow:
             raise ApplicationError(
                 "EXEC's completion report was already received",
                 type=UpdateRefusal.EXEC_REPORT_ALREADY_RECEIVED,
+                non_retryable=True,
+            )
+        size = json_size(report)
+        if size > EXEC_REPORT_BUDGET_BYTES:
+            # Refused before it enters the history (and the activity that records it).
+            raise ApplicationError(
+                f"EXEC's completion report is {size:,} bytes; the limit is "
+                f"{EXEC_REPORT_BUDGET_BYTES:,} (docs/reliability.md, payload budget): "
+                "put long evidence elsewhere and link to it",
+                type=FailureType.PAYLOAD_TOO_LARGE,
                 non_retryable=True,
             )
 

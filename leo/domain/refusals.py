@@ -52,6 +52,9 @@ class FailureType(StrEnum):
     # A deadlock (40P01) or serialization failure (40001) inside a transition: nothing was
     # applied, and the apply step is retried.
     TRANSIENT_CONFLICT = "TRANSIENT_CONFLICT"
+    # Over the payload budget (leo/domain/budget.py), refused before anything runs or applies.
+    SD_TOO_LARGE = "SD_TOO_LARGE"
+    PAYLOAD_TOO_LARGE = "PAYLOAD_TOO_LARGE"
 
 
 # Transient: the SD is locked by another transition right now; retried with backoff and jitter.
@@ -88,6 +91,8 @@ PREFLIGHT_REFUSALS = frozenset(
 DOMAIN_ERROR_TYPES: tuple[str, ...] = (
     *(code.value for code in NON_RETRYABLE_REFUSALS),
     FailureType.WRONG_WORKFLOW_ID.value,
+    FailureType.SD_TOO_LARGE.value,
+    FailureType.PAYLOAD_TOO_LARGE.value,
 )
 
 # The lifecycle's own activities (claim, release, EXEC report) stop on these.

@@ -8,6 +8,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from leo.domain.budget import AGENT_RESULT_BUDGET_BYTES, json_size, trim_text
+
 
 class Verdict(StrEnum):
     PASS = "PASS"
@@ -171,3 +173,41 @@ def aggregate(results: Iterable[SubAgentResult]) -> AggregateVerdict:
         failed=len(failing),
         blocked=len(blocked),
     )
+
+
+def _cut(items: tuple[str, ...] | None, chars: int, count: int) -> tuple[str, ...] | None:
+    if items is None:
+        return None
+    kept = tuple(trim_text(i, chars) for i in items[:count])
+    if len(items) > count:
+        kept += (f"[... {len(items) - count} more trimmed]",)
+    return kept
+
+
+def fit_result(result: SubAgentResult, budget: int = AGENT_RESULT_BUDGET_BYTES) -> SubAgentResult:
+    """The result as the workflow carries it: within the agent's share of the handoff's
+    payload budget. Over it, text is trimmed (verdict and confidence never change) and a warning
+    says so; the full output stays in sub_agent_execution_results."""
+    size = json_size(result)
+    if size <= budget:
+        return result
+    note = (
+        f"{result.code} output trimmed from {size:,} bytes to its {budget:,}-byte share of the "
+        "handoff's payload budget; the full output is in sub_agent_execution_results"
+        + (f" row {result.result_id}" if result.result_id else "")
+    )
+    chars, count = 2000, 20
+    while True:
+        trimmed = result.model_copy(
+            update={
+                "critical_issues": _cut(result.critical_issues, chars, count),
+                "warnings": (note, *(_cut(result.warnings, chars, count) or ())),
+                "recommendations": _cut(result.recommendations, chars, count),
+                "conditions": _cut(result.conditions, chars, count),
+                "detailed_analysis": trim_text(result.detailed_analysis, chars * 2),
+                "justification": trim_text(result.justification, chars),
+            }
+        )
+        if json_size(trimmed) <= budget or chars <= 16:
+            return trimmed
+        chars, count = chars // 2, max(count // 2, 1)
