@@ -168,15 +168,11 @@ async def test_garbage_workflow_input_fails_the_workflow_with_a_clear_error(
     problems = {
         name: run.failure or (run.status.name if run.status else "?")
         for name, run in garbage_runs.runs.items()
-        # A TypeError from the SDK's call of run(), not a decoding error: stuck even with the
-        # fix below (see docs/reliability.md, limits).
-        if name != "two inputs"
-        and (
-            run.status != WorkflowExecutionStatus.FAILED
-            # INVALID_INPUT, naming the field, without pydantic's internals (leo.failures).
-            or not (run.failure or "").startswith("invalid input: ")
-            or "pydantic" in (run.failure or "")
-        )
+        if run.status != WorkflowExecutionStatus.FAILED
+        # INVALID_INPUT, naming the field, without pydantic's internals (leo.failures); two
+        # inputs are refused by the start-input check (leo/payloads.py).
+        or not (run.failure or "").startswith(("invalid input: ", "LEAD-TO-PLAN takes exactly 1"))
+        or "pydantic" in (run.failure or "")
     }
     assert problems == {}, problems
 
