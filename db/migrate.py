@@ -3,7 +3,8 @@
 Migrations in `db/migrations/NNNN_<what>.sql` are forward-only: each runs in its own
 transaction and is recorded with its checksum, and an applied file that has since been edited
 stops the runner with an error. Functions in `db/functions/*.sql` are `CREATE OR REPLACE` and
-are re-applied whenever their combined checksum changes. A session-level advisory lock makes
+are re-applied whenever their combined checksum changes. `privileges.sql` (roles and grants)
+is applied last, on every run. A session-level advisory lock makes
 two concurrent runners take turns; running twice is a no-op.
 """
 
@@ -21,6 +22,8 @@ if TYPE_CHECKING:
 DB_DIR = Path(__file__).resolve().parent
 MIGRATIONS_DIR = DB_DIR / "migrations"
 FUNCTIONS_DIR = DB_DIR / "functions"
+# Roles and grants (least privilege); applied after the functions on every run.
+PRIVILEGES_FILE = DB_DIR / "privileges.sql"
 # Applied first: the others call into these.
 FUNCTIONS_FIRST = ("common.sql", "claims.sql")
 MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
@@ -91,6 +94,10 @@ def function_files(directory: Path = FUNCTIONS_DIR) -> list[Path]:
     return first + [p for p in files if p not in first]
 
 
+def read_sql(path: Path) -> str:
+    return path.read_text()
+
+
 def functions_checksum(files: list[Path]) -> str:
     digest = hashlib.sha256()
     for path in files:
@@ -147,6 +154,7 @@ async def migrate(
     *,
     migrations_dir: Path = MIGRATIONS_DIR,
     functions_dir: Path = FUNCTIONS_DIR,
+    privileges_file: Path | None = PRIVILEGES_FILE,
 ) -> MigrationReport:
     """Bring the database up to date. Safe to run concurrently and repeatedly."""
     migrations = discover_migrations(migrations_dir)
@@ -199,6 +207,11 @@ async def migrate(
                     checksum,
                 )
             report.functions_applied = True
+        if privileges_file is not None:
+            # Every run: a function or table added since needs its grants (and PUBLIC's taken
+            # away), and roles created by a DBA after the last run get theirs.
+            async with conn.transaction():
+                await conn.execute(read_sql(privileges_file))
     finally:
         await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK_KEY)
     return report

@@ -1,8 +1,9 @@
 """Sub-agent result rows (`sub_agent_execution_results`), keyed by their idempotency key.
 
-A result is looked up before an agent runs and inserted once after: `ON CONFLICT DO NOTHING`
-on the UNIQUE key makes a racing second attempt record nothing, and the caller then reads the
-row that won.
+A result is looked up before an agent runs and inserted once after, by
+`fn_record_sub_agent_result` (db/functions/sub_agent_result.sql, SECURITY DEFINER): its
+`ON CONFLICT DO NOTHING` on the UNIQUE key makes a racing second attempt record nothing, and
+the caller then reads the row that won.
 """
 
 from __future__ import annotations
@@ -14,14 +15,13 @@ if TYPE_CHECKING:
 
     from db.pool import Executor
 
+# Through a function that runs as its owner: the worker's role writes no table directly.
 INSERT_RESULT = """
-INSERT INTO sub_agent_execution_results (
-    idempotency_key, sd_id, sub_agent_code, sub_agent_name, phase, verdict, confidence,
-    critical_issues, warnings, recommendations, detailed_analysis, execution_time,
-    justification, conditions, metadata)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
-ON CONFLICT (idempotency_key) DO NOTHING
-RETURNING id
+SELECT fn_record_sub_agent_result(
+    p_idempotency_key => $1, p_sd_id => $2, p_sub_agent_code => $3, p_sub_agent_name => $4,
+    p_phase => $5, p_verdict => $6, p_confidence => $7, p_critical_issues => $8,
+    p_warnings => $9, p_recommendations => $10, p_detailed_analysis => $11,
+    p_execution_time => $12, p_justification => $13, p_conditions => $14, p_metadata => $15)
 """
 SELECT_RESULT = """
 SELECT id, verdict, confidence, critical_issues, warnings, recommendations, detailed_analysis,

@@ -3,7 +3,7 @@
 -- does. A claim whose heartbeat is older than 300 s is stale and may be taken over.
 
 CREATE OR REPLACE FUNCTION claim_sd(p_sd_id text, p_session_id text, p_track text DEFAULT 'STANDALONE')
-RETURNS jsonb LANGUAGE plpgsql SET search_path = pg_catalog, public AS $$
+RETURNS jsonb LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
 DECLARE
     v_sd_id text;
     v_claim claude_sessions;
@@ -68,7 +68,7 @@ BEGIN
 END $$;
 
 CREATE OR REPLACE FUNCTION heartbeat_sd_claim(p_session_id text)
-RETURNS jsonb LANGUAGE plpgsql SET search_path = pg_catalog, public AS $$
+RETURNS jsonb LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
 DECLARE
     v_sd_id text;
     v_holder claude_sessions;
@@ -91,7 +91,7 @@ BEGIN
 END $$;
 
 CREATE OR REPLACE FUNCTION release_sd(p_session_id text, p_reason text DEFAULT 'manual')
-RETURNS jsonb LANGUAGE plpgsql SET search_path = pg_catalog, public AS $$
+RETURNS jsonb LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
 DECLARE
     v_sd_id text;
 BEGIN

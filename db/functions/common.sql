@@ -5,13 +5,13 @@
 
 -- A refusal: a structured result with a stable code. Refusals write nothing.
 CREATE OR REPLACE FUNCTION leo_refusal(p_code text, p_message text, p_extra jsonb DEFAULT '{}')
-RETURNS jsonb LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, public AS $$
+RETURNS jsonb LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, public, pg_temp AS $$
     SELECT jsonb_build_object('success', false, 'code', p_code, 'error', p_message) || coalesce(p_extra, '{}');
 $$;
 
 -- The SD a caller names, by canonical id or sd_key. The id wins if both could match.
 CREATE OR REPLACE FUNCTION leo_resolve_sd_id(p_sd_id text)
-RETURNS text LANGUAGE sql STABLE SET search_path = pg_catalog, public AS $$
+RETURNS text LANGUAGE sql STABLE SET search_path = pg_catalog, public, pg_temp AS $$
     SELECT id FROM strategic_directives_v2
     WHERE id = p_sd_id OR sd_key = p_sd_id
     ORDER BY (id = p_sd_id) DESC
@@ -20,13 +20,13 @@ $$;
 
 -- The advisory lock key of an SD: always from the canonical id, never the caller's spelling.
 CREATE OR REPLACE FUNCTION leo_sd_lock_key(p_canonical_sd_id text)
-RETURNS bigint LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, public AS $$
+RETURNS bigint LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, public, pg_temp AS $$
     SELECT hashtextextended('leo:sd:' || p_canonical_sd_id, 0);
 $$;
 
 -- The session holding a live claim on an SD (heartbeat younger than 300 s), if any.
 CREATE OR REPLACE FUNCTION leo_live_claim(p_canonical_sd_id text)
-RETURNS claude_sessions LANGUAGE sql STABLE SET search_path = pg_catalog, public AS $$
+RETURNS claude_sessions LANGUAGE sql STABLE SET search_path = pg_catalog, public, pg_temp AS $$
     SELECT * FROM claude_sessions
     WHERE sd_id = p_canonical_sd_id AND status = 'active'
       AND heartbeat_at > now() - interval '300 seconds'
@@ -34,7 +34,7 @@ RETURNS claude_sessions LANGUAGE sql STABLE SET search_path = pg_catalog, public
 $$;
 
 CREATE OR REPLACE FUNCTION leo_sd_state(p_canonical_sd_id text)
-RETURNS jsonb LANGUAGE sql STABLE SET search_path = pg_catalog, public AS $$
+RETURNS jsonb LANGUAGE sql STABLE SET search_path = pg_catalog, public, pg_temp AS $$
     SELECT jsonb_build_object(
         'sd_id', sd.id, 'sd_key', sd.sd_key, 'sd_status', sd.status, 'sd_phase', sd.current_phase,
         'sd_version', sd.transition_version, 'sd_progress', sd.progress_percentage,
@@ -55,7 +55,7 @@ $$;
 -- The caller holds the SD's advisory lock and row lock when this returns a working state.
 CREATE OR REPLACE FUNCTION leo_transition_begin(
     p_handoff_type text, p_sd_id text, p_prd_id text, p_session_id text, p_context jsonb)
-RETURNS jsonb LANGUAGE plpgsql SET search_path = pg_catalog, public AS $$
+RETURNS jsonb LANGUAGE plpgsql SET search_path = pg_catalog, public, pg_temp AS $$
 DECLARE
     v_sd_id      text;
     v_request_id text;
@@ -195,7 +195,7 @@ END $$;
 -- The checks that come after the handoff's own "already done" rule: optimistic version and
 -- the session claim. Returns a refusal or NULL.
 CREATE OR REPLACE FUNCTION leo_transition_guard(p_state jsonb)
-RETURNS jsonb LANGUAGE plpgsql STABLE SET search_path = pg_catalog, public AS $$
+RETURNS jsonb LANGUAGE plpgsql STABLE SET search_path = pg_catalog, public, pg_temp AS $$
 DECLARE
     v_expected jsonb := p_state #> '{context,expected_version}';
     v_actual   integer := (p_state #>> '{sd,transition_version}')::integer;
@@ -223,7 +223,7 @@ BEGIN
 END $$;
 
 CREATE OR REPLACE FUNCTION leo_invalid_phase(p_state jsonb, p_expected text)
-RETURNS jsonb LANGUAGE sql STABLE SET search_path = pg_catalog, public AS $$
+RETURNS jsonb LANGUAGE sql STABLE SET search_path = pg_catalog, public, pg_temp AS $$
     SELECT leo_refusal('INVALID_PHASE',
         format('%s cannot start from %s / %s; it expects %s',
                p_state ->> 'handoff_type', p_state #>> '{sd,status}', p_state #>> '{sd,current_phase}',
@@ -238,7 +238,7 @@ $$;
 -- A PRD that is on hold, rejected or cancelled is not overwritten by a handoff: refuse with
 -- INVALID_PRD_STATUS, naming the status. Returns a refusal or NULL.
 CREATE OR REPLACE FUNCTION leo_prd_status_guard(p_state jsonb)
-RETURNS jsonb LANGUAGE sql STABLE SET search_path = pg_catalog, public AS $$
+RETURNS jsonb LANGUAGE sql STABLE SET search_path = pg_catalog, public, pg_temp AS $$
     SELECT leo_refusal('INVALID_PRD_STATUS',
         format('%s refuses PRD %s of %s: the PRD is %s; a PRD that is on_hold, rejected or cancelled is not overwritten (change its status first)',
                p_state ->> 'handoff_type', p_state ->> 'prd_id', p_state ->> 'sd_id',
@@ -248,25 +248,21 @@ RETURNS jsonb LANGUAGE sql STABLE SET search_path = pg_catalog, public AS $$
     WHERE (p_state #>> '{prd,status}') IN ('on_hold', 'rejected', 'cancelled');
 $$;
 
--- Writes the in_progress audit row. It is written outside the steps' sub-block, so it
--- survives when the steps roll back and can then be marked failed.
-CREATE OR REPLACE FUNCTION leo_transition_audit_start(p_state jsonb)
-RETURNS uuid LANGUAGE plpgsql SET search_path = pg_catalog, public AS $$
-DECLARE
-    v_id uuid;
-BEGIN
-    INSERT INTO sd_transition_audit (sd_id, transition_type, session_id, request_id, pre_state)
-    VALUES (p_state ->> 'sd_id', replace(p_state ->> 'handoff_type', '-', '_'),
-            p_state ->> 'session_id', p_state ->> 'request_id', leo_sd_state(p_state ->> 'sd_id'))
-    RETURNING id INTO v_id;
-    RETURN v_id;
-END $$;
+-- Fixes the audit row's id and the SD's pre-state before the steps run, and returns the state
+-- with both ('audit_id', 'pre_state'). The row itself is written once, never updated: completed
+-- by leo_transition_complete inside the steps' sub-block, or failed by leo_transition_fail after
+-- PostgreSQL rolled that sub-block back. The audit trail is append-only (migration 0004).
+CREATE OR REPLACE FUNCTION leo_transition_audit_prepare(p_state jsonb)
+RETURNS jsonb LANGUAGE sql VOLATILE SET search_path = pg_catalog, public, pg_temp AS $$
+    SELECT p_state || jsonb_build_object('audit_id', gen_random_uuid(),
+                                         'pre_state', leo_sd_state(p_state ->> 'sd_id'));
+$$;
 
 -- The last step of every transition: the handoff record, the version bump and the completed
 -- audit row. Runs inside the steps' sub-block, so a failure here rolls everything back too.
 CREATE OR REPLACE FUNCTION leo_transition_complete(
     p_state jsonb, p_audit_id uuid, p_from_phase text, p_to_phase text, p_extra jsonb DEFAULT '{}')
-RETURNS jsonb LANGUAGE plpgsql SET search_path = pg_catalog, public AS $$
+RETURNS jsonb LANGUAGE plpgsql SET search_path = pg_catalog, public, pg_temp AS $$
 DECLARE
     v_handoff_id uuid;
     v_gate       jsonb := coalesce(p_state #> '{context,gate_summary}', '{}');
@@ -290,7 +286,7 @@ BEGIN
     RETURNING id INTO v_handoff_id;
 
     v_post := leo_sd_state(p_state ->> 'sd_id') || coalesce(p_extra, '{}');
-    SELECT pre_state INTO v_pre FROM sd_transition_audit WHERE id = p_audit_id;
+    v_pre := p_state -> 'pre_state';
     v_result := jsonb_build_object(
         'success', true, 'code', 'OK', 'idempotent_hit', false,
         'handoff_type', p_state ->> 'handoff_type', 'request_id', p_state ->> 'request_id',
@@ -298,10 +294,13 @@ BEGIN
         'audit_id', p_audit_id, 'handoff_id', v_handoff_id, 'transition_version', v_version,
         'pre_state', v_pre, 'post_state', v_post) || coalesce(p_extra, '{}');
 
-    UPDATE sd_transition_audit
-    SET status = 'completed', post_state = v_post, result = v_result, handoff_id = v_handoff_id,
-        completed_at = now()
-    WHERE id = p_audit_id;
+    INSERT INTO sd_transition_audit (
+        id, sd_id, transition_type, session_id, request_id, pre_state, post_state, status,
+        result, handoff_id, completed_at)
+    VALUES (
+        p_audit_id, p_state ->> 'sd_id', replace(p_state ->> 'handoff_type', '-', '_'),
+        p_state ->> 'session_id', p_state ->> 'request_id', v_pre, v_post, 'completed',
+        v_result, v_handoff_id, now());
     RETURN v_result;
 END $$;
 
@@ -310,20 +309,20 @@ END $$;
 CREATE OR REPLACE FUNCTION leo_transition_fail(
     p_state jsonb, p_audit_id uuid, p_failed_step text, p_partial jsonb,
     p_sqlstate text, p_message text, p_detail text)
-RETURNS jsonb LANGUAGE plpgsql SET search_path = pg_catalog, public AS $$
+RETURNS jsonb LANGUAGE plpgsql SET search_path = pg_catalog, public, pg_temp AS $$
 DECLARE
     v_pre     jsonb;
     v_details jsonb;
     v_result  jsonb;
 BEGIN
     -- A deadlock or serialization failure is transient, not a failed transition: re-raise it
-    -- so that the whole call rolls back (the in_progress audit row too) and the caller retries.
+    -- so that the whole call rolls back and the caller retries (no audit row is written).
     IF p_sqlstate IN ('40P01', '40001') THEN
         RAISE EXCEPTION '% at step "%": %', p_state ->> 'handoff_type', p_failed_step, p_message
             USING ERRCODE = p_sqlstate, DETAIL = coalesce(p_detail, ''),
                   HINT = 'transient conflict with another transaction; nothing was applied, retry';
     END IF;
-    SELECT pre_state INTO v_pre FROM sd_transition_audit WHERE id = p_audit_id;
+    v_pre := p_state -> 'pre_state';
     v_details := jsonb_build_object(
         'error_code', p_sqlstate,
         'error_message', p_message,
@@ -339,8 +338,12 @@ BEGIN
         format('%s failed at step "%s": %s', p_state ->> 'handoff_type', p_failed_step, p_message),
         jsonb_build_object('sd_id', p_state ->> 'sd_id', 'audit_id', p_audit_id,
                            'request_id', p_state ->> 'request_id', 'error_details', v_details));
-    UPDATE sd_transition_audit
-    SET status = 'failed', error_details = v_details, result = v_result, completed_at = now()
-    WHERE id = p_audit_id;
+    INSERT INTO sd_transition_audit (
+        id, sd_id, transition_type, session_id, request_id, pre_state, status, error_details,
+        result, completed_at)
+    VALUES (
+        p_audit_id, p_state ->> 'sd_id', replace(p_state ->> 'handoff_type', '-', '_'),
+        p_state ->> 'session_id', p_state ->> 'request_id', v_pre, 'failed', v_details,
+        v_result, now());
     RETURN v_result;
 END $$;

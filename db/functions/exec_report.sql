@@ -4,7 +4,7 @@
 -- p_request_id (the lifecycle passes the update's id), so a retried activity records once.
 CREATE OR REPLACE FUNCTION fn_record_exec_report(
     p_sd_id text, p_session_id text, p_request_id text, p_summary text, p_evidence jsonb)
-RETURNS jsonb LANGUAGE plpgsql SET search_path = pg_catalog, public AS $$
+RETURNS jsonb LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
 DECLARE
     v_sd_id  text;
     v_id     uuid;

@@ -4,7 +4,7 @@
 CREATE OR REPLACE FUNCTION fn_record_handoff_rejection(
     p_sd_id text, p_handoff_type text, p_session_id text DEFAULT NULL,
     p_transition_context jsonb DEFAULT NULL)
-RETURNS jsonb LANGUAGE plpgsql SET search_path = pg_catalog, public AS $$
+RETURNS jsonb LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
 DECLARE
     v_sd_id  text;
     v_id     uuid;

@@ -4,7 +4,7 @@
 CREATE OR REPLACE FUNCTION fn_atomic_lead_to_plan_transition(
     p_sd_id text, p_prd_id text DEFAULT NULL, p_session_id text DEFAULT NULL,
     p_transition_context jsonb DEFAULT NULL)
-RETURNS jsonb LANGUAGE plpgsql SET search_path = pg_catalog, public AS $$
+RETURNS jsonb LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
 DECLARE
     v_state   jsonb;
     v_refusal jsonb;
@@ -23,7 +23,8 @@ BEGIN
     v_refusal := leo_transition_guard(v_state);
     IF v_refusal IS NOT NULL THEN RETURN v_refusal; END IF;
 
-    v_audit := leo_transition_audit_start(v_state);
+    v_state := leo_transition_audit_prepare(v_state);
+    v_audit := (v_state ->> 'audit_id')::uuid;
     BEGIN
         v_step := '1. Transition SD';
         UPDATE strategic_directives_v2 SET status = 'in_progress', current_phase = 'PLAN_PRD'

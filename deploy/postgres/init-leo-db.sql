@@ -1,14 +1,27 @@
--- LEO's own role and database, next to Temporal's `temporal` and `temporal_visibility`.
+-- LEO's roles and database, next to Temporal's `temporal` and `temporal_visibility`.
 --
--- The postgres image runs this file with psql, once, when it initialises an empty data
--- volume (/docker-entrypoint-initdb.d). It does not run again on later starts, so changing
--- LEO_DB_PASSWORD afterwards needs an ALTER ROLE by hand. Tables and functions are created
--- by the `leo-migrate` job (`leo db migrate`), not here.
+-- The postgres image runs this file with psql, once, as the superuser, when it initialises an
+-- empty data volume (/docker-entrypoint-initdb.d). It does not run again on later starts, so
+-- changing a password afterwards needs an ALTER ROLE by hand. Tables, functions and grants
+-- are created by the `leo-migrate` job (`leo db migrate`, db/privileges.sql), not here.
 --
--- The password comes from the postgresql service's environment (LEO_DB_PASSWORD, set in
--- docker-compose.yml); if it is missing, `:'leo_password'` stays unsubstituted and psql stops
--- with a syntax error instead of creating a role without a password.
+--   leo               owns LEO's database, tables and functions; only `leo db migrate` uses it.
+--   leo_worker        NOLOGIN group: reads LEO's tables, writes none, EXECUTE on the functions.
+--   leo_caller        NOLOGIN group for other clients (Supabase rpc(), scripts): the same.
+--   leo_worker_login  the login the worker containers use, a member of leo_worker only.
+--
+-- The passwords come from the postgresql service's environment (LEO_DB_PASSWORD,
+-- LEO_WORKER_DB_PASSWORD, set in docker-compose.yml); if one is missing, its `:'...'` stays
+-- unsubstituted and psql stops with a syntax error instead of creating a role without one.
 \getenv leo_password LEO_DB_PASSWORD
+\getenv worker_password LEO_WORKER_DB_PASSWORD
 
 CREATE ROLE leo LOGIN PASSWORD :'leo_password';
 CREATE DATABASE leo OWNER leo;
+CREATE ROLE leo_worker NOLOGIN;
+CREATE ROLE leo_caller NOLOGIN;
+CREATE ROLE leo_worker_login LOGIN PASSWORD :'worker_password' IN ROLE leo_worker;
+
+\connect leo
+-- PostgreSQL 14 and older grant CREATE on schema public to PUBLIC; 15+ do not. Say it anyway.
+REVOKE CREATE ON SCHEMA public FROM PUBLIC;

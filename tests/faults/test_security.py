@@ -1,5 +1,6 @@
-"""Security: pinned search_path on every function of ours, a worker that needs no superuser
-(the grants in deploy/postgres/worker-grants.sql are enough for a whole SD lifecycle), and no
+"""Security: pinned search_path on every function of ours, least-privilege roles (the worker
+and caller groups of db/privileges.sql read everything and write nothing directly, yet run a
+whole SD lifecycle through the SECURITY DEFINER functions), an append-only audit trail, and no
 secret in logs, CLI output or workflow histories."""
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import asyncpg
 import pytest
 from temporalio.client import Client
 
+from db.migrate import migrate
 from db.pool import connect, create_pool
 from leo.api import LeoClient, LifecycleClient
 from leo.dev_stack import Stack
@@ -25,7 +27,7 @@ from leo.domain.handoffs import HandoffType
 from leo.domain.lifecycle_messages import ExecReport
 from leo.runtime import build_worker
 from tests.cli.helpers import Leo
-from tests.support.db import fetch_one
+from tests.support.db import call, context, failing_trigger, fetch_one
 from tests.support.factories import create_sd
 from tests.support.faults import ROOT, WorkerProcess, wait_until, worker_env
 from tests.support.invariants import assert_invariants
@@ -36,6 +38,19 @@ EVIDENCE = {
     "risks": [{"risk": "r", "mitigation": "m"}],
     "commits": ["abc"],
     "security_findings": [],
+}
+ENTRY_POINTS = {
+    "fn_atomic_lead_to_plan_transition",
+    "fn_atomic_plan_to_exec_transition",
+    "fn_atomic_exec_to_plan_transition",
+    "fn_atomic_plan_to_lead_transition",
+    "fn_atomic_lead_final_approval_transition",
+    "fn_record_handoff_rejection",
+    "fn_record_exec_report",
+    "fn_record_sub_agent_result",
+    "claim_sd",
+    "heartbeat_sd_claim",
+    "release_sd",
 }
 # Our entry points and helpers, by name; anything else in `public` is not ours.
 OUR_FUNCTIONS = (
@@ -88,15 +103,18 @@ async def test_every_function_of_ours_pins_its_search_path(db_pool: asyncpg.Pool
         next(c for c in r["proconfig"] if c.startswith("search_path=")).split("=", 1)[1]
         for r in rows
     }
-    assert pinned == {"pg_catalog, public"}
-    # None runs with its owner's rights; the worker's grants are what limits it.
-    assert [r["signature"] for r in rows if r["prosecdef"]] == []
+    # pg_temp last: a caller's temporary table cannot shadow ours inside a definer function.
+    assert pinned == {"pg_catalog, public, pg_temp"}
+    # The entry points run as their owner; the helpers they call do not need to.
+    definers = {r["proname"] for r in rows if r["prosecdef"]}
+    assert definers == ENTRY_POINTS
 
 
 @pytest.fixture(scope="module")
 async def worker_dsn(migrated_db: str) -> str:
-    """Applies deploy/postgres/worker-grants.sql; the DSN of `leo_worker` (trust auth on the
-    embedded server's socket, so no password)."""
+    """Applies deploy/postgres/worker-grants.sql (twice: it is idempotent), then `leo db
+    migrate` again, as a deployment would; the DSN of the login `leo_worker_login` (trust auth
+    on the embedded server's socket, so no password)."""
     conn = await connect(migrated_db)
     try:
         allowed = await conn.fetchval(
@@ -105,10 +123,15 @@ async def worker_dsn(migrated_db: str) -> str:
         if not allowed:
             pytest.skip("the test database user cannot create roles")
         await conn.execute(GRANTS.read_text())
-        await conn.execute(GRANTS.read_text())  # idempotent
+        await conn.execute(GRANTS.read_text())
+        await migrate(conn)
+        await conn.execute(
+            "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'leo_caller_login') "
+            "THEN CREATE ROLE leo_caller_login LOGIN IN ROLE leo_caller; END IF; END $$"
+        )
     finally:
         await conn.close()
-    return with_user(migrated_db, "leo_worker")
+    return with_user(migrated_db, "leo_worker_login")
 
 
 @pytest.fixture
@@ -123,21 +146,21 @@ async def worker_pool(worker_dsn: str) -> AsyncIterator[asyncpg.Pool]:
 async def test_the_worker_role_has_no_special_rights(
     db_pool: asyncpg.Pool, worker_pool: asyncpg.Pool
 ) -> None:
-    assert await worker_pool.fetchval("SELECT current_user") == "leo_worker"
-    role = await fetch_one(
-        db_pool,
-        "SELECT rolsuper, rolcreatedb, rolcreaterole, rolreplication, rolbypassrls, "
-        "(SELECT count(*) FROM pg_auth_members m WHERE m.member = r.oid) AS memberships "
-        "FROM pg_roles r WHERE rolname = 'leo_worker'",
+    assert await worker_pool.fetchval("SELECT current_user") == "leo_worker_login"
+    roles = await db_pool.fetch(
+        "SELECT rolname, rolcanlogin, rolsuper, rolcreatedb, rolcreaterole, rolreplication, "
+        "rolbypassrls, ARRAY(SELECT g.rolname FROM pg_auth_members m "
+        "JOIN pg_roles g ON g.oid = m.roleid WHERE m.member = r.oid ORDER BY 1) AS member_of "
+        "FROM pg_roles r WHERE rolname IN ('leo_worker', 'leo_caller', 'leo_worker_login') "
+        "ORDER BY rolname"
     )
-    assert dict(role) == {
-        "rolsuper": False,
-        "rolcreatedb": False,
-        "rolcreaterole": False,
-        "rolreplication": False,
-        "rolbypassrls": False,
-        "memberships": 0,
-    }
+    plain = {"rolsuper": False, "rolcreatedb": False, "rolcreaterole": False}
+    plain |= {"rolreplication": False, "rolbypassrls": False}
+    assert [dict(r) for r in roles] == [
+        {"rolname": "leo_caller", "rolcanlogin": False, **plain, "member_of": []},
+        {"rolname": "leo_worker", "rolcanlogin": False, **plain, "member_of": []},
+        {"rolname": "leo_worker_login", "rolcanlogin": True, **plain, "member_of": ["leo_worker"]},
+    ]
     forbidden = [
         "DELETE FROM sd_transition_audit WHERE false",
         "DELETE FROM sd_phase_handoffs WHERE false",
@@ -150,7 +173,8 @@ async def test_the_worker_role_has_no_special_rights(
         "CREATE FUNCTION leo_probe() RETURNS int LANGUAGE sql AS 'SELECT 1'",
         "DROP FUNCTION fn_atomic_lead_to_plan_transition(text, text, text, jsonb)",
         "ALTER TABLE strategic_directives_v2 DISABLE TRIGGER USER",
-        "ALTER ROLE leo_worker SUPERUSER",
+        "ALTER ROLE leo_worker_login SUPERUSER",
+        "GRANT leo_caller TO leo_worker_login",
         "CREATE ROLE leo_probe",
     ]
     for sql in forbidden:
@@ -158,11 +182,147 @@ async def test_the_worker_role_has_no_special_rights(
             await worker_pool.execute(sql)
 
 
+async def leo_tables(pool: asyncpg.Pool) -> list[str]:
+    return [
+        r["relname"]
+        for r in await pool.fetch(
+            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = 'public' AND c.relkind = 'r' ORDER BY 1"
+        )
+    ]
+
+
+@pytest.mark.parametrize("login", ["leo_worker_login", "leo_caller_login"])
+async def test_the_least_privilege_roles_read_every_table_and_write_none(
+    db_pool: asyncpg.Pool, worker_dsn: str, login: str
+) -> None:
+    tables = await leo_tables(db_pool)
+    assert {"strategic_directives_v2", "sd_transition_audit", "leo_sub_agents"} <= set(tables)
+    conn = await connect(with_user(worker_dsn, login))
+    try:
+        refused = {}
+        for table in tables:
+            column = await db_pool.fetchval(
+                "SELECT attname FROM pg_attribute WHERE attrelid = $1::regclass AND attnum = 1",
+                table,
+            )
+            attempts = [
+                f"INSERT INTO {table} DEFAULT VALUES",
+                f"UPDATE {table} SET {column} = {column} WHERE false",
+                f"DELETE FROM {table} WHERE false",
+                f"TRUNCATE {table}",
+            ]
+            if not table.startswith("leo_schema_"):
+                await conn.fetch(f"SELECT * FROM {table} LIMIT 1")  # reads what it needs
+            else:
+                attempts.append(f"SELECT * FROM {table}")
+            for sql in attempts:
+                try:
+                    async with conn.transaction():
+                        await conn.execute(sql)
+                except asyncpg.InsufficientPrivilegeError:
+                    refused[sql] = True
+                else:
+                    refused[sql] = False
+        assert [sql for sql, ok in refused.items() if not ok] == []
+    finally:
+        await conn.close()
+
+
+async def test_a_granted_role_calls_the_functions_by_named_arguments(
+    db_pool: asyncpg.Pool, worker_dsn: str
+) -> None:
+    """Supabase rpc() style: `SELECT fn(p_sd_id => ...)` as leo_caller works; a role without
+    the grants cannot call them at all (EXECUTE is revoked from PUBLIC)."""
+    sd = await create_sd(db_pool, ready_for="LEAD-TO-PLAN", sd_type="infrastructure")
+    caller = await connect(with_user(worker_dsn, "leo_caller_login"))
+    try:
+        claim = await caller.fetchval(
+            "SELECT claim_sd(p_sd_id => $1, p_session_id => 'caller-session')", sd.id
+        )
+        assert claim["success"], claim
+        result = await caller.fetchval(
+            "SELECT fn_atomic_lead_to_plan_transition(p_sd_id => $1, "
+            "p_session_id => 'caller-session', p_transition_context => $2)",
+            sd.id,
+            {"request_id": f"caller-{uuid.uuid4()}", "expected_version": 1},
+        )
+        assert result["success"] and result["transition_version"] == 2, result
+        released = await caller.fetchval("SELECT release_sd(p_session_id => 'caller-session')")
+        assert released["code"] == "OK"
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await caller.fetchval(
+                "SELECT fn_record_sub_agent_result(p_idempotency_key => 'x', p_sd_id => $1, "
+                "p_sub_agent_code => 'X', p_sub_agent_name => 'x', p_phase => 'PLAN_PRD', "
+                "p_verdict => 'PASS', p_confidence => 1, p_critical_issues => '[]', "
+                "p_warnings => '[]', p_recommendations => '[]', p_detailed_analysis => '', "
+                "p_execution_time => 0, p_justification => NULL, p_conditions => NULL, "
+                "p_metadata => '{}')",
+                sd.id,
+            )
+    finally:
+        await caller.close()
+    stranger = f"leo_stranger_{uuid.uuid4().hex[:8]}"
+    await db_pool.execute(f"CREATE ROLE {stranger} LOGIN")
+    conn = await connect(with_user(worker_dsn, stranger))
+    try:
+        for call in (
+            "SELECT fn_atomic_plan_to_exec_transition(p_sd_id => 'x')",
+            "SELECT claim_sd(p_sd_id => 'x', p_session_id => 's')",
+            "SELECT leo_resolve_sd_id('x')",
+        ):
+            with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                await conn.fetchval(call)
+        # PostgreSQL 14 grants CREATE on public to PUBLIC unless taken away: it is.
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await conn.execute("CREATE TABLE leo_probe (x int)")
+    finally:
+        await conn.close()
+
+
+async def test_the_audit_trail_is_append_only_even_for_the_owner(db_pool: asyncpg.Pool) -> None:
+    sd = await create_sd(db_pool, ready_for="LEAD-TO-PLAN")
+    completed = await call(db_pool, "LEAD-TO-PLAN", sd.id, context())
+    assert completed["success"], completed
+    failing = await create_sd(db_pool, ready_for="LEAD-TO-PLAN")
+    async with failing_trigger(
+        db_pool,
+        table="sd_phase_handoffs",
+        event="INSERT",
+        column="sd_id",
+        sd_id=failing.id,
+        sqlstate="23514",
+        message="injected",
+    ):
+        failed = await call(db_pool, "LEAD-TO-PLAN", failing.id, context())
+    assert failed["code"] == "TRANSITION_FAILED", failed
+    rows = await db_pool.fetch(
+        "SELECT id, status FROM sd_transition_audit WHERE sd_id = ANY($1) ORDER BY status",
+        [sd.id, failing.id],
+    )
+    assert [r["status"] for r in rows] == ["completed", "failed"]
+    for row in rows:
+        for sql in (
+            "UPDATE sd_transition_audit SET status = 'rolled_back' WHERE id = $1",
+            "UPDATE sd_transition_audit SET error_details = NULL WHERE id = $1",
+            "DELETE FROM sd_transition_audit WHERE id = $1",
+        ):
+            with pytest.raises(asyncpg.InsufficientPrivilegeError, match="append-only"):
+                await db_pool.execute(sql, row["id"])
+    with pytest.raises(asyncpg.InsufficientPrivilegeError, match="append-only"):
+        await db_pool.execute("TRUNCATE sd_transition_audit")
+    after = await db_pool.fetch(
+        "SELECT id, status FROM sd_transition_audit WHERE sd_id = ANY($1) ORDER BY status",
+        [sd.id, failing.id],
+    )
+    assert after == rows
+
+
 async def test_a_whole_sd_lifecycle_runs_with_only_the_documented_grants(
     client: Client, db_pool: asyncpg.Pool, worker_pool: asyncpg.Pool
 ) -> None:
     """All five handoffs, the session claim (claim, heartbeat, release), EXEC's report and its
-    retrospective, with the worker logged in as `leo_worker`."""
+    retrospective, with the worker logged in as `leo_worker_login` (a member of leo_worker)."""
     queue = f"leo-least-privilege-{uuid.uuid4().hex[:8]}"
     sd = await create_sd(
         db_pool,

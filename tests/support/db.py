@@ -271,7 +271,7 @@ def record_handoff_faults(step: str, partial_state: dict[str, Any]) -> list[Faul
         Fault(
             step,
             "sd_transition_audit",
-            "UPDATE",
+            "INSERT",  # the completed row is written once, at the end of the steps
             # Not 40001/40P01: those are transient conflicts, re-raised for a retry.
             "55000",
             partial_state,
