@@ -414,7 +414,13 @@ def test_worker_env_points_at_the_stack() -> None:
     assert settings.temporal_namespace == service_env("temporal-create-namespace").get(
         "DEFAULT_NAMESPACE", "default"
     )
-    assert service_env("leo-migrate")["LEO_DATABASE_URL"] == env["LEO_DATABASE_URL"]
+    # Same database; the worker logs in as the least-privilege login, migrations as the owner.
+    worker, owner = (
+        urlsplit(env["LEO_DATABASE_URL"]),
+        urlsplit(service_env("leo-migrate")["LEO_DATABASE_URL"]),
+    )
+    assert (worker.hostname, worker.port, worker.path) == (owner.hostname, owner.port, owner.path)
+    assert (worker.username, owner.username) == ("leo_worker_login", "leo")
 
 
 @pytest.mark.parametrize("name", ["worker", "temporal-create-namespace", "temporal-ui"])
@@ -428,26 +434,38 @@ def test_temporal_address_is_the_temporal_service(name: str) -> None:
     assert port in healthcheck, "the healthcheck probes the port clients use"
 
 
-def test_database_url_matches_the_leo_database_created_on_postgresql() -> None:
-    url = urlsplit(service_env("worker")["LEO_DATABASE_URL"])
-    assert url.scheme in ("postgresql", "postgres")
-    assert url.hostname == "postgresql"
-    assert url.hostname in SERVICES
-    assert (url.port or 5432) == 5432
-    database = url.path.lstrip("/")
-    assert database == "leo", "our schema lives in its own database, not Temporal's"
+def test_database_urls_match_the_roles_created_on_postgresql() -> None:
+    """leo-migrate logs in as the owner of LEO's database; the worker as a login that is a
+    member of the least-privilege group leo_worker and nothing else (docs/reliability.md)."""
     init_sql = host_path_for(
         "postgresql", PurePosixPath("/docker-entrypoint-initdb.d/10-init-leo-db.sql")
     )
     assert init_sql is not None
     assert init_sql.is_file()
     sql = init_sql.read_text()
-    assert re.search(rf"CREATE\s+DATABASE\s+{database}\s+OWNER\s+{url.username}\b", sql, re.I)
-    assert re.search(rf"CREATE\s+ROLE\s+{url.username}\s+LOGIN\s+PASSWORD\s+:'(\w+)'", sql, re.I)
-    variable = re.search(r"\\getenv\s+(\w+)\s+(\w+)", sql)
-    assert variable, "the role's password is read from the environment"
-    assert f":'{variable[1]}'" in sql
-    assert service_env("postgresql")[variable[2]] == url.password
+    variables = dict(re.findall(r"\\getenv\s+(\w+)\s+(\w+)", sql))
+    assert variables, "the roles' passwords are read from the environment"
+    for service, membership in (("leo-migrate", None), ("worker", "leo_worker")):
+        url = urlsplit(service_env(service)["LEO_DATABASE_URL"])
+        assert url.scheme in ("postgresql", "postgres")
+        assert url.hostname == "postgresql"
+        assert url.hostname in SERVICES
+        assert (url.port or 5432) == 5432
+        database = url.path.lstrip("/")
+        assert database == "leo", "our schema lives in its own database, not Temporal's"
+        role = re.search(
+            rf"CREATE\s+ROLE\s+{url.username}\s+LOGIN\s+PASSWORD\s+:'(\w+)'([^;]*);", sql, re.I
+        )
+        assert role, f"{service}: no role {url.username} in {init_sql.name}"
+        assert service_env("postgresql")[variables[role[1]]] == url.password
+        if membership is None:
+            assert re.search(
+                rf"CREATE\s+DATABASE\s+{database}\s+OWNER\s+{url.username}\b", sql, re.I
+            )
+        else:
+            assert re.fullmatch(rf"\s*IN\s+ROLE\s+{membership}\s*", role[2], re.I), role[0]
+            assert re.search(rf"CREATE\s+ROLE\s+{membership}\s+NOLOGIN", sql, re.I)
+    assert re.search(r"REVOKE\s+CREATE\s+ON\s+SCHEMA\s+public\s+FROM\s+PUBLIC", sql, re.I)
 
 
 def test_postgres_credentials_agree() -> None:
@@ -463,12 +481,15 @@ def test_postgres_credentials_agree() -> None:
 
 def test_passwords_come_from_the_environment() -> None:
     postgres = SERVICES["postgresql"]["environment"]
-    for variable in ("POSTGRES_PASSWORD", "LEO_DB_PASSWORD"):
+    for variable in ("POSTGRES_PASSWORD", "LEO_DB_PASSWORD", "LEO_WORKER_DB_PASSWORD"):
         raw = postgres[variable]
         assert re.fullmatch(rf"\$\{{{variable}:-[^}}]+\}}", raw), f"{variable}: {raw!r}"
         assert interpolate(raw, {variable: "s3cret"}) == "s3cret"
-    worker_url = SERVICES["worker"]["environment"]["LEO_DATABASE_URL"]
-    assert "${LEO_DB_PASSWORD:-" in worker_url
+    worker_env = json.dumps(SERVICES["worker"]["environment"])
+    assert "${LEO_WORKER_DB_PASSWORD:-" in worker_env
+    # The owner's password never reaches a worker (nor, through it, a sub-agent).
+    assert "LEO_DB_PASSWORD" not in worker_env and "POSTGRES_PASSWORD" not in worker_env
+    assert "${LEO_DB_PASSWORD:-" in SERVICES["leo-migrate"]["environment"]["LEO_DATABASE_URL"]
 
 
 def test_search_attributes_registered_in_compose_match_leo_stack() -> None:

@@ -388,11 +388,13 @@ async def test_no_secret_reaches_logs_cli_output_or_workflow_histories(
     await db_pool.execute(f"CREATE ROLE {role} LOGIN PASSWORD '{secret}' IN ROLE leo_worker")
     dsn = with_user(worker_dsn, role, secret)
     assert secret in dsn
-    bad_dsn = with_user(
-        urlunsplit(urlsplit(worker_dsn)._replace(query=f"host={tmp_path / 'no-such-socket'}")),
-        role,
-        secret,
-    )
+    parts = urlsplit(worker_dsn)
+    # Nothing listens there: a socket that does not exist, and for a TCP URL (PostgreSQL 15 in
+    # bin/test-postgres15, where asyncpg prefers the URL's host to `?host=`) port 1.
+    unreachable = parts._replace(query=f"host={tmp_path / 'no-such-socket'}")
+    if parts.hostname:
+        unreachable = unreachable._replace(netloc=f"{parts.hostname}:1")
+    bad_dsn = with_user(urlunsplit(unreachable), role, secret)
     caplog.set_level(logging.DEBUG)
     sds = [
         await create_sd(db_pool, ready_for="LEAD-TO-PLAN", sd_type="infrastructure")
