@@ -15,7 +15,9 @@ import asyncpg
 import pytest
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.exceptions import ApplicationError
+from temporalio.testing import ActivityEnvironment
 
+from activities.handoff import CommitHandoffInput, HandoffActivities, LoadSnapshotInput
 from db.transitions import HandoffType
 from leo.api import HandoffFailed, LeoClient, LifecycleClient
 from leo.domain.budget import (
@@ -27,6 +29,7 @@ from leo.domain.budget import (
     check_result_budget,
     json_size,
 )
+from leo.gates.builtin import default_registry
 from leo.gates.core import GateEvaluation
 from leo.sub_agents.results import SubAgentResult, Verdict, aggregate, fit_result
 from tests.db.helpers import snapshot
@@ -241,3 +244,35 @@ def test_a_result_too_large_to_carry_is_refused_before_the_transition() -> None:
     assert refused.value.code == "PAYLOAD_TOO_LARGE"
     assert "the handoff's result" in str(refused.value) and "200.0 KiB" in str(refused.value)
     check_result_budget(agents[:1], evaluation, aggregate(agents[:1]))
+
+
+async def test_the_commit_step_applies_nothing_when_its_result_could_not_be_carried(
+    db_pool: asyncpg.Pool,
+) -> None:
+    """The commit step itself, on the real database: results over the budget (as an agent that
+    bypassed trimming would give) are refused before the transition, and the SD is untouched."""
+    sd = await create_sd(db_pool, ready_for="LEAD-TO-PLAN", sd_type="infrastructure")
+    before = await snapshot(db_pool, sd.id)
+    activities = HandoffActivities(db_pool, default_registry())
+    env = ActivityEnvironment()
+    loaded = await env.run(
+        activities.load_handoff_snapshot,
+        LoadSnapshotInput(handoff_type=HandoffType.LEAD_TO_PLAN, sd_id=sd.id),
+    )
+    agents = [_agent(spec.code, 120_000) for spec in loaded.sub_agents]
+    request = CommitHandoffInput(
+        handoff_type=HandoffType.LEAD_TO_PLAN,
+        snapshot=loaded,
+        sub_agents=agents,
+        request_id=f"budget-test-{uuid.uuid4()}",
+    )
+
+    with pytest.raises(ApplicationError) as refused:
+        await env.run(activities.commit_handoff, request)
+
+    assert refused.value.type == "PAYLOAD_TOO_LARGE" and refused.value.non_retryable
+    assert await snapshot(db_pool, sd.id) == before
+    # The same request within budget commits: the check is what stopped it.
+    fitted = request.model_copy(update={"sub_agents": [fit_result(a) for a in agents]})
+    committed = await env.run(activities.commit_handoff, fitted)
+    assert committed.accepted
