@@ -19,9 +19,9 @@ import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowExecutionStatus
 
-from db.transitions import HandoffType
 from leo.api import LeoClient, LifecycleClient
-from leo.stack import Stack
+from leo.dev_stack import Stack
+from leo.domain.handoffs import HandoffType
 from tests.db.helpers import snapshot
 from tests.factories import create_sd
 from tests.faults.test_bad_input import temporal_cli

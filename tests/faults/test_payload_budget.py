@@ -18,7 +18,6 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.handoff import CommitHandoffInput, HandoffActivities, LoadSnapshotInput
-from db.transitions import HandoffType
 from leo.api import HandoffFailed, LeoClient, LifecycleClient
 from leo.domain.budget import (
     AGENT_RESULT_BUDGET_BYTES,
@@ -29,13 +28,13 @@ from leo.domain.budget import (
     check_result_budget,
     json_size,
 )
+from leo.domain.handoffs import HandoffType, workflow_id_for
+from leo.domain.verdicts import SubAgentResult, Verdict, aggregate, fit_result
 from leo.gates.builtin import default_registry
 from leo.gates.core import GateEvaluation
-from leo.sub_agents.results import SubAgentResult, Verdict, aggregate, fit_result
 from tests.db.helpers import snapshot
 from tests.factories import create_sd, seed_accepted_handoff
 from tests.helpers import add_agent, start_handoff
-from workflows.pipeline import workflow_id_for
 
 EVIDENCE = {"commits": ["abc123"], "security_findings": []}
 # Just under the executor's 1,000,000-byte stdout cap, and valid AgentOutput.
