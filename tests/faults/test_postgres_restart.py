@@ -189,7 +189,7 @@ async def test_an_outage_longer_than_3_s_while_agents_record_does_not_reject_the
             await wait_until(
                 lambda: pool.fetchval(
                     "SELECT count(*) = 2 FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                    "AND query LIKE '%INSERT INTO sub_agent_execution_results%'"
+                    "AND query LIKE '%fn_record_sub_agent_result%'"
                 ),
                 timeout=30,
                 what="both builtin agents waiting to record",
