@@ -22,9 +22,9 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from leo.api import LeoClient, LifecycleClient
 from leo.dev_stack import Stack
 from leo.domain.handoffs import HandoffType
-from tests.db.helpers import snapshot
-from tests.factories import create_sd
 from tests.faults.test_bad_input import temporal_cli
+from tests.support.db import snapshot
+from tests.support.factories import create_sd
 
 WORKFLOW_TYPES = [h.value for h in HandoffType] + ["SD-LIFECYCLE"]
 
@@ -43,7 +43,7 @@ def malformed(sd_id: str) -> dict[str, list[str]]:
 
 @dataclass
 class Outcome:
-    status: WorkflowExecutionStatus
+    status: WorkflowExecutionStatus | None
     failure_type: str | None
     message: str | None
     activities: int

@@ -32,9 +32,9 @@ from leo.domain.handoffs import HandoffType, workflow_id_for
 from leo.domain.verdicts import SubAgentResult, Verdict, aggregate, fit_result
 from leo.gates.builtin import default_registry
 from leo.gates.core import GateEvaluation
-from tests.db.helpers import snapshot
-from tests.factories import create_sd, seed_accepted_handoff
-from tests.helpers import add_agent, start_handoff
+from tests.support.db import snapshot
+from tests.support.factories import add_agent, create_sd, seed_accepted_handoff
+from tests.support.workflows import start_handoff
 
 EVIDENCE = {"commits": ["abc123"], "security_findings": []}
 # Just under the executor's 1,000,000-byte stdout cap, and valid AgentOutput.
