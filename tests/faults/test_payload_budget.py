@@ -111,10 +111,15 @@ async def test_seven_agents_at_maximum_output_complete_and_the_database_agrees(
     )
     assert [(r["n"], r["chars"]) for r in rows] == [(100, 19000)] * 7
     # Temporal and the database agree: completed, one accepted handoff, one completed audit.
-    described = await client.get_workflow_handle(
-        workflow_id_for(HandoffType.EXEC_TO_PLAN, sd.id)
-    ).describe()
-    assert described.status == WorkflowExecutionStatus.COMPLETED
+    handle = client.get_workflow_handle(workflow_id_for(HandoffType.EXEC_TO_PLAN, sd.id))
+    assert (await handle.describe()).status == WorkflowExecutionStatus.COMPLETED
+    # The whole history, nine agents included, stays far below one payload's 2 MiB limit.
+    history = await handle.fetch_history()
+    history_bytes = sum(e.ByteSize() for e in history.events)
+    print(
+        f"7 agents at maximum output: result {json_size(result):,} B, history {history_bytes:,} B"
+    )
+    assert history_bytes < 1_000_000
     after = await snapshot(db_pool, sd.id)
     assert after.sd["transition_version"] == before.sd["transition_version"] + 1
     assert [a["status"] for a in after.audits] == ["completed"]
