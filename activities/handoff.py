@@ -272,7 +272,7 @@ class HandoffActivities:
         # Before anything is applied: a run whose result Temporal could not carry must not
         # apply the transition and then wedge (the database and Temporal would disagree).
         with budget_refusal():
-            check_result_budget(request.sub_agents, evaluation, orchestration)
+            check_result_budget(request.sub_agents, evaluation, orchestration, context)
         if not evaluation.passed:
             reason = (
                 f"{evaluation.failed_gate}: {'; '.join(evaluation.issues)}"

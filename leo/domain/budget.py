@@ -146,15 +146,20 @@ def trim_text(value: Any, max_chars: int) -> Any:
 
 
 def check_result_budget(
-    sub_agents: Sequence[BaseModel], evaluation: BaseModel, orchestration: BaseModel
+    sub_agents: Sequence[BaseModel],
+    evaluation: BaseModel,
+    orchestration: BaseModel,
+    *others: BaseModel,
 ) -> None:
-    """The handoff's result (and the commit step's result, and a rejection's failure details)
-    carries the gates, the verdict and every agent's result: all of it must fit before the
-    transition is applied, so that a run which applies it can also complete."""
+    """The handoff's result (and the decision and apply steps' payloads, and a rejection's
+    failure details) carries the gates, the verdict, every agent's result and the transition
+    context (`others`): all of it must fit before the transition is applied, so that a run
+    which applies it can also complete."""
     size = (
         json_size(evaluation)
         + json_size(orchestration)
         + sum(json_size(r) for r in sub_agents)
+        + sum(json_size(o) for o in others)
         + RESULT_OVERHEAD_BYTES
     )
     check_size("the handoff's result (gates and sub-agent results)", size, PAYLOAD_BUDGET_BYTES)
