@@ -47,6 +47,7 @@ from leo.gates.core import (
     bounded_gate_summary,
     evaluate_gates,
 )
+from leo.gates.trim import fit_evaluation
 from leo.sub_agents.selection import select_sub_agents
 
 if TYPE_CHECKING:
@@ -269,6 +270,8 @@ class HandoffActivities:
             gate_summary=bounded_gate_summary(evaluation.summary(orchestration.verdict.value)),
             metadata=metadata,
         )
+        # The stored summary above is bounded on its own; the typed result gets the gates' share.
+        evaluation = fit_evaluation(evaluation)
         # Before anything is applied: a run whose result Temporal could not carry must not
         # apply the transition and then wedge (the database and Temporal would disagree).
         with budget_refusal():

@@ -20,7 +20,7 @@ import asyncpg
 import pydantic
 from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.client import Client
-from temporalio.worker import Worker, WorkflowRunner
+from temporalio.worker import Interceptor, Worker, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.handoff import HandoffActivities
@@ -69,6 +69,7 @@ def build_worker(
     task_queue: str,
     gates: GateRegistry | None = None,
     workflow_runner: WorkflowRunner | None = None,
+    interceptors: Sequence[Interceptor] = (),
     **worker_options: object,
 ) -> Worker:
     """Every workflow LEO has and their activities, bound to `pool` and `gates`."""
@@ -96,8 +97,8 @@ def build_worker(
         activity_executor=ThreadPoolExecutor(max_workers=8),
         graceful_shutdown_timeout=timedelta(seconds=10),
         workflow_failure_exception_types=[pydantic.ValidationError],
-        # A start with no input, or two, fails at once (leo/payloads.py).
-        interceptors=[InputCheckInterceptor()],
+        # A start with no input, or two, fails at once (leo/payloads.py); callers may add more.
+        interceptors=[InputCheckInterceptor(), *interceptors],
         **worker_options,  # type: ignore[arg-type]
     )
 

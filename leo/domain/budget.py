@@ -34,6 +34,9 @@ AGENT_VIEW_TEXT_CHARS = 8 * KIB
 AGENT_RESULT_BUDGET_BYTES = 6 * KIB
 # Agents in one handoff (mandatory + extra): their results share the handoff's result.
 MAX_SUB_AGENTS = 16
+# The gates' outcomes (issues and warnings) as the workflow carries them; the handoff record
+# keeps its own bounded summary (leo/gates/core.py, 60 KB).
+GATES_RESULT_BUDGET_BYTES = 32 * KIB
 # What a handoff result adds besides its agents' results and its gates (ids, phases, scores).
 RESULT_OVERHEAD_BYTES = 8 * KIB
 # EXEC's completion report (an update's input, stored in the lifecycle's history).

@@ -24,6 +24,7 @@ from temporalio.worker import ActivityInboundInterceptor, ExecuteActivityInput, 
 from activities.handoff import CommitHandoffInput, HandoffActivities, LoadSnapshotInput
 from leo.api import LeoClient
 from leo.dev_stack import Stack, temporal_binary
+from leo.domain.budget import PAYLOAD_BUDGET_BYTES, json_size
 from leo.domain.handoffs import HandoffType
 from leo.domain.refusals import FailureType
 from leo.gates.builtin import default_registry
@@ -149,9 +150,13 @@ async def test_an_oversized_gate_summary_is_bounded_and_recorded(
     assert kept[0].startswith("finding 00000") and kept[-1] == "... and 2990 more"
     if verdict == "fail":
         assert row["rejection_reason"].startswith("PROJECT_VERBOSE: finding 00000")
-    # The typed result keeps every message: only the stored summary is cut.
+    # The typed result keeps the gates' share of the payload budget (leo/domain/budget.py):
+    # the first messages, then how many more there were.
     [outcome] = [g for g in result.gates if g.name == "PROJECT_VERBOSE"]
-    assert len(outcome.warnings if verdict == "pass" else outcome.issues) == 3000
+    messages = outcome.warnings if verdict == "pass" else outcome.issues
+    assert messages[0].startswith("finding 00000")
+    assert messages[-1].startswith(f"... and {3000 - len(messages) + 1} more (trimmed")
+    assert json_size(result) < PAYLOAD_BUDGET_BYTES
 
 
 async def test_a_rejection_that_cannot_be_recorded_is_an_error_saying_so(
