@@ -128,7 +128,7 @@ async def test_a_malformed_update_is_rejected_naming_the_problem_and_records_not
     sd = await create_sd(db_pool, ready_for="EXEC-TO-PLAN", sd_type="infrastructure")
     handle = await lifecycle.start(sd.id)
     try:
-        async with asyncio.timeout(30):
+        async with asyncio.timeout(90):
             while (await lifecycle.status(sd.id)).waiting_for != "exec_complete":
                 await asyncio.sleep(0.1)
         report = json.dumps({"summary": "done"})
