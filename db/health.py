@@ -8,19 +8,23 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import asyncpg
 
-# The rights a worker needs (deploy/postgres/worker-grants.sql), table by table.
-WORKER_TABLE_RIGHTS: dict[str, tuple[str, ...]] = {
-    "leo_sub_agents": ("SELECT",),
-    "sub_agent_execution_results": ("SELECT", "INSERT"),
-    "sd_phase_handoffs": ("SELECT", "INSERT"),
-    "sd_exec_reports": ("SELECT", "INSERT"),
-    "retrospectives": ("SELECT", "INSERT"),
-    "strategic_directives_v2": ("SELECT", "UPDATE"),
-    "product_requirements_v2": ("SELECT", "UPDATE"),
-    "user_stories": ("SELECT", "UPDATE"),
-    "sd_transition_audit": ("SELECT", "INSERT", "UPDATE"),
-    "claude_sessions": ("SELECT", "INSERT", "UPDATE"),
-}
+# The rights a worker needs (db/privileges.sql grants them to leo_worker), table by table:
+# reads only; every write goes through the SECURITY DEFINER functions below.
+WORKER_TABLE_RIGHTS: dict[str, tuple[str, ...]] = dict.fromkeys(
+    (
+        "leo_sub_agents",
+        "sub_agent_execution_results",
+        "sd_phase_handoffs",
+        "sd_exec_reports",
+        "retrospectives",
+        "strategic_directives_v2",
+        "product_requirements_v2",
+        "user_stories",
+        "sd_transition_audit",
+        "claude_sessions",
+    ),
+    ("SELECT",),
+)
 # The entry points a worker calls, which the current role may not execute.
 UNEXECUTABLE_WORKER_FUNCTIONS_SQL = """
 SELECT p.oid::regprocedure::text AS name

@@ -5,7 +5,8 @@
 --   leo_worker  the worker: reads every LEO table, writes none directly; EXECUTE on the entry
 --               points (transitions, rejection, EXEC report, sub-agent results, claims).
 --   leo_caller  any other client (CLI, Supabase rpc(), scripts): the same reads, EXECUTE on the
---               transition, rejection, EXEC-report and claim functions.
+--               transition, rejection, EXEC-report and claim functions and on fn_update_sd
+--               (`leo sd update`).
 -- The entry points are SECURITY DEFINER with a pinned search_path: they run as their owner, so
 -- the rules in them are the only way to change LEO's tables. EXECUTE on every LEO function is
 -- revoked from PUBLIC. The audit trail is append-only for everyone (migration 0004).
@@ -56,8 +57,8 @@ BEGIN
         SELECT p.oid::regprocedure, p.proname
         FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
         WHERE n.nspname = 'public' AND p.prokind = 'f'
-          AND (p.proname LIKE 'fn\_atomic\_%' OR p.proname LIKE 'fn\_record\_%'
-               OR p.proname LIKE 'leo\_%' OR p.proname = ANY (v_worker_fns))
+          AND (p.proname LIKE 'fn\_%' OR p.proname LIKE 'leo\_%'
+               OR p.proname = ANY (v_worker_fns))
           AND pg_has_role(current_user, p.proowner, 'USAGE')
           AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = p.oid AND d.deptype = 'e')
     LOOP
@@ -67,7 +68,8 @@ BEGIN
             EXECUTE format('REVOKE ALL ON FUNCTION %s FROM %I', v_function, v_role);
             IF v_name LIKE 'fn\_atomic\_%' OR v_name = ANY (v_worker_fns)
                OR v_name IN ('fn_record_handoff_rejection', 'fn_record_exec_report')
-               OR (v_role = 'leo_worker' AND v_name = 'fn_record_sub_agent_result') THEN
+               OR (v_role = 'leo_worker' AND v_name = 'fn_record_sub_agent_result')
+               OR (v_role = 'leo_caller' AND v_name = 'fn_update_sd') THEN
                 EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %I', v_function, v_role);
             END IF;
         END LOOP;

@@ -16,8 +16,9 @@ if TYPE_CHECKING:
     import asyncpg
 
 GRANTS_FIX = (
-    'as the owner of LEO\'s tables: psql "$LEO_OWNER_DATABASE_URL" -v ON_ERROR_STOP=1 '
-    "-f deploy/postgres/worker-grants.sql, and log in as leo_worker"
+    'as a DBA: psql "$LEO_ADMIN_DATABASE_URL" -v ON_ERROR_STOP=1 '
+    "-f deploy/postgres/worker-grants.sql; then leo db migrate as the owner of LEO's tables, "
+    "and log in as leo_worker_login (or any login granted leo_worker)"
 )
 
 
@@ -101,7 +102,7 @@ async def _check_role(conn: asyncpg.Connection) -> Check:
             ok=False,
             level="warning",
             detail=f"role {role} is {what}: fine for the embedded stack, more than a worker needs",
-            fix=f"for a deployment, run workers as leo_worker; {GRANTS_FIX}",
+            fix=f"for a deployment, run workers as a member of leo_worker; {GRANTS_FIX}",
         )
     return Check(name="postgres.role", ok=True, detail=f"role {role} has a worker's rights")
 

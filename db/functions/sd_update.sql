@@ -16,7 +16,7 @@
 CREATE OR REPLACE FUNCTION fn_update_sd(
     p_sd_id text, p_changes jsonb, p_actor text,
     p_expected_version integer DEFAULT NULL, p_request_id text DEFAULT NULL)
-RETURNS jsonb LANGUAGE plpgsql SET search_path = pg_catalog, public AS $$
+RETURNS jsonb LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
 DECLARE
     c_sd_fields    CONSTANT text[] := ARRAY['title', 'description', 'scope', 'rationale',
         'category', 'sd_type', 'priority', 'intensity_level', 'target_application',

@@ -227,6 +227,7 @@ async def test_doctor_checks_the_role_rights_and_the_executors(
         ):
             pytest.skip("the test database user cannot create roles")
         await conn.execute(GRANTS.read_text())
+        await migrate(conn)  # grants to the groups the file created
         bare = f"leo_bare_{uuid.uuid4().hex[:8]}"
         await conn.execute(f"CREATE ROLE {bare} LOGIN")
         await conn.execute(
@@ -237,19 +238,20 @@ async def test_doctor_checks_the_role_rights_and_the_executors(
     finally:
         await conn.close()
 
-    code, checks = await doctor(doctor_env, LEO_DATABASE_URL=with_user(fresh_db, "leo_worker"))
+    worker = with_user(fresh_db, "leo_worker_login")
+    code, checks = await doctor(doctor_env, LEO_DATABASE_URL=worker)
     assert checks["postgres.role"] == {
         "name": "postgres.role",
         "ok": True,
         "level": "error",
-        "detail": "role leo_worker has a worker's rights",
+        "detail": "role leo_worker_login has a worker's rights",
         "fix": "",
     }
     executors = checks["sub_agents.executors"]
     assert code == 1 and not executors["ok"]
     assert "BROKEN_PY: cannot import no_such_module_xyz:run" in executors["detail"]
     assert "BROKEN_CMD: no-such-command-xyz is not on PATH" in executors["detail"]
-    # leo_worker may not read the migration records: a warning, not a failure.
+    # A worker may not read the migration records: a warning, not a failure.
     assert checks["postgres.migrations"]["level"] == "warning"
 
     try:

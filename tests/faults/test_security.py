@@ -48,6 +48,7 @@ ENTRY_POINTS = {
     "fn_record_handoff_rejection",
     "fn_record_exec_report",
     "fn_record_sub_agent_result",
+    "fn_update_sd",
     "claim_sd",
     "heartbeat_sd_claim",
     "release_sd",
