@@ -20,6 +20,7 @@ from temporalio.exceptions import ApplicationError
 from activities.accepted_handoff import find_accepted_handoff
 from db.snapshots import read_snapshot_rows
 from db.transitions import TransitionContext, TransitionResult, call_transition, record_rejection
+from leo import metrics, telemetry
 from leo.domain.budget import BudgetExceededError, check_result_budget, check_sub_agent_count
 from leo.domain.handoffs import HANDOFF_PHASE, HandoffType
 from leo.domain.refusals import (
@@ -247,6 +248,8 @@ class HandoffActivities:
             )
         finally:
             await tx.rollback()
+        if not result.success:
+            metrics.record_refusal(result.code.value)
         if not result.success and result.code in PREFLIGHT_REFUSALS:
             raise refusal_error(result)
 
@@ -300,44 +303,55 @@ class HandoffActivities:
     async def apply_handoff_decision(self, request: ApplyDecisionInput) -> CommitHandoffResult:
         """Apply a recorded verdict: the atomic transition, or the rejection record. A retry
         (a lost reply) applies the same verdict; both calls are idempotent on request_id."""
-        decision = request.decision
-        what = f"{request.handoff_type.value} for {request.sd_id}"
-        try:
-            if not decision.accepted:
-                recorded = await record_rejection(
+        # The transition call's span: the SQL function's outcome and refusal code, per attempt.
+        with telemetry.span(
+            "leo.transition",
+            {"leo.sd_id": request.sd_id, "leo.handoff_type": request.handoff_type.value},
+        ) as span:
+            decision = request.decision
+            what = f"{request.handoff_type.value} for {request.sd_id}"
+            try:
+                if not decision.accepted:
+                    recorded = await record_rejection(
+                        self._pool,
+                        request.handoff_type,
+                        sd_id=request.sd_id,
+                        session_id=request.session_id,
+                        context=decision.context,
+                    )
+                    span.set_attribute("leo.outcome", "rejected")
+                    return CommitHandoffResult(
+                        accepted=False,
+                        evaluation=decision.evaluation,
+                        orchestration=decision.orchestration,
+                        rejection_handoff_id=rejected_handoff_id(recorded, what),
+                    )
+                result = await call_transition(
                     self._pool,
                     request.handoff_type,
                     sd_id=request.sd_id,
+                    prd_id=request.prd_id,
                     session_id=request.session_id,
                     context=decision.context,
                 )
-                return CommitHandoffResult(
-                    accepted=False,
-                    evaluation=decision.evaluation,
-                    orchestration=decision.orchestration,
-                    rejection_handoff_id=rejected_handoff_id(recorded, what),
+            except Exception as err:
+                conflict = transient_conflict(err, what)
+                if conflict is not None:
+                    raise conflict from err
+                raise
+            if not result.success:
+                span.set_attributes(
+                    {"leo.outcome": "refused", "leo.refusal_code": result.code.value}
                 )
-            result = await call_transition(
-                self._pool,
-                request.handoff_type,
-                sd_id=request.sd_id,
-                prd_id=request.prd_id,
-                session_id=request.session_id,
-                context=decision.context,
+                metrics.record_refusal(result.code.value)
+                raise refusal_error(result)
+            span.set_attribute("leo.outcome", "accepted")
+            return CommitHandoffResult(
+                accepted=True,
+                evaluation=decision.evaluation,
+                orchestration=decision.orchestration,
+                transition=result,
             )
-        except Exception as err:
-            conflict = transient_conflict(err, what)
-            if conflict is not None:
-                raise conflict from err
-            raise
-        if not result.success:
-            raise refusal_error(result)
-        return CommitHandoffResult(
-            accepted=True,
-            evaluation=decision.evaluation,
-            orchestration=decision.orchestration,
-            transition=result,
-        )
 
     @activity.defn(name="commit_handoff")
     async def commit_handoff(self, request: CommitHandoffInput) -> CommitHandoffResult:

@@ -11,6 +11,7 @@ from pydantic import BaseModel
 from temporalio import activity
 
 from db.sub_agent_results import find_result, insert_result
+from leo import metrics, telemetry
 from leo.domain.snapshot import HandoffSnapshot, SubAgentSpec
 from leo.domain.verdicts import AgentOutput, SubAgentResult, Verdict, error_output, fit_result
 from leo.sub_agents.executors import ExecutorConfigError, run_executor
@@ -105,8 +106,14 @@ class SubAgentActivities:
             return _result_from_row(spec, existing, reused=True)
 
         started = time.monotonic()
-        output = await run_with_deadline(spec, snapshot, request.idempotency_key)
+        with telemetry.span(
+            f"leo.sub_agent {spec.code}",
+            {"leo.sub_agent": spec.code, "leo.sd_id": snapshot.sd.id},
+        ) as span:
+            output = await run_with_deadline(spec, snapshot, request.idempotency_key)
+            span.set_attribute("leo.verdict", output.verdict.value)
         elapsed = round(time.monotonic() - started, 3)
+        metrics.record_sub_agent(spec.code, output.verdict.value, elapsed)
         metadata = {
             **request.metadata,
             "handoff_type": snapshot.handoff_type.value,

@@ -46,6 +46,7 @@ from leo.domain.lifecycle_messages import (
     RetryInput,
 )
 from leo.settings import Settings, redact_url
+from leo.telemetry import flush_traces
 from workflows.registry import HANDOFF_RUN
 from workflows.sd_lifecycle import SdLifecycleWorkflow
 
@@ -131,6 +132,8 @@ class LeoClient:
     async def close(self) -> None:
         if self._pool is not None:
             await self._pool.close()
+        # Spans of this client's handoffs leave now, not at some later batch (when traced).
+        await asyncio.to_thread(flush_traces)
 
     async def canonical_sd_id(self, sd_id: str) -> str:
         """The SD's canonical id (the workflow id part). Without a database, `sd_id` as given;

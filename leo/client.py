@@ -12,10 +12,12 @@ import time
 from typing import Any
 
 from temporalio.client import Client
+from temporalio.runtime import Runtime
 from temporalio.service import TLSConfig
 
-from leo.failures import LEO_DATA_CONVERTER
+from leo.codec import codec_for, data_converter
 from leo.settings import Settings, TemporalUnavailable, load_temporal_config
+from leo.telemetry import tracing_interceptors
 
 __all__ = ["TemporalUnavailable", "connect_client", "connect_options", "describe_security"]
 
@@ -28,13 +30,14 @@ def connect_options(settings: Settings) -> dict[str, Any]:
     """`Client.connect` keyword arguments: the environment configuration's TLS, API key and
     gRPC metadata, with the address and namespace of `settings` (which may point at the
     embedded dev server instead), and always our data converter (pydantic payloads, LEO's
-    failure types: `leo.failures`)."""
+    failure types: `leo.failures`; encrypted with a payload key: `leo.codec`)."""
     options: dict[str, Any] = {}
     if settings.temporal_env is not None:
         options.update(load_temporal_config(settings.temporal_env))
     options["target_host"] = settings.temporal_address or DEFAULT_ADDRESS
     options["namespace"] = settings.temporal_namespace
-    options["data_converter"] = LEO_DATA_CONVERTER
+    # Encrypting when LEO_PAYLOAD_KEY is set (leo.codec).
+    options["data_converter"] = data_converter(codec_for(settings))
     return options
 
 
@@ -52,16 +55,19 @@ def describe_security(options: dict[str, Any]) -> str:
     return mode
 
 
-async def connect_client(settings: Settings) -> Client:
-    """The one way to connect to Temporal here, so no caller can forget the converter.
+async def connect_client(settings: Settings, *, runtime: Runtime | None = None) -> Client:
+    """The one way to connect to Temporal here, so no caller can forget the converter: LEO's,
+    encrypting when LEO_PAYLOAD_KEY is set; traced when OTEL_EXPORTER_OTLP_ENDPOINT is.
+    `runtime` carries the worker's metrics endpoint (leo.telemetry.metrics_runtime).
 
     Raises `TemporalUnavailable` naming the server, the namespace and the security in use.
     """
     options = connect_options(settings)
+    interceptors = tracing_interceptors()
     deadline = time.monotonic() + STARTING_UP_SECONDS
     while True:
         try:
-            return await Client.connect(**options)
+            return await Client.connect(**options, interceptors=interceptors, runtime=runtime)
         except RuntimeError as exc:
             # Only a server that is still starting is waited for; anything else is an error.
             if "not healthy" in str(exc) and time.monotonic() <= deadline:

@@ -34,6 +34,7 @@ from leo.gates.core import GateRegistry
 from leo.payloads import InputCheckInterceptor
 from leo.settings import Settings
 from leo.sub_agents.reaping import prepare_worker_process
+from leo.telemetry import flush_traces, metrics_runtime
 from workflows.registry import HANDOFF_WORKFLOWS
 from workflows.sd_lifecycle import SdLifecycleWorkflow
 
@@ -169,5 +170,10 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    async with open_runtime(settings) as runtime, runtime.worker():
-        await stop.wait()
+    # The worker's client carries the metrics endpoint, when one is configured.
+    client = await connect_client(settings, runtime=metrics_runtime(settings.metrics_bind))
+    try:
+        async with open_runtime(settings, client=client) as runtime, runtime.worker():
+            await stop.wait()
+    finally:
+        flush_traces()

@@ -8,7 +8,13 @@ from functools import lru_cache
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+
+class InvalidSetting(ValueError):
+    """A setting that cannot work (a malformed key, address or protocol); the message names
+    the setting. `leo` prints it as one line and exits 2."""
+
 
 # The variables the Temporal SDK's environment configuration reads (temporalio.envconfig), the
 # same ones the `temporal` CLI reads: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY,
@@ -67,6 +73,11 @@ class Settings(BaseModel):
     # (`leo.client.connect_client`). None: a plain connection to `temporal_address`, as to the
     # embedded dev server. Kept out of repr: it may hold an API key.
     temporal_env: dict[str, str] | None = Field(default=None, repr=False, description="TEMPORAL_*")
+    # Observability and payload encryption: all off unless set (docs/observability.md).
+    metrics_bind: str | None = Field(default=None, description="LEO_METRICS_BIND")
+    payload_key: SecretStr | None = Field(default=None, description="LEO_PAYLOAD_KEY")
+    payload_key_id: str = Field(default="default", min_length=1, description="LEO_PAYLOAD_KEY_ID")
+    payload_old_keys: SecretStr | None = Field(default=None, description="LEO_PAYLOAD_OLD_KEYS")
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -86,6 +97,10 @@ class Settings(BaseModel):
                 p.strip() for p in (env.get("LEO_GATE_PLUGINS") or "").split(",") if p.strip()
             ),
             "temporal_env": temporal_env,
+            "metrics_bind": env.get("LEO_METRICS_BIND") or None,
+            "payload_key": env.get("LEO_PAYLOAD_KEY") or None,
+            "payload_key_id": env.get("LEO_PAYLOAD_KEY_ID") or "default",
+            "payload_old_keys": env.get("LEO_PAYLOAD_OLD_KEYS") or None,
         }
         return cls.model_validate(values)
 

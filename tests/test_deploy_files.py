@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import yaml
+from pydantic import SecretStr
 
 from leo.domain.search_attributes import SEARCH_ATTRIBUTES
 from leo.settings import TEMPORAL_ENV_VARS, Settings
@@ -360,7 +361,10 @@ def assert_lands_in_field(env_name: str, value: str, field: str) -> None:
         f"{env_name}={value!r} changed {sorted(changed)}, expected {field}"
     )
     if isinstance(default, str | Path) or default is None:
-        assert str(getattr(settings, field)) == value, env_name
+        landed = getattr(settings, field)
+        if isinstance(landed, SecretStr):
+            landed = landed.get_secret_value()
+        assert str(landed) == value, env_name
 
 
 def test_settings_field_descriptions_name_the_env_vars_from_env_reads() -> None:
@@ -716,3 +720,62 @@ def test_dockerignore_excludes_local_state_but_not_what_is_copied() -> None:
             relative = file.relative_to(ROOT).as_posix()
             if "__pycache__" not in relative:
                 assert not _dockerignored(relative, patterns), relative
+
+
+# --- the Grafana dashboard ----------------------------------------------------------------------
+
+DASHBOARD = ROOT / "deploy" / "grafana" / "leo-dashboard.json"
+PROMQL_WORDS = {"sum", "by", "rate", "increase", "histogram_quantile", "le", "without", "on"}
+
+
+def dashboard_metric_names() -> set[str]:
+    """The metric names the dashboard's PromQL reads (histogram series suffixes removed)."""
+    dashboard = json.loads(DASHBOARD.read_text())
+    names = set()
+    for panel in dashboard["panels"]:
+        for target in panel["targets"]:
+            expr = re.sub(r"\{[^}]*\}|\[[^\]]*\]|\"[^\"]*\"", "", target["expr"])
+            for word in re.findall(r"[a-z_][a-z0-9_]*", expr):
+                if word in PROMQL_WORDS or not word.startswith(("leo_", "temporal_")):
+                    continue
+                names.add(re.sub(r"_(bucket|sum|count)$", "", word))
+    return names
+
+
+def test_dashboard_charts_every_leo_metric_by_its_exposed_name() -> None:
+    from leo.metrics import METRIC_NAMES
+
+    names = dashboard_metric_names()
+    leo_names = {n for n in names if n.startswith("leo_")}
+    assert leo_names == set(METRIC_NAMES), f"unknown: {leo_names - set(METRIC_NAMES)}"
+    assert {n for n in names if n.startswith("temporal_")}, "no SDK worker metrics charted"
+
+
+def test_dashboard_groups_only_by_labels_the_metrics_carry() -> None:
+    labels = {
+        "leo_handoffs_total": {"handoff_type", "outcome"},
+        "leo_handoff_duration_seconds": {"handoff_type", "le"},
+        "leo_gate_score": {"sd_type", "le"},
+        "leo_sub_agent_duration_seconds": {"code", "verdict", "le"},
+        "leo_transition_refusals_total": {"code"},
+        "leo_lifecycles_total": {"outcome"},
+    }
+    dashboard = json.loads(DASHBOARD.read_text())
+    for panel in dashboard["panels"]:
+        for target in panel["targets"]:
+            expr = target["expr"]
+            metrics = {m for m in labels if m in expr}
+            allowed = set().union(*(labels[m] for m in metrics)) if metrics else None
+            if allowed is None:
+                continue
+            for group in re.findall(r"by \(([^)]*)\)", expr):
+                used = {g.strip() for g in group.split(",")}
+                assert used <= allowed, f"{panel['title']}: {used - allowed} not on {metrics}"
+
+
+def test_worker_exposes_the_metrics_port_it_binds() -> None:
+    env = service_env("worker")
+    host, _, port = env["LEO_METRICS_BIND"].rpartition(":")
+    assert host == "0.0.0.0", "bind all interfaces inside the container, or nothing can scrape"
+    assert int(port) in container_ports("worker")
+    assert not SERVICES["worker"].get("ports"), "a host port would stop --scale worker=N"

@@ -30,6 +30,7 @@ with workflow.unsafe.imports_passed_through():
         SubAgentActivities,
         sub_agent_idempotency_key,
     )
+    from leo import metrics
     from leo.domain import search_attributes
     from leo.domain.handoff_messages import (
         HandoffInput,
@@ -133,6 +134,17 @@ class HandoffWorkflowBase:
         return self._progress
 
     async def _run(self, request: HandoffInput) -> HandoffResult:
+        # Metrics only: replay-safe, no commands. Other exceptions fail the workflow task,
+        # which is retried: they are not an outcome.
+        try:
+            result = await self._run_handoff(request)
+        except (ApplicationError, asyncio.CancelledError) as err:
+            metrics.record_handoff(self.handoff_type.value, metrics.handoff_outcome(err))
+            raise
+        metrics.record_handoff(self.handoff_type.value, result.outcome)
+        return result
+
+    async def _run_handoff(self, request: HandoffInput) -> HandoffResult:
         info = workflow.info()
         snapshot: HandoffSnapshot = await self._database_step(
             HandoffActivities.load_handoff_snapshot,
@@ -206,6 +218,8 @@ class HandoffWorkflowBase:
             )
 
         result = self._finish(handoff_result(self.handoff_type, snapshot, sub_agents, commit))
+        if result.normalized_score is not None:  # the gates ran in this run
+            metrics.record_gate_score(result.sd_type, result.normalized_score)
         if not result.accepted:
             # A failed run, so that the id may be started again once the cause is fixed
             # (reuse policy AllowDuplicateFailedOnly); the typed result rides in the details.

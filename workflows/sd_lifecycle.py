@@ -29,6 +29,7 @@ with workflow.unsafe.imports_passed_through():
         RecordExecReportInput,
         ReleaseInput,
     )
+    from leo import metrics
     from leo.domain import search_attributes
     from leo.domain.budget import EXEC_REPORT_BUDGET_BYTES, json_size
     from leo.domain.handoff_messages import HandoffInput, HandoffResult
@@ -627,4 +628,5 @@ class SdLifecycleWorkflow:
                 for r in self._status.steps
             )
         )
+        metrics.record_lifecycle(state)
         return self._status

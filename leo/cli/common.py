@@ -32,7 +32,7 @@ from leo.cli.render import stderr
 from leo.dev_stack import StackError, open_database, running_temporal_address
 from leo.domain.refusals import DOMAIN_ERROR_TYPES
 from leo.runtime import ConfigurationError
-from leo.settings import Settings, SettingsError, TemporalUnavailable, redact_url
+from leo.settings import InvalidSetting, Settings, SettingsError, TemporalUnavailable, redact_url
 
 T = TypeVar("T")
 
@@ -85,6 +85,8 @@ class LeoGroup(TyperGroup):
             fail(one_line(str(exc)), ExitCode.ENVIRONMENT)
         except ConnectionError as exc:  # db.pool.DatabaseUnavailable names PostgreSQL itself
             fail(one_line(str(exc)), ExitCode.ENVIRONMENT)
+        except InvalidSetting as exc:
+            fail(one_line(str(exc)), ExitCode.BAD_INPUT)
         except (typer.TyperException, typer.Exit, typer.Abort):
             raise
         except Exception as exc:

@@ -22,6 +22,7 @@ from leo.client import connect_options, describe_security
 from leo.dev_stack import Stack, open_database, port_is_open, start_stack
 from leo.runtime import run_worker
 from leo.settings import redact_url
+from leo.telemetry import parse_bind
 
 commands = typer.Typer()
 
@@ -119,20 +120,47 @@ def wait_for_shutdown(stack: Stack) -> NoReturn:
 
 
 @commands.command()
-def worker() -> None:
+def worker(
+    metrics_bind: Annotated[
+        str | None,
+        typer.Option(
+            "--metrics-bind",
+            metavar="HOST:PORT",
+            show_default=False,
+            help="Serve Prometheus metrics at http://HOST:PORT/metrics (or LEO_METRICS_BIND). "
+            "Default: no metrics endpoint.",
+        ),
+    ] = None,
+) -> None:
     """Run a worker: every handoff workflow, SD-LIFECYCLE and their activities.
 
     Polls LEO_TASK_QUEUE (default leo-handoffs) on TEMPORAL_ADDRESS, or on the dev server of a
     running `leo dev`; uses LEO_DATABASE_URL or the embedded PostgreSQL. Start as many as you
     like: they share the task queue. Stops gracefully on Ctrl-C or SIGTERM.
+
+    Optional: --metrics-bind serves the SDK's and LEO's metrics; OTEL_EXPORTER_OTLP_ENDPOINT
+    sends traces over OTLP; LEO_PAYLOAD_KEY encrypts payloads (see docs/observability.md).
     """
     configured = settings()
+    if metrics_bind:
+        configured = configured.model_copy(update={"metrics_bind": metrics_bind})
+    if configured.metrics_bind:
+        parse_bind(configured.metrics_bind, "--metrics-bind / LEO_METRICS_BIND")  # before any I/O
     with open_database(configured) as url:
         resolved = resolve_temporal(configured).model_copy(update={"database_url": url})
         security = describe_security(connect_options(resolved))
+        extras = "".join(
+            [
+                f", metrics at http://{resolved.metrics_bind}/metrics"
+                if resolved.metrics_bind
+                else "",
+                ", payloads encrypted" if resolved.payload_key else "",
+            ]
+        )
         stderr().print(
             f"LEO worker: task queue {resolved.task_queue!r} on {resolved.temporal_address} "
-            f"(namespace {resolved.temporal_namespace}, {security}), database {redact_url(url)}. "
+            f"(namespace {resolved.temporal_namespace}, {security}), "
+            f"database {redact_url(url)}{extras}. "
             "Ctrl-C to stop.",
             markup=False,
         )
