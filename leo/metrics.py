@@ -10,7 +10,7 @@ and what deploy/grafana/leo-dashboard.json queries.
 from __future__ import annotations
 
 from temporalio import activity, workflow
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, FailureError
 
 from leo.domain.refusals import FailureType
 
@@ -32,9 +32,12 @@ METRIC_NAMES = (
 
 def handoff_outcome(err: BaseException) -> str:
     """The outcome of a handoff run that ended with `err`: a gate rejection, a refusal (the
-    transition function or another domain error), or a cancellation."""
+    transition function or another domain error), another failure (an activity that timed
+    out or ran out of retries), or a cancellation."""
     if isinstance(err, ApplicationError):
         return "rejected" if err.type == FailureType.HANDOFF_REJECTED else "refused"
+    if isinstance(err, FailureError):
+        return "failed"
     return "cancelled"
 
 

@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import BaseModel
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeKey
-from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError
+from temporalio.exceptions import ActivityError, ApplicationError, FailureError, TimeoutError
 
 with workflow.unsafe.imports_passed_through():
     from activities.handoff import (
@@ -138,7 +138,7 @@ class HandoffWorkflowBase:
         # which is retried: they are not an outcome.
         try:
             result = await self._run_handoff(request)
-        except (ApplicationError, asyncio.CancelledError) as err:
+        except (FailureError, asyncio.CancelledError) as err:
             metrics.record_handoff(self.handoff_type.value, metrics.handoff_outcome(err))
             raise
         metrics.record_handoff(self.handoff_type.value, result.outcome)
