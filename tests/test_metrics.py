@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import signal
+import sys
 import urllib.request
 import uuid
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -18,7 +21,7 @@ from leo.client import connect_client
 from leo.dev_stack import free_port, port_is_open
 from leo.domain.handoffs import HandoffType
 from leo.metrics import METRIC_NAMES
-from leo.runtime import build_worker, run_worker
+from leo.runtime import build_worker
 from leo.settings import Settings
 from leo.telemetry import TelemetryError, metrics_runtime
 from tests.support.factories import create_sd, seed_accepted_handoff
@@ -135,30 +138,34 @@ def test_worker_refuses_a_malformed_metrics_bind_before_starting() -> None:
     assert "--metrics-bind / LEO_METRICS_BIND must be HOST:PORT" in result.output
 
 
-async def test_run_worker_serves_metrics_on_its_bind_address(settings: Settings) -> None:
-    """The wiring `leo worker --metrics-bind` uses: leo.runtime.run_worker."""
+async def test_leo_worker_serves_metrics_on_its_bind_address(settings: Settings) -> None:
     port = free_port()
     queue = f"leo-metrics-{uuid.uuid4().hex[:8]}"
-    configured = settings.model_copy(
-        update={"metrics_bind": f"127.0.0.1:{port}", "task_queue": queue}
+    env = {
+        **os.environ,
+        "TEMPORAL_ADDRESS": str(settings.temporal_address),
+        "LEO_DATABASE_URL": str(settings.database_url),
+        "LEO_TASK_QUEUE": queue,
+    }
+    process = await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).parent / "leo"),
+        "worker",
+        "--metrics-bind",
+        f"127.0.0.1:{port}",
+        env=env,
+        stderr=asyncio.subprocess.PIPE,
     )
-    stop = asyncio.Event()
-    worker = asyncio.create_task(run_worker(configured, stop))
     try:
-        for _ in range(100):
-            if port_is_open("127.0.0.1", port):
-                break
-            await asyncio.sleep(0.1)
         text = ""
-        for _ in range(50):  # pollers register a moment after the worker starts
-            text = await asyncio.to_thread(scrape, port)
-            if total(text, "temporal_num_pollers", task_queue=queue):
-                break
+        for _ in range(300):  # start-up, then the pollers register
+            if port_is_open("127.0.0.1", port):
+                text = await asyncio.to_thread(scrape, port)
+                if total(text, "temporal_num_pollers", task_queue=queue):
+                    break
             await asyncio.sleep(0.1)
         assert total(text, "temporal_num_pollers", task_queue=queue) > 0
     finally:
-        stop.set()
-        await asyncio.wait_for(worker, timeout=30)
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):  # run_worker installed these
-            loop.remove_signal_handler(sig)
+        process.send_signal(signal.SIGTERM)
+        _, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode == 0, stderr.decode()
+    assert f"metrics at http://127.0.0.1:{port}/metrics" in " ".join(stderr.decode().split())
