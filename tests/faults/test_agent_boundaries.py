@@ -15,8 +15,12 @@ from typing import Any
 import asyncpg
 import psutil
 import pytest
+from pydantic import SecretStr
+from temporalio.client import Client
 
 from leo.api import LeoClient
+from leo.client import connect_client
+from leo.codec import new_key
 from leo.domain.handoff_messages import HandoffOptions, HandoffResult
 from leo.domain.handoffs import HandoffType
 from leo.domain.verdicts import Verdict
@@ -62,6 +66,7 @@ async def run_with_worker(
     tmp_path: Path,
     agents: list[str],
     extra_env: dict[str, str] | None = None,
+    temporal: Client | None = None,
 ) -> tuple[WorkerProcess, LeoClient, Any]:
     queue = f"leo-bound-{uuid.uuid4().hex[:8]}"
     assert settings.database_url
@@ -71,7 +76,7 @@ async def run_with_worker(
         **(extra_env or {}),
     }
     worker = WorkerProcess(env, log=tmp_path / "worker.log").start()
-    client = LeoClient(leo.client, db_pool, queue)
+    client = LeoClient(temporal or leo.client, db_pool, queue)
     sd = await create_sd(db_pool, ready_for="LEAD-TO-PLAN", sd_type="infrastructure")
     handle = await client.start_handoff(
         HandoffType.LEAD_TO_PLAN, sd.id, options=HandoffOptions(extra_sub_agents=agents)
@@ -219,13 +224,23 @@ async def test_an_agent_sees_no_worker_secret(
     await db_pool.execute(
         "UPDATE leo_sub_agents SET env_passthrough = '{AGENT_TOKEN}' WHERE code = $1", code
     )
+    payload_key = new_key()  # a real one: the worker encrypts with it, so must our client
     secrets = {
-        "LEO_PAYLOAD_KEY": "hunter2-payload-key",
+        "LEO_PAYLOAD_KEY": payload_key,
         "PGPASSWORD": "hunter2-pgpassword",
         "WORKER_ONLY_SETTING": "hunter2-worker-only",
     }
+    encrypting = await connect_client(
+        settings.model_copy(update={"payload_key": SecretStr(payload_key)})
+    )
     worker, client, handle = await run_with_worker(
-        leo, settings, db_pool, tmp_path, [code], {**secrets, "AGENT_TOKEN": "for-the-agent"}
+        leo,
+        settings,
+        db_pool,
+        tmp_path,
+        [code],
+        {**secrets, "AGENT_TOKEN": "for-the-agent"},
+        temporal=encrypting,
     )
     try:
         result = await asyncio.wait_for(client.wait(handle), 60)
