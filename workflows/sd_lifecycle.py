@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from datetime import datetime, timedelta
-from typing import Any, NoReturn
+from datetime import timedelta
+from typing import NoReturn
 
-from pydantic import BaseModel
 from temporalio import workflow
-from temporalio.common import RetryPolicy, SearchAttributeKey, WorkflowIDReusePolicy
+from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
 
 with workflow.unsafe.imports_passed_through():
@@ -26,12 +25,8 @@ with workflow.unsafe.imports_passed_through():
         LifecycleActivities,
         LifecycleState,
         LoadLifecycleStateInput,
-        RecordExecReportInput,
         ReleaseInput,
     )
-    from leo import metrics
-    from leo.domain import search_attributes
-    from leo.domain.budget import EXEC_REPORT_BUDGET_BYTES, json_size
     from leo.domain.handoff_messages import HandoffInput, HandoffResult
     from leo.domain.handoffs import (
         LIFECYCLE,
@@ -44,238 +39,28 @@ with workflow.unsafe.imports_passed_through():
         workflow_id_for,
     )
     from leo.domain.lifecycle_messages import (
-        ApprovalInput,
-        ExecReport,
         LifecycleInput,
         LifecycleResume,
         LifecycleStatus,
-        MessageAck,
-        ReclaimInput,
-        RetryInput,
         StepRecord,
     )
     from leo.domain.refusals import (
-        LIFECYCLE_ACTIVITY_ERROR_TYPES,
         FailureType,
-        RefusalCode,
-        UpdateRefusal,
     )
     from workflows.pipeline import HANDOFF_TYPE, SD_ID, SD_TYPE, domain_failure
     from workflows.registry import HANDOFF_RUN
-
-OUTCOME = SearchAttributeKey.for_keyword(search_attributes.OUTCOME)
-# Patch id: a refused claim heartbeat (or a handoff refused for a foreign claim) marks the claim
-# lost; the lifecycle starts no handoff until `reclaim` succeeds.
-CLAIM_WATCH = "claim-watch"
-ACTIVITY_RETRY = RetryPolicy(
-    maximum_interval=timedelta(seconds=5),
-    non_retryable_error_types=list(LIFECYCLE_ACTIVITY_ERROR_TYPES),
-)
-
-
-# The failure type of each update refused out of turn.
-NOT_WAITING = {
-    "exec_complete": UpdateRefusal.NOT_WAITING_FOR_EXEC_REPORT,
-    "approval": UpdateRefusal.NOT_WAITING_FOR_APPROVAL,
-    "retry": UpdateRefusal.NOT_WAITING_FOR_RETRY,
-}
-
-
-def handoff_record(step: Step, attempt: int, result: HandoffResult, at: datetime) -> StepRecord:
-    return StepRecord(
-        step=step,
-        outcome=result.outcome,
-        attempt=attempt,
-        normalized_score=result.normalized_score,
-        threshold=result.threshold,
-        failed_gate=result.failed_gate,
-        issues=result.issues,
-        gates={g.name: g.status.value for g in result.gates},
-        sub_agents={a.code: a.verdict.value for a in result.sub_agents},
-        new_status=result.new_status if result.accepted else None,
-        new_phase=result.new_phase if result.accepted else None,
-        transition_version=result.transition_version if result.accepted else None,
-        workflow_id=result.workflow_id,
-        run_id=result.run_id,
-        audit_id=result.audit_id,
-        handoff_id=result.handoff_id,
-        at=at,
+    from workflows.sd_lifecycle_base import (
+        ACTIVITY_RETRY,
+        CLAIM_WATCH,
+        ContinueAsNewSuggested,
+        DeadlinePassed,
+        handoff_record,
     )
-
-
-class DeadlinePassed(Exception):
-    pass
-
-
-class ContinueAsNewSuggested(Exception):
-    """Raised out of a wait when the server suggests continuing as new."""
+    from workflows.sd_lifecycle_messages import LifecycleMessages
 
 
 @workflow.defn(name=LIFECYCLE)
-class SdLifecycleWorkflow:
-    def __init__(self) -> None:
-        self._status = LifecycleStatus()
-        self._exec_report: ExecReport | None = None
-        self._exec_report_in_flight = False
-        self._decision: tuple[str, ApprovalInput] | None = None
-        self._retry_requested = False
-        self._resume_retry = False
-        self._deadline: datetime | None = None
-        # The session that took the SD's claim over (or "nobody" when it was released).
-        self._claim_lost: str | None = None
-
-    # --- messages ---------------------------------------------------------------------------
-
-    @workflow.query(name="status")
-    def status(self) -> LifecycleStatus:
-        return self._status
-
-    @workflow.update(name="report_exec_complete")
-    async def report_exec_complete(self, report: ExecReport) -> MessageAck:
-        self._exec_report_in_flight = True
-        try:
-            update = workflow.current_update_info()
-            result = await workflow.execute_activity_method(
-                LifecycleActivities.record_exec_report,
-                RecordExecReportInput(
-                    sd_id=self._status.sd_id or "",
-                    session_id=self._status.session_id,
-                    request_id=f"{workflow.info().workflow_id}/{update.id if update else 'report'}",
-                    report=report,
-                ),
-                start_to_close_timeout=timedelta(seconds=15),
-                retry_policy=ACTIVITY_RETRY,
-                summary="record EXEC's completion report",
-            )
-        except ActivityError as err:
-            self._exec_report_in_flight = False
-            raise domain_failure(err) from err
-        self._exec_report = report
-        self._append(
-            StepRecord(
-                step=Step.EXEC_WORK,
-                outcome="reported",
-                detail=report.summary,
-                handoff_id=result.report_id,
-                at=workflow.now(),
-            )
-        )
-        return MessageAck(
-            accepted=True, step=Step.EXEC_WORK, detail=f"report {result.report_id} recorded"
-        )
-
-    @report_exec_complete.validator
-    def _validate_exec_report(self, report: ExecReport) -> None:
-        self._require_waiting("exec_complete", "EXEC's completion report")
-        if self._exec_report_in_flight or self._exec_report is not None:
-            raise ApplicationError(
-                "EXEC's completion report was already received",
-                type=UpdateRefusal.EXEC_REPORT_ALREADY_RECEIVED,
-                non_retryable=True,
-            )
-        size = json_size(report)
-        if size > EXEC_REPORT_BUDGET_BYTES:
-            # Refused before it enters the history (and the activity that records it).
-            raise ApplicationError(
-                f"EXEC's completion report is {size:,} bytes; the limit is "
-                f"{EXEC_REPORT_BUDGET_BYTES:,} (docs/reliability.md, payload budget): "
-                "put long evidence elsewhere and link to it",
-                type=FailureType.PAYLOAD_TOO_LARGE,
-                non_retryable=True,
-            )
-
-    @workflow.update(name="approve")
-    def approve(self, approval: ApprovalInput) -> MessageAck:
-        self._decision = ("approved", approval)
-        return MessageAck(
-            accepted=True, step=Step.LEAD_APPROVAL, detail=f"approved by {approval.approver}"
-        )
-
-    @approve.validator
-    def _validate_approve(self, approval: ApprovalInput) -> None:
-        self._require_waiting("approval", "an approval")
-        if self._decision is not None:
-            raise ApplicationError(
-                f"LEAD already decided: {self._decision[0]}",
-                type=UpdateRefusal.ALREADY_DECIDED,
-                non_retryable=True,
-            )
-
-    @workflow.update(name="reject")
-    def reject(self, approval: ApprovalInput) -> MessageAck:
-        self._decision = ("rejected_by_lead", approval)
-        return MessageAck(
-            accepted=True, step=Step.LEAD_APPROVAL, detail=f"rejected by {approval.approver}"
-        )
-
-    @reject.validator
-    def _validate_reject(self, approval: ApprovalInput) -> None:
-        self._validate_approve(approval)
-        if not approval.reason.strip():
-            raise ApplicationError(
-                "a rejection needs a reason", type=RefusalCode.INVALID_INPUT, non_retryable=True
-            )
-
-    @workflow.update(name="retry")
-    def retry(self, request: RetryInput) -> MessageAck:
-        self._retry_requested = True
-        return MessageAck(accepted=True, step=self._status.current_step, detail="retrying")
-
-    @retry.validator
-    def _validate_retry(self, request: RetryInput) -> None:
-        self._require_waiting("retry", "a retry")
-
-    @workflow.update(name="reclaim")
-    async def reclaim(self, request: ReclaimInput) -> MessageAck:
-        """Claim the SD again after losing it; refused (CLAIMED_BY_OTHER_SESSION) while the
-        other session's claim is live."""
-        session = self._status.session_id or ""
-        result = await self._activity(
-            LifecycleActivities.claim_sd,
-            ClaimInput(sd_id=self._status.sd_id or "", session_id=session),
-            summary=f"reclaim {self._sd_name()} for {session}",
-        )
-        self._claim_lost = None
-        self._status = self._status.model_copy(update={"claim": f"held by {session}"})
-        detail = f"claimed again by {session}"
-        if result.took_over_from:
-            detail += f" (took over from {result.took_over_from})"
-        return MessageAck(accepted=True, step=self._status.current_step, detail=detail)
-
-    @reclaim.validator
-    def _validate_reclaim(self, request: ReclaimInput) -> None:
-        if self._claim_lost is None:
-            raise ApplicationError(
-                f"the lifecycle of {self._sd_name()} has not lost its claim "
-                f"({self._status.claim or 'not claimed yet'})",
-                type=UpdateRefusal.CLAIM_NOT_LOST,
-                non_retryable=True,
-            )
-
-    def _sd_name(self) -> str:
-        """The SD this lifecycle is for, also before it has loaded it (from its workflow id)."""
-        return (
-            self._status.sd_key
-            or self._status.sd_id
-            or workflow.info().workflow_id.removeprefix(f"{LIFECYCLE}:")
-        )
-
-    def _require_waiting(self, kind: str, what: str) -> None:
-        if self._status.waiting_for != kind:
-            now = self._status.waiting_for or self._status.state
-            where = (
-                f"at {self._status.current_step}"
-                if self._status.current_step
-                else "at its start, before its first step"
-            )
-            raise ApplicationError(
-                f"not waiting for {what}: the lifecycle of {self._sd_name()} is {where} ({now})",
-                type=NOT_WAITING[kind],
-                non_retryable=True,
-            )
-
-    # --- the chain --------------------------------------------------------------------------
-
+class SdLifecycleWorkflow(LifecycleMessages):
     @workflow.run
     async def run(self, request: LifecycleInput) -> LifecycleStatus:
         sd, session = await self._load(request)
@@ -551,82 +336,3 @@ class SdLifecycleWorkflow:
             )
             if not result.success and workflow.patched(CLAIM_WATCH):
                 self._lose_claim(result.claimed_by or "nobody (it was released)")
-
-    def _lose_claim(self, holder: str) -> None:
-        self._claim_lost = holder
-        self._status = self._status.model_copy(update={"claim": f"claim lost to {holder}"})
-
-    def _foreign_claim(self, err: ChildWorkflowError) -> str | None:
-        """The session named by a handoff refused with CLAIMED_BY_OTHER_SESSION, else None."""
-        cause = err.cause
-        if not (
-            isinstance(cause, ApplicationError)
-            and cause.type == RefusalCode.CLAIMED_BY_OTHER_SESSION
-        ):
-            return None
-        if not workflow.patched(CLAIM_WATCH):
-            return None
-        details = cause.details[0] if cause.details else None
-        holder = details.get("claimed_by") if isinstance(details, dict) else None
-        return str(holder or "another session")
-
-    async def _release(self, session: str, reason: str) -> None:
-        await self._activity(
-            LifecycleActivities.release_sd,
-            ReleaseInput(session_id=session, reason=reason),
-            summary=f"release claim ({reason})",
-        )
-
-    async def _activity(self, method: Any, arg: BaseModel, *, summary: str) -> Any:
-        try:
-            return await workflow.execute_activity_method(
-                method,
-                arg,
-                start_to_close_timeout=timedelta(seconds=15),
-                retry_policy=ACTIVITY_RETRY,
-                summary=summary,
-            )
-        except ActivityError as err:
-            raise domain_failure(err) from err
-
-    def _record_already_done(self, sd: LifecycleState, start: Step | None) -> None:
-        done = STEPS if start is None else STEPS[: STEPS.index(start)]
-        accepted = {a.handoff_type.value: a for a in sd.accepted}
-        for step in done:
-            previous = accepted.get(step.value)
-            self._append(
-                StepRecord(
-                    step=step,
-                    outcome="already_done",
-                    normalized_score=previous.validation_score if previous else None,
-                    handoff_id=previous.handoff_id if previous else None,
-                    at=previous.accepted_at if previous else None,
-                )
-            )
-
-    def _append(self, record: StepRecord) -> None:
-        self._status = self._status.model_copy(update={"steps": [*self._status.steps, record]})
-        workflow.set_current_details(
-            "\n".join(
-                f"- {r.step.value}: {r.outcome}"
-                + (f" ({r.normalized_score:.1f})" if r.normalized_score is not None else "")
-                for r in self._status.steps
-            )
-        )
-
-    def _finish(self, state: str) -> LifecycleStatus:
-        self._status = self._status.model_copy(update={"state": state, "waiting_for": None})
-        workflow.upsert_search_attributes([OUTCOME.value_set(state)])
-        # The Web UI's details panel names the outcome first, then each step.
-        workflow.set_current_details(
-            f"**SD-LIFECYCLE {state}** for {self._status.sd_key or self._status.sd_id}"
-            + (f": {self._status.last_rejection}" if state == "rejected_by_lead" else "")
-            + "\n\n"
-            + "\n".join(
-                f"- {r.step.value}: {r.outcome}"
-                + (f" ({r.normalized_score:.1f})" if r.normalized_score is not None else "")
-                for r in self._status.steps
-            )
-        )
-        metrics.record_lifecycle(state)
-        return self._status
