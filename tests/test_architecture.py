@@ -164,16 +164,9 @@ def test_product_code_does_not_depend_on_the_embedded_dev_stack() -> None:
         assert "leo.dev_stack" not in imports, module
 
 
-# TEMPORARY while issue 9 lands in parts. Emptied before merge.
-IN_FLIGHT: set[str] = set()
-IN_FLIGHT_FILES: set[str] = set()
-
-
 def test_there_is_no_import_cycle_between_packages() -> None:
     graph: dict[str, set[str]] = {}
     for module, imports in own_imports().items():
-        if module in IN_FLIGHT:
-            continue
         unit = unit_of(module)
         graph.setdefault(unit, set()).update(unit_of(i) for i in imports if unit_of(i) != unit)
     assert cycles(graph) == []
@@ -210,14 +203,11 @@ def test_no_product_module_is_over_about_400_lines() -> None:
         str(path.relative_to(ROOT)): n
         for path in python_files(*PRODUCT_PACKAGES, "worker.py")
         if (n := len(path.read_text().splitlines())) > 420
-        and str(path.relative_to(ROOT)) not in IN_FLIGHT_FILES
     }
     assert long == {}
 
 
 SQL_STATEMENT = re.compile(r"\b(SELECT\s|INSERT\s+INTO\s|UPDATE\s+\w+\s+SET\s|DELETE\s+FROM\s)")
-# TEMPORARY while issue 9 lands in parts (see IN_FLIGHT).
-SQL_IN_FLIGHT: set[str] = set()
 
 
 def test_all_sql_lives_under_db() -> None:
@@ -225,8 +215,6 @@ def test_all_sql_lives_under_db() -> None:
     offenders = {}
     for path in python_files("leo", "workflows", "activities", "worker.py"):
         relative = str(path.relative_to(ROOT))
-        if relative in SQL_IN_FLIGHT:
-            continue
         strings = [
             node.value
             for node in ast.walk(ast.parse(path.read_text()))
