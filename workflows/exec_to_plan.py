@@ -10,7 +10,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.pipeline import HandoffWorkflowBase
 
 
-@workflow.defn(name="EXEC-TO-PLAN")
+@workflow.defn(name=HandoffType.EXEC_TO_PLAN.value)
 class ExecToPlanWorkflow(HandoffWorkflowBase):
     handoff_type = HandoffType.EXEC_TO_PLAN
 

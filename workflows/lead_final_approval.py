@@ -10,7 +10,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.pipeline import HandoffWorkflowBase
 
 
-@workflow.defn(name="LEAD-FINAL-APPROVAL")
+@workflow.defn(name=HandoffType.LEAD_FINAL_APPROVAL.value)
 class LeadFinalApprovalWorkflow(HandoffWorkflowBase):
     handoff_type = HandoffType.LEAD_FINAL_APPROVAL
 

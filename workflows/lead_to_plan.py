@@ -10,7 +10,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.pipeline import HandoffWorkflowBase
 
 
-@workflow.defn(name="LEAD-TO-PLAN")
+@workflow.defn(name=HandoffType.LEAD_TO_PLAN.value)
 class LeadToPlanWorkflow(HandoffWorkflowBase):
     handoff_type = HandoffType.LEAD_TO_PLAN
 

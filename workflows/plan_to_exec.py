@@ -10,7 +10,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.pipeline import HandoffWorkflowBase
 
 
-@workflow.defn(name="PLAN-TO-EXEC")
+@workflow.defn(name=HandoffType.PLAN_TO_EXEC.value)
 class PlanToExecWorkflow(HandoffWorkflowBase):
     handoff_type = HandoffType.PLAN_TO_EXEC
 

@@ -44,9 +44,7 @@ with workflow.unsafe.imports_passed_through():
         LifecycleStatus,
         StepRecord,
     )
-    from leo.domain.refusals import (
-        FailureType,
-    )
+    from leo.domain.refusals import FailureType, RefusalCode
     from workflows.pipeline import HANDOFF_TYPE, SD_ID, SD_TYPE, domain_failure
     from workflows.registry import HANDOFF_RUN
     from workflows.sd_lifecycle_base import (
@@ -168,7 +166,7 @@ class SdLifecycleWorkflow(LifecycleMessages):
         if sd.current_phase not in START_STEP:
             raise ApplicationError(
                 f"{sd.sd_key} is {sd.status} / {sd.current_phase}; a lifecycle cannot resume from there",
-                type="INVALID_PHASE",
+                type=RefusalCode.INVALID_PHASE,
                 non_retryable=True,
             )
         return sd, session
