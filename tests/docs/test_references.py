@@ -15,8 +15,9 @@ PATH = re.compile(
     r"(?<![\w./:-])((?:[\w.-]+/)+[\w.-]+\.(?:py|md|sql|yml|yaml|json|sh|toml))(?![\w/])"
 )
 MARKDOWN_LINK = re.compile(r"\]\(([^)#\s]+\.md)(?:#[^)]*)?\)")
-# Reference notes about other code bases: their paths name files of those projects.
-NOTES = {"docs/temporal-notes.md", "docs/leo-domain.md"}
+# Reference notes about other code bases (their paths name files of those projects), and this
+# file, whose samples are made-up paths.
+NOTES = {"docs/temporal-notes.md", "docs/leo-domain.md", "tests/docs/test_references.py"}
 # Paths that are examples for users, files a benchmark writes, upstream files, or test data.
 NOT_FILES_HERE = {
     "myproject/leo_gates.py",
