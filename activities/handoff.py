@@ -18,7 +18,9 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.accepted_handoff import find_accepted_handoff
+from activities.agent_inputs import PreparedHandoff, SubAgentRecord, prepare_agents
 from db.snapshots import read_snapshot_rows
+from db.sub_agent_results import commit_handoff
 from db.transitions import TransitionContext, TransitionResult, call_transition, record_rejection
 from leo import metrics, telemetry
 from leo.domain.budget import BudgetExceededError, check_result_budget, check_sub_agent_count
@@ -66,6 +68,8 @@ class LoadSnapshotInput(BaseModel):
     sd_id: str
     session_id: str | None = None
     extra_sub_agents: list[str] = Field(default_factory=list)
+    # The handoff attempt (the run's start time); set by prepare_handoff's callers.
+    attempt: str | None = None
 
 
 class CommitHandoffInput(BaseModel):
@@ -95,6 +99,10 @@ class ApplyDecisionInput(BaseModel):
     prd_id: str | None = None
     session_id: str | None = None
     decision: HandoffDecision
+    # Issue 13: the phase and the new result rows, recorded in the commit's own transaction.
+    # None for handoffs started before (their agents recorded their own rows).
+    phase: str | None = None
+    sub_agent_results: list[SubAgentRecord] | None = None
 
 
 class CommitHandoffResult(BaseModel):
@@ -231,6 +239,17 @@ class HandoffActivities:
             check_snapshot(snapshot)
         return snapshot
 
+    @activity.defn(name="prepare_handoff")
+    async def prepare_handoff(self, request: LoadSnapshotInput) -> PreparedHandoff:
+        """The snapshot, plus each agent's keys and the results that need no run (recorded for
+        this attempt, reusable on the same input, or a built-in rule): one more query."""
+        snapshot = await self.load_handoff_snapshot(request)
+        if snapshot.already_accepted is not None:
+            return PreparedHandoff(snapshot=snapshot)
+        attempt = request.attempt or str(activity.info().workflow_run_id)
+        async with self._pool.acquire() as conn:
+            return await prepare_agents(conn, snapshot, attempt)
+
     async def _preflight(self, conn: PoolConnectionProxy, request: LoadSnapshotInput) -> None:
         # The transition function is the one place its preconditions live, so ask it: run it
         # in a transaction that is always rolled back, and stop on a refusal no retry can fix.
@@ -352,6 +371,37 @@ class HandoffActivities:
                 orchestration=decision.orchestration,
                 transition=result,
             )
+
+    async def _commit(self, request: ApplyDecisionInput, what: str) -> CommitHandoffResult:
+        """The verdict and every new result row, in one statement and one transaction."""
+        decision = request.decision
+        raw = await commit_handoff(
+            self._pool,
+            handoff_type=request.handoff_type.value,
+            sd_id=request.sd_id,
+            accepted=decision.accepted,
+            phase=request.phase or HANDOFF_PHASE[request.handoff_type],
+            results=[r.model_dump(mode="json") for r in request.sub_agent_results or ()],
+            prd_id=request.prd_id,
+            session_id=request.session_id,
+            context=decision.context.model_dump(mode="json", exclude_none=True),
+        )
+        if not decision.accepted:
+            return CommitHandoffResult(
+                accepted=False,
+                evaluation=decision.evaluation,
+                orchestration=decision.orchestration,
+                rejection_handoff_id=rejected_handoff_id(raw, what),
+            )
+        result = TransitionResult.model_validate(raw)
+        if not result.success:
+            raise refusal_error(result)
+        return CommitHandoffResult(
+            accepted=True,
+            evaluation=decision.evaluation,
+            orchestration=decision.orchestration,
+            transition=result,
+        )
 
     @activity.defn(name="commit_handoff")
     async def commit_handoff(self, request: CommitHandoffInput) -> CommitHandoffResult:

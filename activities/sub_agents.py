@@ -1,9 +1,9 @@
-"""The sub-agent activity: run one agent at most once per handoff attempt and record it once."""
+"""The sub-agent activity: run one agent. From issue 13 on it only runs the agent (the commit step
+records the result); handoffs started before still record it here, once per attempt."""
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -22,19 +22,13 @@ if TYPE_CHECKING:
 HEARTBEAT_EVERY_SECONDS = 1.0
 
 
-def sub_agent_idempotency_key(canonical_sd_id: str, phase: str, code: str, attempt: str) -> str:
-    """Stable across activity retries, worker crashes and replays of one handoff attempt
-    (`attempt` is the workflow run's start time), and independent of how the caller spelled
-    the SD id."""
-    raw = f"{canonical_sd_id}::{phase}::{code}::{attempt}"
-    return "idmp_" + hashlib.sha256(raw.encode()).hexdigest()[:40]
-
-
 class RunSubAgentInput(BaseModel):
     spec: SubAgentSpec
     snapshot: HandoffSnapshot
     idempotency_key: str
     metadata: dict[str, Any] = {}
+    # False from issue 13 on: the agent only runs; the commit step records its result.
+    record: bool = True
 
 
 def _result_from_row(spec: SubAgentSpec, row: Any, *, reused: bool) -> SubAgentResult:
@@ -98,8 +92,32 @@ class SubAgentActivities:
         # The database row keeps the whole output; the workflow gets the agent's share.
         return fit_result(await self._run_sub_agent(request))
 
+    async def _run_only(self, request: RunSubAgentInput) -> SubAgentResult:
+        """The agent's work and nothing else: no database round trip. A result recorded in the
+        workflow's history is never asked for again (Temporal does not re-run a completed
+        activity); the commit step writes the row with the decision."""
+        spec = request.spec
+        started = time.monotonic()
+        output = await run_with_deadline(spec, request.snapshot, request.idempotency_key)
+        return SubAgentResult(
+            code=spec.code,
+            name=spec.name,
+            priority=spec.priority,
+            verdict=output.verdict,
+            confidence=output.confidence,
+            critical_issues=tuple(output.critical_issues),
+            warnings=tuple(output.warnings),
+            recommendations=tuple(output.recommendations),
+            detailed_analysis=output.detailed_analysis,
+            justification=output.justification,
+            conditions=tuple(output.conditions) if output.conditions is not None else None,
+            execution_time=round(time.monotonic() - started, 3),
+        )
+
     async def _run_sub_agent(self, request: RunSubAgentInput) -> SubAgentResult:
         spec, snapshot = request.spec, request.snapshot
+        if not request.record:
+            return await self._run_only(request)
         existing = await find_result(self._pool, request.idempotency_key)
         if existing is not None:
             # Recorded by an earlier attempt of this activity: never run the agent twice.

@@ -3,7 +3,8 @@
 -- Two NOLOGIN group roles; deployments grant them to their login roles
 -- (deploy/postgres/worker-grants.sql, docker-compose.yml):
 --   leo_worker  the worker: reads every LEO table, writes none directly; EXECUTE on the entry
---               points (transitions, rejection, EXEC report, sub-agent results, claims).
+--               points (transitions, rejection, EXEC report, sub-agent results, the commit
+--               step fn_commit_handoff, claims).
 --   leo_caller  any other client (CLI, Supabase rpc(), scripts): the same reads, EXECUTE on the
 --               transition, rejection, EXEC-report and claim functions and on fn_update_sd
 --               (`leo sd update`).
@@ -68,7 +69,8 @@ BEGIN
             EXECUTE format('REVOKE ALL ON FUNCTION %s FROM %I', v_function, v_role);
             IF v_name LIKE 'fn\_atomic\_%' OR v_name = ANY (v_worker_fns)
                OR v_name IN ('fn_record_handoff_rejection', 'fn_record_exec_report')
-               OR (v_role = 'leo_worker' AND v_name = 'fn_record_sub_agent_result')
+               OR (v_role = 'leo_worker'
+                   AND v_name IN ('fn_record_sub_agent_result', 'fn_commit_handoff'))
                OR (v_role = 'leo_caller' AND v_name = 'fn_update_sd') THEN
                 EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %I', v_function, v_role);
             END IF;

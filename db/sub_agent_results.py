@@ -72,3 +72,64 @@ async def insert_result(
         conditions,
         metadata,
     )
+
+
+# The results already recorded for this handoff attempt's keys, and, for agents with a reuse
+# window, the newest non-ERROR result on the same input within the window: one query for all
+# agents. A row recorded under the attempt's own key wins over a reusable one.
+RECORDED_RESULTS = """
+SELECT DISTINCT ON (k.code) k.code, r.id, r.verdict, r.confidence, r.critical_issues,
+       r.warnings, r.recommendations, r.detailed_analysis,
+       r.execution_time::float8 AS execution_time, r.justification, r.conditions,
+       r.idempotency_key <> k.idempotency_key AS reused
+FROM unnest($1::text[], $2::text[], $3::text[], $4::integer[])
+     AS k(code, idempotency_key, reuse_key, window_seconds)
+JOIN sub_agent_execution_results r
+  ON r.idempotency_key = k.idempotency_key
+  OR (k.window_seconds > 0 AND r.reuse_key = k.reuse_key AND r.verdict <> 'ERROR'
+      AND r.created_at > now() - make_interval(secs => k.window_seconds))
+ORDER BY k.code, (r.idempotency_key = k.idempotency_key) DESC, r.created_at DESC
+"""
+
+COMMIT_HANDOFF = """
+SELECT fn_commit_handoff(
+    p_handoff_type => $1, p_sd_id => $2, p_accepted => $3, p_phase => $4,
+    p_sub_agent_results => $5, p_prd_id => $6, p_session_id => $7,
+    p_transition_context => $8)
+"""
+
+
+async def find_recorded_results(
+    conn: Executor,
+    codes: list[str],
+    idempotency_keys: list[str],
+    reuse_keys: list[str],
+    windows: list[int],
+) -> list[asyncpg.Record]:
+    return await conn.fetch(RECORDED_RESULTS, codes, idempotency_keys, reuse_keys, windows)
+
+
+async def commit_handoff(
+    conn: Executor,
+    *,
+    handoff_type: str,
+    sd_id: str,
+    accepted: bool,
+    phase: str,
+    results: list[dict[str, Any]],
+    prd_id: str | None,
+    session_id: str | None,
+    context: dict[str, Any],
+) -> Any:
+    """The transition (or the rejection record) and every new result row, in one statement."""
+    return await conn.fetchval(
+        COMMIT_HANDOFF,
+        handoff_type,
+        sd_id,
+        accepted,
+        phase,
+        results,
+        prd_id,
+        session_id,
+        context,
+    )

@@ -84,6 +84,7 @@ def build_worker(
         workflow_runner=workflow_runner or SHARED_MODULES_SANDBOX,
         activities=[
             handoff.load_handoff_snapshot,
+            handoff.prepare_handoff,
             handoff.commit_handoff,
             handoff.evaluate_handoff_gates,
             handoff.apply_handoff_decision,

@@ -13,6 +13,7 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
+    from activities.agent_inputs import SubAgentRecord
     from activities.handoff import (
         ApplyDecisionInput,
         CommitHandoffInput,
@@ -36,6 +37,8 @@ async def apply_decision(
     commit: CommitHandoffInput,
     decision: HandoffDecision,
     retry_policy: RetryPolicy,
+    *,
+    records: list[SubAgentRecord] | None = None,
 ) -> CommitHandoffResult:
     """A normal activity, scheduled in the workflow task that records the decision (a local
     activity's marker): every retry (a lost reply, a crashed worker, a deadlock) applies that
@@ -49,6 +52,8 @@ async def apply_decision(
             prd_id=snapshot.prd.id if snapshot.prd else None,
             session_id=commit.session_id,
             decision=decision,
+            phase=snapshot.phase if records is not None else None,
+            sub_agent_results=records,
         ),
         start_to_close_timeout=timedelta(seconds=30),
         schedule_to_close_timeout=timedelta(seconds=120),

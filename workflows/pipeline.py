@@ -18,6 +18,12 @@ from temporalio.common import RetryPolicy, SearchAttributeKey
 from temporalio.exceptions import ActivityError, ApplicationError, FailureError, TimeoutError
 
 with workflow.unsafe.imports_passed_through():
+    from activities.agent_inputs import (
+        PreparedHandoff,
+        SubAgentRecord,
+        record_for,
+        sub_agent_idempotency_key,
+    )
     from activities.handoff import (
         CommitHandoffInput,
         CommitHandoffResult,
@@ -25,11 +31,7 @@ with workflow.unsafe.imports_passed_through():
         HandoffDecision,
         LoadSnapshotInput,
     )
-    from activities.sub_agents import (
-        RunSubAgentInput,
-        SubAgentActivities,
-        sub_agent_idempotency_key,
-    )
+    from activities.sub_agents import RunSubAgentInput, SubAgentActivities
     from leo import metrics
     from leo.domain import search_attributes
     from leo.domain.handoff_messages import (
@@ -73,6 +75,10 @@ SUB_AGENT_RETRY = RetryPolicy(
 LOCAL_DATABASE_STEPS = "local-database-steps"
 # Patch id: each sub-agent gets its bounded view of the snapshot, not a full copy.
 BOUNDED_AGENT_INPUT = "bounded-agent-input"
+# Patch id (issue 13): the snapshot step returns each agent's keys, the results already recorded
+# or reusable, and the built-in rules' verdicts; agents only run; the commit step records every
+# new result in the transaction of the transition or the rejection.
+LEAN_HANDOFF = "lean-handoff"
 # The activity enforces the agent's own timeout (and reports ERROR); Temporal's start-to-close
 # timeout is a backstop a little later, for an agent that blocks the worker's event loop.
 BACKSTOP_GRACE_SECONDS = 10
@@ -146,18 +152,31 @@ class HandoffWorkflowBase:
 
     async def _run_handoff(self, request: HandoffInput) -> HandoffResult:
         info = workflow.info()
-        snapshot: HandoffSnapshot = await self._database_step(
-            HandoffActivities.load_handoff_snapshot,
-            LoadSnapshotInput(
-                handoff_type=self.handoff_type,
-                sd_id=request.sd_id,
-                session_id=request.session_id,
-                extra_sub_agents=request.options.extra_sub_agents,
-            ),
-            start_to_close=timedelta(seconds=15),
-            retry_policy=SNAPSHOT_RETRY,
-            summary=f"load snapshot of {request.sd_id}",
+        load = LoadSnapshotInput(
+            handoff_type=self.handoff_type,
+            sd_id=request.sd_id,
+            session_id=request.session_id,
+            extra_sub_agents=request.options.extra_sub_agents,
+            attempt=info.workflow_start_time.isoformat(),
         )
+        prepared: PreparedHandoff | None = None
+        if workflow.patched(LEAN_HANDOFF):
+            prepared = await self._database_step(
+                HandoffActivities.prepare_handoff,
+                load,
+                start_to_close=timedelta(seconds=15),
+                retry_policy=SNAPSHOT_RETRY,
+                summary=f"load snapshot of {request.sd_id}",
+            )
+            snapshot = prepared.snapshot
+        else:
+            snapshot = await self._database_step(
+                HandoffActivities.load_handoff_snapshot,
+                load.model_copy(update={"attempt": None}),
+                start_to_close=timedelta(seconds=15),
+                retry_policy=SNAPSHOT_RETRY,
+                summary=f"load snapshot of {request.sd_id}",
+            )
         expected_id = workflow_id_for(self.handoff_type, snapshot.sd.id)
         if info.workflow_id != expected_id:
             # Starts are idempotent only because the id is derived from the canonical SD id.
@@ -180,7 +199,7 @@ class HandoffWorkflowBase:
                 accepted_result(self.handoff_type, snapshot, snapshot.already_accepted)
             )
         self._progress = HandoffProgress(stage="sub_agents", sd_key=snapshot.sd.sd_key)
-        sub_agents = await self._run_sub_agents(snapshot, request)
+        sub_agents = await self._run_sub_agents(snapshot, request, prepared)
 
         self._progress = self._progress.model_copy(update={"stage": "committing"})
         commit_input = CommitHandoffInput(
@@ -204,7 +223,11 @@ class HandoffWorkflowBase:
             )
             try:
                 commit = await apply_decision(
-                    self.handoff_type, commit_input, decision, COMMIT_RETRY
+                    self.handoff_type,
+                    commit_input,
+                    decision,
+                    COMMIT_RETRY,
+                    records=self._records(prepared, sub_agents),
                 )
             except ActivityError as err:
                 raise domain_failure(err) from err
@@ -283,8 +306,22 @@ class HandoffWorkflowBase:
         except ActivityError as err:
             raise domain_failure(err) from err
 
+    def _records(
+        self, prepared: PreparedHandoff | None, results: list[SubAgentResult]
+    ) -> list[SubAgentRecord] | None:
+        """The rows the commit step records: every result that is new in this attempt."""
+        if prepared is None:
+            return None
+        metadata = {"workflow_id": workflow.info().workflow_id, "handoff_type": self.handoff_type}
+        rows = (
+            record_for(r, prepared.keys[r.code], metadata)
+            for r in results
+            if r.code in prepared.keys
+        )
+        return [row for row in rows if row is not None]
+
     async def _run_sub_agents(
-        self, snapshot: HandoffSnapshot, request: HandoffInput
+        self, snapshot: HandoffSnapshot, request: HandoffInput, prepared: PreparedHandoff | None
     ) -> list[SubAgentResult]:
         """Start every agent as soon as its `depends_on` are done; a dependant of an agent that
         did not succeed does not run. Agents a dependency names that this handoff does not run
@@ -311,19 +348,32 @@ class HandoffWorkflowBase:
         pending = dict(specs)
         self._publish(specs, done, running)
         while pending or running:
-            for code, spec in list(pending.items()):
-                deps = [d for d in spec.depends_on if d in specs]
-                if any(d not in done for d in deps):
-                    continue
-                del pending[code]
-                failed = [d for d in deps if done[d].verdict not in SUCCESSFUL_VERDICTS]
-                if failed:
-                    reasons = ", ".join(f"{d} ({done[d].verdict.value})" for d in failed)
-                    done[code] = not_run(
-                        spec, Verdict.BLOCKED, f"not run: dependency did not succeed: {reasons}"
+            progressed = True
+            while progressed:
+                # Again while results that need no run (ready ones, blocked dependants) unblock
+                # more agents in this same pass.
+                progressed = False
+                for code, spec in list(pending.items()):
+                    deps = [d for d in spec.depends_on if d in specs]
+                    if any(d not in done for d in deps):
+                        continue
+                    del pending[code]
+                    failed = [d for d in deps if done[d].verdict not in SUCCESSFUL_VERDICTS]
+                    if failed:
+                        reasons = ", ".join(f"{d} ({done[d].verdict.value})" for d in failed)
+                        done[code] = not_run(
+                            spec, Verdict.BLOCKED, f"not run: dependency did not succeed: {reasons}"
+                        )
+                        progressed = prepared is not None
+                        continue
+                    if prepared is not None and code in prepared.ready:
+                        # Recorded, reusable, or a built-in rule: no activity.
+                        done[code] = prepared.ready[code]
+                        progressed = True
+                        continue
+                    running[code] = asyncio.create_task(
+                        self._run_one(spec, snapshot, request, attempt, lean=prepared is not None)
                     )
-                    continue
-                running[code] = asyncio.create_task(self._run_one(spec, snapshot, request, attempt))
             if not running:
                 # Whatever is left waits on itself: a depends_on cycle.
                 for code, spec in pending.items():
@@ -340,7 +390,13 @@ class HandoffWorkflowBase:
         return [done[c] for c in order]
 
     async def _run_one(
-        self, spec: SubAgentSpec, snapshot: HandoffSnapshot, request: HandoffInput, attempt: str
+        self,
+        spec: SubAgentSpec,
+        snapshot: HandoffSnapshot,
+        request: HandoffInput,
+        attempt: str,
+        *,
+        lean: bool,
     ) -> SubAgentResult:
         if request.options.sub_agent_timeout_seconds is not None:
             spec = spec.model_copy(
@@ -357,6 +413,7 @@ class HandoffWorkflowBase:
                     snapshot=view,
                     idempotency_key=key,
                     metadata={"workflow_id": workflow.info().workflow_id},
+                    record=not lean,
                 ),
                 start_to_close_timeout=timedelta(
                     seconds=spec.timeout_seconds + BACKSTOP_GRACE_SECONDS

@@ -97,6 +97,8 @@ class SubAgentSpec(Frozen):
     metadata: dict[str, Any] = Field(default_factory=dict)
     # Names of worker environment variables a command agent also gets (docs/sub-agents.md).
     env_passthrough: tuple[str, ...] = ()
+    # How long a recorded result may stand in for a new run on the same input (0 = never).
+    reuse_window_seconds: int = 0
 
     @classmethod
     def from_row(cls, row: Any) -> SubAgentSpec:

@@ -169,7 +169,7 @@ async def test_the_pool_reconnects_after_a_restart_without_help(
 
 
 @pytest.mark.slow
-async def test_an_outage_longer_than_3_s_while_agents_record_does_not_reject_the_handoff(
+async def test_an_outage_longer_than_3_s_while_the_commit_records_does_not_reject_the_handoff(
     own_postgres: tuple[OwnPostgres, str], client: Client
 ) -> None:
     postgres, url = own_postgres
@@ -180,19 +180,19 @@ async def test_an_outage_longer_than_3_s_while_agents_record_does_not_reject_the
         sd = await create_sd(pool, ready_for="LEAD-TO-PLAN", sd_type="infrastructure")
         leo = LeoClient(client, pool, queue)
         async with build_worker(client, pool, task_queue=queue):
-            # Hold the builtin agents' INSERTs (reads still pass) so that the outage starts
-            # exactly while they record their results.
+            # Hold the commit step's INSERT of the result rows (reads still pass) so that the
+            # outage starts exactly while it records them with the transition.
             tx = blocker.transaction()
             await tx.start()
             await blocker.execute("LOCK TABLE sub_agent_execution_results IN EXCLUSIVE MODE")
             handle = await leo.start_handoff(HandoffType.LEAD_TO_PLAN, sd.id)
             await wait_until(
                 lambda: pool.fetchval(
-                    "SELECT count(*) = 2 FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                    "AND query LIKE '%fn_record_sub_agent_result%'"
+                    "SELECT count(*) = 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                    "AND query LIKE '%fn_commit_handoff%'"
                 ),
                 timeout=30,
-                what="both builtin agents waiting to record",
+                what="the commit step waiting to record",
             )
             await postgres.stop()
             await asyncio.sleep(6)

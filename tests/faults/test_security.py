@@ -48,6 +48,7 @@ ENTRY_POINTS = {
     "fn_record_handoff_rejection",
     "fn_record_exec_report",
     "fn_record_sub_agent_result",
+    "fn_commit_handoff",
     "fn_update_sd",
     "claim_sd",
     "heartbeat_sd_claim",
@@ -55,7 +56,7 @@ ENTRY_POINTS = {
 }
 # Our entry points and helpers, by name; anything else in `public` is not ours.
 OUR_FUNCTIONS = (
-    r"^(fn_atomic_[a-z_]+_transition|fn_record_[a-z_]+|leo_[a-z_]+|claim_sd|release_sd"
+    r"^(fn_atomic_[a-z_]+_transition|fn_record_[a-z_]+|fn_commit_handoff|leo_[a-z_]+|claim_sd|release_sd"
     r"|heartbeat_sd_claim)$"
 )
 
@@ -259,6 +260,13 @@ async def test_a_granted_role_calls_the_functions_by_named_arguments(
                 "p_warnings => '[]', p_recommendations => '[]', p_detailed_analysis => '', "
                 "p_execution_time => 0, p_justification => NULL, p_conditions => NULL, "
                 "p_metadata => '{}')",
+                sd.id,
+            )
+        # The commit step (results and decision together) is the worker's alone.
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await caller.fetchval(
+                "SELECT fn_commit_handoff(p_handoff_type => 'LEAD-TO-PLAN', p_sd_id => $1, "
+                "p_accepted => false, p_phase => 'LEAD_PRE_APPROVAL', p_sub_agent_results => '[]')",
                 sd.id,
             )
     finally:

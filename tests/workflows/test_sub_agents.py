@@ -15,6 +15,7 @@ from leo.domain.handoff_messages import HandoffOptions, HandoffResult
 from leo.domain.handoffs import HandoffType
 from leo.domain.verdicts import SubAgentResult, Verdict
 from tests.support.factories import add_agent, create_sd, seed_accepted_handoff
+from tests.support.faults import marker_times
 
 EVIDENCE = {"commits": ["abc123"], "security_findings": []}
 
@@ -36,10 +37,23 @@ def by_code(result: HandoffResult) -> dict[str, SubAgentResult]:
     return {r.code: r for r in result.sub_agents}
 
 
-async def test_depends_on_chain_runs_in_order(leo: LeoClient, db_pool: asyncpg.Pool) -> None:
-    first = await add_agent(db_pool, metadata={"seconds": 0.5})
-    second = await add_agent(db_pool, depends_on=[first], metadata={"seconds": 0.5})
-    third = await add_agent(db_pool, depends_on=[second], metadata={"seconds": 0.1})
+async def test_depends_on_chain_runs_in_order(
+    leo: LeoClient, db_pool: asyncpg.Pool, tmp_path: Path
+) -> None:
+    seconds = {"first": 0.5, "second": 0.5, "third": 0.1}
+    first = await add_agent(
+        db_pool, metadata={"seconds": 0.5, "marker_dir": str(tmp_path / "first")}
+    )
+    second = await add_agent(
+        db_pool,
+        depends_on=[first],
+        metadata={"seconds": 0.5, "marker_dir": str(tmp_path / "second")},
+    )
+    third = await add_agent(
+        db_pool,
+        depends_on=[second],
+        metadata={"seconds": 0.1, "marker_dir": str(tmp_path / "third")},
+    )
     sd_id = await exec_ready_sd(db_pool)
 
     result = await leo.run_handoff(
@@ -49,17 +63,19 @@ async def test_depends_on_chain_runs_in_order(leo: LeoClient, db_pool: asyncpg.P
     )
 
     assert result.accepted
-    rows = await db_pool.fetch(
-        "SELECT sub_agent_code, created_at, execution_time::float8 AS secs "
-        "FROM sub_agent_execution_results WHERE sd_id = $1 AND sub_agent_code = ANY($2) ORDER BY created_at",
+    started = {name: marker_times(tmp_path / name) for name in seconds}
+    assert all(len(times) == 1 for times in started.values()), started
+    # Each one started only after its dependency had finished.
+    for earlier, later in itertools.pairwise(seconds):
+        assert started[later][0] >= started[earlier][0] + seconds[earlier] - 0.05
+    # All three recorded, once, by the commit step.
+    recorded = await db_pool.fetchval(
+        "SELECT count(*) FROM sub_agent_execution_results WHERE sd_id = $1 "
+        "AND sub_agent_code = ANY($2)",
         sd_id,
         [first, second, third],
     )
-    assert [r["sub_agent_code"] for r in rows] == [first, second, third]
-    # Each one started only after its dependency had finished (and been recorded).
-    for earlier, later in itertools.pairwise(rows):
-        started = later["created_at"].timestamp() - later["secs"]
-        assert started >= earlier["created_at"].timestamp() - 0.05
+    assert recorded == 3
 
 
 async def test_dependant_of_a_failed_agent_does_not_run(

@@ -63,13 +63,11 @@ async def test_killed_worker_mid_handoff_is_replaced_without_rerunning_recorded_
             sd.id,
             options=HandoffOptions(extra_sub_agents=[fast, *slow]),
         )
-        # Kill it once the fast agent is recorded and the slow ones are running.
-        await wait_for(
-            db_pool,
-            "SELECT count(*) = 1 FROM sub_agent_execution_results WHERE sd_id = $1 AND sub_agent_code = $2",
-            sd.id,
-            fast,
-        )
+        # Kill it once the fast agent is recorded in the workflow's history and the slow ones
+        # (its dependants, scheduled only then) are running.
+        async with asyncio.timeout(60):
+            while not all((tmp_path / f"slow{i}").exists() for i in range(2)):
+                await asyncio.sleep(0.1)
         await asyncio.sleep(1)
         worker.send_signal(signal.SIGKILL)
         worker.wait(10)

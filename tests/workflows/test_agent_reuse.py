@@ -1,0 +1,119 @@
+"""Issue 13: a recorded result stands in for a new run when nothing the agent depends on changed,
+within the agent's reuse window (leo_sub_agents.reuse_window_seconds; 0 = never); agents only
+run, and the commit step records their results with the decision."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import asyncpg
+
+from leo.api import LeoClient
+from leo.domain.handoff_messages import HandoffOptions, HandoffResult
+from leo.domain.handoffs import HandoffType
+from leo.domain.verdicts import SubAgentResult, Verdict
+from tests.support.factories import add_agent, create_sd
+
+
+def by_code(result: HandoffResult) -> dict[str, SubAgentResult]:
+    return {r.code: r for r in result.sub_agents}
+
+
+def runs(directory: Path) -> int:
+    return len(list(directory.iterdir())) if directory.exists() else 0
+
+
+async def set_window(pool: asyncpg.Pool, code: str, seconds: int) -> None:
+    await pool.execute(
+        "UPDATE leo_sub_agents SET reuse_window_seconds = $2 WHERE code = $1", code, seconds
+    )
+
+
+async def set_verdict(pool: asyncpg.Pool, code: str, verdict: str) -> None:
+    await pool.execute(
+        "UPDATE leo_sub_agents SET metadata = metadata || $2 WHERE code = $1",
+        code,
+        {"verdict": verdict},
+    )
+
+
+async def rejected_then_retried(
+    leo: LeoClient, pool: asyncpg.Pool, tmp_path: Path, *, window: int
+) -> tuple[str, str, str, HandoffResult, HandoffResult]:
+    """A slow agent and one that FAILs; the failing one is fixed (its own input changes) and the
+    handoff is started again."""
+    slow = await add_agent(pool, metadata={"seconds": 0.3, "marker_dir": str(tmp_path / "slow")})
+    await set_window(pool, slow, window)
+    flaky = await add_agent(
+        pool, priority=90, metadata={"verdict": "FAIL", "marker_dir": str(tmp_path / "flaky")}
+    )
+    await set_window(pool, flaky, 3600)
+    sd = await create_sd(pool, ready_for="LEAD-TO-PLAN", sd_type="infrastructure")
+    options = HandoffOptions(extra_sub_agents=[slow, flaky])
+    first = await leo.run_handoff(HandoffType.LEAD_TO_PLAN, sd.id, options=options)
+    assert not first.accepted, "the FAILing agent should have rejected the first attempt"
+    await set_verdict(pool, flaky, "PASS")
+    second = await leo.run_handoff(HandoffType.LEAD_TO_PLAN, sd.id, options=options)
+    return sd.id, slow, flaky, first, second
+
+
+async def test_unchanged_agent_is_reused_and_changed_one_runs_again(
+    leo: LeoClient, db_pool: asyncpg.Pool, tmp_path: Path
+) -> None:
+    sd_id, slow, flaky, first, second = await rejected_then_retried(
+        leo, db_pool, tmp_path, window=3600
+    )
+
+    assert second.accepted, second.issues
+    agents = by_code(second)
+    # The slow agent's input did not change: its first result stands, it did not run again.
+    assert runs(tmp_path / "slow") == 1
+    assert agents[slow].reused and agents[slow].result_id is not None
+    # The fixed agent's input (its catalogue row) changed: it ran again, with its new verdict.
+    assert runs(tmp_path / "flaky") == 2
+    assert agents[flaky].verdict == Verdict.PASS and not agents[flaky].reused
+    rows = await db_pool.fetch(
+        "SELECT sub_agent_code, verdict FROM sub_agent_execution_results "
+        "WHERE sd_id = $1 AND sub_agent_code = ANY($2) ORDER BY created_at",
+        sd_id,
+        [slow, flaky],
+    )
+    # One row per run: the reused result was not recorded a second time.
+    assert sorted((r["sub_agent_code"], r["verdict"]) for r in rows) == sorted(
+        [(slow, "PASS"), (flaky, "FAIL"), (flaky, "PASS")]
+    )
+    # The built-in rules are evaluated in the snapshot step and still reported and recorded.
+    assert {"VALIDATION", "RISK"} <= set(agents)
+    assert not by_code(first)[slow].reused
+
+
+async def test_zero_window_never_reuses(
+    leo: LeoClient, db_pool: asyncpg.Pool, tmp_path: Path
+) -> None:
+    _, slow, _, _, second = await rejected_then_retried(leo, db_pool, tmp_path, window=0)
+
+    assert second.accepted, second.issues
+    assert runs(tmp_path / "slow") == 2
+    assert not by_code(second)[slow].reused
+
+
+async def test_agent_runs_again_when_the_sd_changed(
+    leo: LeoClient, db_pool: asyncpg.Pool, tmp_path: Path
+) -> None:
+    slow = await add_agent(db_pool, metadata={"seconds": 0.1, "marker_dir": str(tmp_path / "slow")})
+    await set_window(db_pool, slow, 3600)
+    flaky = await add_agent(db_pool, priority=90, metadata={"verdict": "FAIL"})
+    sd = await create_sd(db_pool, ready_for="LEAD-TO-PLAN", sd_type="infrastructure")
+    options = HandoffOptions(extra_sub_agents=[slow, flaky])
+    first = await leo.run_handoff(HandoffType.LEAD_TO_PLAN, sd.id, options=options)
+    assert not first.accepted
+    # What the slow agent reads changed: the SD's scope.
+    await db_pool.execute(
+        "UPDATE strategic_directives_v2 SET scope = scope || ' (widened)' WHERE id = $1", sd.id
+    )
+    await set_verdict(db_pool, flaky, "PASS")
+    second = await leo.run_handoff(HandoffType.LEAD_TO_PLAN, sd.id, options=options)
+
+    assert second.accepted, second.issues
+    assert runs(tmp_path / "slow") == 2
+    assert not by_code(second)[slow].reused
