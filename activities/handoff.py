@@ -18,16 +18,21 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.accepted_handoff import find_accepted_handoff
-from activities.agent_inputs import PreparedHandoff, SubAgentRecord, prepare_agents
+from activities.agent_inputs import PreparedHandoff, prepare_agents
+from activities.commit import (
+    CommitDecisionInput,
+    CommitOutcome,
+    commit_decision,
+    refusal_error,
+    rejected_handoff_id,
+)
 from db.snapshots import read_snapshot_rows
-from db.sub_agent_results import commit_handoff
 from db.transitions import TransitionContext, TransitionResult, call_transition, record_rejection
 from leo import metrics, telemetry
 from leo.domain.budget import BudgetExceededError, check_result_budget, check_sub_agent_count
 from leo.domain.handoffs import HANDOFF_PHASE, HandoffType
 from leo.domain.refusals import (
     PREFLIGHT_REFUSALS,
-    RETRYABLE_REFUSALS,
     FailureType,
     RefusalCode,
 )
@@ -59,6 +64,8 @@ if TYPE_CHECKING:
 
 # How long sub-agent evidence from earlier attempts counts (LEO_TESTING_MAX_AGE_HOURS).
 EVIDENCE_MAX_AGE_HOURS = 24
+# The transition functions' refusal codes (a refusal is counted and put on the span).
+REFUSAL_CODES = frozenset(code.value for code in RefusalCode)
 # SQLSTATEs of a transient conflict between transactions: nothing was applied, a retry may pass.
 TRANSIENT_SQLSTATES = {"40P01": "deadlock detected", "40001": "serialization failure"}
 
@@ -99,10 +106,6 @@ class ApplyDecisionInput(BaseModel):
     prd_id: str | None = None
     session_id: str | None = None
     decision: HandoffDecision
-    # Issue 13: the phase and the new result rows, recorded in the commit's own transaction.
-    # None for handoffs started before (their agents recorded their own rows).
-    phase: str | None = None
-    sub_agent_results: list[SubAgentRecord] | None = None
 
 
 class CommitHandoffResult(BaseModel):
@@ -126,38 +129,6 @@ def transient_conflict(err: Exception, what: str) -> ApplicationError | None:
         {"sqlstate": sqlstate, "error": str(err)},
         type=FailureType.TRANSIENT_CONFLICT,
         next_retry_delay=timedelta(milliseconds=random.randint(50, 400)),
-    )
-
-
-def rejected_handoff_id(recorded: dict[str, Any], what: str) -> str:
-    """The id of the recorded rejection; a recorder that did not record is an error."""
-    problem = None
-    if not recorded.get("success"):
-        problem = f"{recorded.get('code')}: {recorded.get('error')}"
-    elif not recorded.get("handoff_id"):
-        problem = "the recorder returned no handoff id"
-    if problem is not None:
-        raise ApplicationError(
-            f"the rejection of {what} was not recorded: {problem}",
-            recorded,
-            type=FailureType.REJECTION_NOT_RECORDED,
-            non_retryable=True,
-        )
-    return str(recorded["handoff_id"])
-
-
-def refusal_error(result: TransitionResult) -> ApplicationError:
-    details = result.model_dump(mode="json", exclude_none=True)
-    if result.code in RETRYABLE_REFUSALS:
-        # Retried by the activity's retry policy; jitter spreads out callers on a hot SD.
-        return ApplicationError(
-            result.error or "concurrent transition",
-            details,
-            type=result.code.value,
-            next_retry_delay=timedelta(milliseconds=random.randint(50, 400)),
-        )
-    return ApplicationError(
-        result.error or result.code.value, details, type=result.code.value, non_retryable=True
     )
 
 
@@ -372,36 +343,31 @@ class HandoffActivities:
                 transition=result,
             )
 
-    async def _commit(self, request: ApplyDecisionInput, what: str) -> CommitHandoffResult:
-        """The verdict and every new result row, in one statement and one transaction."""
-        decision = request.decision
-        raw = await commit_handoff(
-            self._pool,
-            handoff_type=request.handoff_type.value,
-            sd_id=request.sd_id,
-            accepted=decision.accepted,
-            phase=request.phase or HANDOFF_PHASE[request.handoff_type],
-            results=[r.model_dump(mode="json") for r in request.sub_agent_results or ()],
-            prd_id=request.prd_id,
-            session_id=request.session_id,
-            context=decision.context.model_dump(mode="json", exclude_none=True),
-        )
-        if not decision.accepted:
-            return CommitHandoffResult(
-                accepted=False,
-                evaluation=decision.evaluation,
-                orchestration=decision.orchestration,
-                rejection_handoff_id=rejected_handoff_id(raw, what),
-            )
-        result = TransitionResult.model_validate(raw)
-        if not result.success:
-            raise refusal_error(result)
-        return CommitHandoffResult(
-            accepted=True,
-            evaluation=decision.evaluation,
-            orchestration=decision.orchestration,
-            transition=result,
-        )
+    @activity.defn(name="commit_handoff_decision")
+    async def commit_handoff_decision(self, request: CommitDecisionInput) -> CommitOutcome:
+        """Issue 13's apply step: the recorded verdict and every new result row, in one
+        statement and one transaction. Takes only what it writes and returns only what it
+        wrote: the decision itself is already in the workflow's history."""
+        what = f"{request.handoff_type.value} for {request.sd_id}"
+        # The transition call's span, as for apply_handoff_decision: outcome and refusal code.
+        with telemetry.span(
+            "leo.transition",
+            {"leo.sd_id": request.sd_id, "leo.handoff_type": request.handoff_type.value},
+        ) as span:
+            try:
+                outcome = await commit_decision(self._pool, request, what)
+            except ApplicationError as err:
+                if err.type in REFUSAL_CODES:
+                    span.set_attributes({"leo.outcome": "refused", "leo.refusal_code": err.type})
+                    metrics.record_refusal(err.type)
+                raise
+            except Exception as err:
+                conflict = transient_conflict(err, what)
+                if conflict is not None:
+                    raise conflict from err
+                raise
+            span.set_attribute("leo.outcome", "accepted" if outcome.transition else "rejected")
+            return outcome
 
     @activity.defn(name="commit_handoff")
     async def commit_handoff(self, request: CommitHandoffInput) -> CommitHandoffResult:

@@ -9,4 +9,4 @@ bench.floor, and asyncpg (or numpy) must never be imported inside the sandbox.
 """
 
 # In the order they run; names are the modules under bench/.
-BENCHMARKS = ("parallel", "overhead", "throughput", "transitions", "scaling")
+BENCHMARKS = ("parallel", "overhead", "throughput", "transitions", "scaling", "history")

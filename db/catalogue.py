@@ -6,17 +6,25 @@ from db.pool import Executor
 
 
 async def upsert_command_sub_agent(
-    conn: Executor, *, code: str, name: str, timeout_seconds: float, argv: list[str]
+    conn: Executor,
+    *,
+    code: str,
+    name: str,
+    timeout_seconds: float,
+    argv: list[str],
+    input_parts: list[str] | None = None,
 ) -> None:
     """Add a `command` sub-agent (priority 60) or update the one with this code, and activate it."""
     await conn.execute(
         "INSERT INTO leo_sub_agents "
-        "(code, name, priority, timeout_seconds, executor_kind, executor_ref) "
-        "VALUES ($1, $2, 60, $3, 'command', $4) ON CONFLICT (code) DO UPDATE "
+        "(code, name, priority, timeout_seconds, executor_kind, executor_ref, input_parts) "
+        "VALUES ($1, $2, 60, $3, 'command', $4, $5) ON CONFLICT (code) DO UPDATE "
         "SET name = EXCLUDED.name, timeout_seconds = EXCLUDED.timeout_seconds, "
-        "executor_kind = 'command', executor_ref = EXCLUDED.executor_ref, active = true",
+        "executor_kind = 'command', executor_ref = EXCLUDED.executor_ref, "
+        "input_parts = EXCLUDED.input_parts, active = true",
         code,
         name,
         timeout_seconds,
         argv,
+        input_parts,
     )

@@ -88,6 +88,7 @@ def build_worker(
             handoff.commit_handoff,
             handoff.evaluate_handoff_gates,
             handoff.apply_handoff_decision,
+            handoff.commit_handoff_decision,
             sub_agents.run_sub_agent,
             lifecycle.load_lifecycle_state,
             lifecycle.claim_sd,

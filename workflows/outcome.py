@@ -14,6 +14,7 @@ from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.agent_inputs import SubAgentRecord
+    from activities.commit import CommitDecisionInput, CommitOutcome
     from activities.handoff import (
         ApplyDecisionInput,
         CommitHandoffInput,
@@ -42,8 +43,41 @@ async def apply_decision(
 ) -> CommitHandoffResult:
     """A normal activity, scheduled in the workflow task that records the decision (a local
     activity's marker): every retry (a lost reply, a crashed worker, a deadlock) applies that
-    recorded verdict and never evaluates the gates again."""
+    recorded verdict and never evaluates the gates again.
+
+    With `records` (issue 13, patch lean-handoff), the step is `commit_handoff_decision`: it
+    gets only the transition context and the new result rows, records both in one transaction,
+    and returns only what it wrote; the result is put together here from the recorded
+    decision, so nothing is carried through history twice."""
     snapshot = commit.snapshot
+    summary = (
+        f"{handoff.value} transition" if decision.accepted else f"record {handoff.value} rejection"
+    )
+    if records is not None:
+        outcome: CommitOutcome = await workflow.execute_activity_method(
+            HandoffActivities.commit_handoff_decision,
+            CommitDecisionInput(
+                handoff_type=handoff,
+                sd_id=snapshot.sd.id,
+                prd_id=snapshot.prd.id if snapshot.prd else None,
+                session_id=commit.session_id,
+                phase=snapshot.phase,
+                accepted=decision.accepted,
+                context=decision.context,
+                sub_agent_results=records,
+            ),
+            start_to_close_timeout=timedelta(seconds=30),
+            schedule_to_close_timeout=timedelta(seconds=120),
+            retry_policy=retry_policy,
+            summary=summary,
+        )
+        return CommitHandoffResult(
+            accepted=decision.accepted,
+            evaluation=decision.evaluation,
+            orchestration=decision.orchestration,
+            transition=outcome.transition,
+            rejection_handoff_id=outcome.rejection_handoff_id,
+        )
     result: CommitHandoffResult = await workflow.execute_activity_method(
         HandoffActivities.apply_handoff_decision,
         ApplyDecisionInput(
@@ -52,17 +86,11 @@ async def apply_decision(
             prd_id=snapshot.prd.id if snapshot.prd else None,
             session_id=commit.session_id,
             decision=decision,
-            phase=snapshot.phase if records is not None else None,
-            sub_agent_results=records,
         ),
         start_to_close_timeout=timedelta(seconds=30),
         schedule_to_close_timeout=timedelta(seconds=120),
         retry_policy=retry_policy,
-        summary=(
-            f"{handoff.value} transition"
-            if decision.accepted
-            else f"record {handoff.value} rejection"
-        ),
+        summary=summary,
     )
     return result
 

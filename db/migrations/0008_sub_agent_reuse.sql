@@ -9,3 +9,10 @@ ALTER TABLE leo_sub_agents
 ALTER TABLE sub_agent_execution_results ADD COLUMN reuse_key text;
 CREATE INDEX sub_agent_execution_results_reuse_idx
     ON sub_agent_execution_results (reuse_key, created_at DESC) WHERE reuse_key IS NOT NULL;
+-- input_parts: the parts of the handoff snapshot an agent reads (NULL = all of them). An agent
+-- that names them gets only those in its input (and its input hash covers only those), plus
+-- the SD's identity (id, key, title, type, status, phase).
+ALTER TABLE leo_sub_agents
+    ADD COLUMN input_parts text[]
+        CHECK (input_parts IS NULL OR input_parts <@ ARRAY[
+            'sd', 'prd', 'stories', 'handoffs', 'evidence', 'retrospectives']::text[]);

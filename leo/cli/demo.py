@@ -47,9 +47,18 @@ from workflows.sd_lifecycle import SdLifecycleWorkflow
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = PROJECT_ROOT / "examples"
 DEMO_SD_FILE = EXAMPLES / "sd-leo-infra-hardening-001.yaml"
+# code -> (name, script, the snapshot parts it reads: its input is only those).
 DEMO_AGENTS = {
-    "DEMO_ACCEPTANCE_REVIEW": ("Acceptance criteria reviewer (command)", "acceptance_review.py"),
-    "DEMO_PLAN_TRACEABILITY": ("Plan traceability checker (command)", "plan_traceability.py"),
+    "DEMO_ACCEPTANCE_REVIEW": (
+        "Acceptance criteria reviewer (command)",
+        "acceptance_review.py",
+        ["stories"],
+    ),
+    "DEMO_PLAN_TRACEABILITY": (
+        "Plan traceability checker (command)",
+        "plan_traceability.py",
+        ["sd", "prd"],
+    ),
 }
 
 commands = typer.Typer()
@@ -170,13 +179,14 @@ def load_demo_spec(path: Path = DEMO_SD_FILE, sd_key: str | None = None) -> SdSp
 
 async def register_demo_agents(pool: asyncpg.Pool, seconds: float) -> list[str]:
     """Upsert the example command agents into the catalogue, pointing at this checkout."""
-    for code, (name, script) in DEMO_AGENTS.items():
+    for code, (name, script, parts) in DEMO_AGENTS.items():
         await upsert_command_sub_agent(
             pool,
             code=code,
             name=name,
             timeout_seconds=max(30.0, seconds * 3),
             argv=["{python}", str(EXAMPLES / "agents" / script), "--seconds", f"{seconds:g}"],
+            input_parts=parts,
         )
     return list(DEMO_AGENTS)
 

@@ -99,12 +99,16 @@ class SubAgentSpec(Frozen):
     env_passthrough: tuple[str, ...] = ()
     # How long a recorded result may stand in for a new run on the same input (0 = never).
     reuse_window_seconds: int = 0
+    # The snapshot parts the agent reads (None = all); see leo.domain.snapshot_budget.
+    input_parts: tuple[str, ...] | None = None
 
     @classmethod
     def from_row(cls, row: Any) -> SubAgentSpec:
         data = dict(row)
         data["depends_on"] = tuple(data.get("depends_on") or ())
         data["env_passthrough"] = tuple(data.get("env_passthrough") or ())
+        if data.get("input_parts") is not None:
+            data["input_parts"] = tuple(data["input_parts"])
         if isinstance(data.get("timeout_seconds"), Decimal):
             data["timeout_seconds"] = float(data["timeout_seconds"])
         return cls.model_validate(data)

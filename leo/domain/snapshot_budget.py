@@ -23,6 +23,21 @@ from leo.domain.budget import (
 )
 from leo.domain.snapshot import HandoffSnapshot, SubAgentSpec
 
+# The parts an agent may name in `leo_sub_agents.input_parts`; the rest of the snapshot (handoff
+# type, phase, read time) and the SD's identity are always in its view.
+OPTIONAL_PARTS = frozenset({"prd", "stories", "handoffs", "evidence", "retrospectives"})
+SD_IDENTITY = frozenset(
+    {
+        "id",
+        "sd_key",
+        "title",
+        "sd_type",
+        "status",
+        "current_phase",
+        "priority",
+        "transition_version",
+    }
+)
 # Below this a trimmed view would cut ids and codes; an SD that needs it is refused instead.
 MIN_VIEW_TEXT_CHARS = 256
 
@@ -72,6 +87,12 @@ def agent_view(snapshot: HandoffSnapshot, spec: SubAgentSpec) -> HandoffSnapshot
     any snapshot whose views cannot fit."""
     data = snapshot.model_dump(mode="json", exclude={"sub_agents"})
     data["sub_agents"] = [spec.model_dump(mode="json")]
+    if spec.input_parts is not None:
+        # Only the parts the agent declared it reads (issue 13), and the SD's identity.
+        for part in OPTIONAL_PARTS - set(spec.input_parts):
+            data.pop(part, None)
+        if "sd" not in spec.input_parts:
+            data["sd"] = {k: v for k, v in data["sd"].items() if k in SD_IDENTITY}
     chars = AGENT_VIEW_TEXT_CHARS
     view = data
     while json_size(view) > AGENT_INPUT_BUDGET_BYTES and chars >= MIN_VIEW_TEXT_CHARS:
