@@ -12,6 +12,7 @@ from temporalio import activity
 
 from db.sub_agent_results import find_result, insert_result
 from leo import metrics, telemetry
+from leo.domain.budget import AGENT_RESULT_BUDGET_BYTES, json_size
 from leo.domain.snapshot import HandoffSnapshot, SubAgentSpec
 from leo.domain.verdicts import AgentOutput, SubAgentResult, Verdict, error_output, fit_result
 from leo.sub_agents.executors import ExecutorConfigError, run_executor
@@ -95,11 +96,14 @@ class SubAgentActivities:
     async def _run_only(self, request: RunSubAgentInput) -> SubAgentResult:
         """The agent's work and nothing else: no database round trip. A result recorded in the
         workflow's history is never asked for again (Temporal does not re-run a completed
-        activity); the commit step writes the row with the decision."""
-        spec = request.spec
+        activity); the commit step writes the row with the decision. Only an output over the
+        agent's share of the payload budget is recorded here, in full, so that the row keeps
+        what the trimmed result in the history cannot."""
+        spec, snapshot = request.spec, request.snapshot
         started = time.monotonic()
-        output = await run_with_deadline(spec, request.snapshot, request.idempotency_key)
-        return SubAgentResult(
+        output = await run_with_deadline(spec, snapshot, request.idempotency_key)
+        elapsed = round(time.monotonic() - started, 3)
+        result = SubAgentResult(
             code=spec.code,
             name=spec.name,
             priority=spec.priority,
@@ -111,7 +115,40 @@ class SubAgentActivities:
             detailed_analysis=output.detailed_analysis,
             justification=output.justification,
             conditions=tuple(output.conditions) if output.conditions is not None else None,
-            execution_time=round(time.monotonic() - started, 3),
+            execution_time=elapsed,
+        )
+        if json_size(result) <= AGENT_RESULT_BUDGET_BYTES:
+            return result
+        row_id = await self._insert(request, output, elapsed)
+        if row_id is None:
+            row = await find_result(self._pool, request.idempotency_key)
+            return _result_from_row(spec, row, reused=True)
+        return result.model_copy(update={"result_id": str(row_id)})
+
+    async def _insert(self, request: RunSubAgentInput, output: AgentOutput, elapsed: float) -> Any:
+        spec, snapshot = request.spec, request.snapshot
+        return await insert_result(
+            self._pool,
+            idempotency_key=request.idempotency_key,
+            sd_id=snapshot.sd.id,
+            code=spec.code,
+            name=spec.name,
+            phase=snapshot.phase,
+            verdict=output.verdict.value,
+            confidence=output.confidence,
+            critical_issues=output.critical_issues,
+            warnings=output.warnings,
+            recommendations=output.recommendations,
+            detailed_analysis=output.detailed_analysis,
+            execution_time=elapsed,
+            justification=output.justification,
+            conditions=output.conditions,
+            metadata={
+                **request.metadata,
+                "handoff_type": snapshot.handoff_type.value,
+                "executor_kind": spec.executor_kind,
+                "attempt": activity.info().attempt,
+            },
         )
 
     async def _run_sub_agent(self, request: RunSubAgentInput) -> SubAgentResult:

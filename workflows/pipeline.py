@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import BaseModel
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeKey
-from temporalio.exceptions import ActivityError, ApplicationError, FailureError, TimeoutError
+from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
 with workflow.unsafe.imports_passed_through():
     from activities.agent_inputs import (
@@ -45,6 +45,7 @@ with workflow.unsafe.imports_passed_through():
     from leo.domain.snapshot import HandoffSnapshot, SubAgentSpec
     from leo.domain.snapshot_budget import agent_view
     from leo.domain.verdicts import SUCCESSFUL_VERDICTS, SubAgentResult, Verdict
+    from workflows.agent_results import activity_failure_result, not_run, rejection_message
     from workflows.outcome import DECIDE_ONCE, accepted_result, apply_decision, handoff_result
 
 SD_ID = SearchAttributeKey.for_keyword(search_attributes.SD_ID)
@@ -85,27 +86,6 @@ BACKSTOP_GRACE_SECONDS = 10
 HEARTBEAT_TIMEOUT = timedelta(seconds=5)
 
 
-def not_run(spec: SubAgentSpec, verdict: Verdict, issue: str) -> SubAgentResult:
-    return SubAgentResult(
-        code=spec.code,
-        name=spec.name,
-        priority=spec.priority,
-        verdict=verdict,
-        confidence=0,
-        critical_issues=(issue,),
-        ran=False,
-    )
-
-
-def activity_failure_result(spec: SubAgentSpec, err: ActivityError) -> SubAgentResult:
-    cause = err.cause
-    if isinstance(cause, TimeoutError):
-        issue = f"{spec.code} timed out ({cause.type.name if cause.type else 'timeout'}) and was cancelled"
-    else:
-        issue = f"{spec.code} failed: {getattr(cause, 'message', None) or err.message}"
-    return not_run(spec, Verdict.ERROR, issue)
-
-
 def domain_failure(err: ActivityError) -> BaseException:
     """Fail the workflow with the activity's own error type (INVALID_PHASE, ...), so that
     callers and the Web UI see the refusal, not a generic "activity task failed"."""
@@ -113,18 +93,6 @@ def domain_failure(err: ActivityError) -> BaseException:
     if isinstance(cause, ApplicationError):
         return ApplicationError(cause.message, *cause.details, type=cause.type, non_retryable=True)
     return err
-
-
-def rejection_message(result: HandoffResult) -> str:
-    """'GATE_X failed: score 72.5 against threshold 80 (infrastructure); issues: ...;
-    LEAD-TO-PLAN rejected for SD-X': the gate, the score and the issues first."""
-    score = f"{result.normalized_score:.1f}" if result.normalized_score is not None else "n/a"
-    issues = "; ".join(result.issues) or "none recorded"
-    return (
-        f"{result.failed_gate or 'a gate'} failed: score {score} against threshold "
-        f"{result.threshold:g} ({result.sd_type}); issues: {issues}. "
-        f"{result.handoff_type.value} rejected for {result.sd_key}"
-    )
 
 
 class HandoffWorkflowBase:

@@ -1,0 +1,45 @@
+"""Results the handoff workflow makes up itself: an agent that did not run, an activity that
+failed for good, and the message of a rejection. Workflow code: deterministic, no I/O."""
+
+from __future__ import annotations
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError, TimeoutError
+
+with workflow.unsafe.imports_passed_through():
+    from leo.domain.handoff_messages import HandoffResult
+    from leo.domain.snapshot import SubAgentSpec
+    from leo.domain.verdicts import SubAgentResult, Verdict
+
+
+def not_run(spec: SubAgentSpec, verdict: Verdict, issue: str) -> SubAgentResult:
+    return SubAgentResult(
+        code=spec.code,
+        name=spec.name,
+        priority=spec.priority,
+        verdict=verdict,
+        confidence=0,
+        critical_issues=(issue,),
+        ran=False,
+    )
+
+
+def activity_failure_result(spec: SubAgentSpec, err: ActivityError) -> SubAgentResult:
+    cause = err.cause
+    if isinstance(cause, TimeoutError):
+        issue = f"{spec.code} timed out ({cause.type.name if cause.type else 'timeout'}) and was cancelled"
+    else:
+        issue = f"{spec.code} failed: {getattr(cause, 'message', None) or err.message}"
+    return not_run(spec, Verdict.ERROR, issue)
+
+
+def rejection_message(result: HandoffResult) -> str:
+    """'GATE_X failed: score 72.5 against threshold 80 (infrastructure); issues: ...;
+    LEAD-TO-PLAN rejected for SD-X': the gate, the score and the issues first."""
+    score = f"{result.normalized_score:.1f}" if result.normalized_score is not None else "n/a"
+    issues = "; ".join(result.issues) or "none recorded"
+    return (
+        f"{result.failed_gate or 'a gate'} failed: score {score} against threshold "
+        f"{result.threshold:g} ({result.sd_type}); issues: {issues}. "
+        f"{result.handoff_type.value} rejected for {result.sd_key}"
+    )
