@@ -44,11 +44,16 @@ SIZES: dict[str, dict[str, Any]] = {
     "full": {"repeats": 60, "cpu_runs": 50},
 }
 SHAPE = FloorInput(parallel=AGENTS + BUILTIN_AGENTS, before=1, after=1)
+# Issue 13: the handoff's activities now (the built-in agents, the snapshot and the decision
+# run inside workflow tasks): the agents in parallel, then the apply step.
+SAME_ACTIVITIES = FloorInput(parallel=AGENTS, after=1)
+SAME_ACTIVITIES_TARGET = 1.2
 
 VARIANTS: dict[str, str] = {
     "handoff": f"handoff: LEAD-TO-PLAN, {AGENTS} no-op agents (+{BUILTIN_AGENTS} built-in)",
     "floor": f"floor: bare workflow, {AGENTS} parallel no-op activities",
     "floor_shape": f"floor in the handoff's shape: 1 -> {SHAPE.parallel} parallel -> 1",
+    "floor_activities": f"floor with the handoff's activities: {AGENTS} parallel -> 1",
     "whatif_floor_shape_local": "what-if floor shape, 1st/last step as local activities",
     "whatif_handoff_eager": "what-if handoff, worker max_eager_activity_reservations=10",
     "whatif_handoff_unsandboxed": "what-if handoff, worker without the workflow sandbox",
@@ -184,6 +189,7 @@ async def _interleaved(
         request = {
             "floor": FloorInput(parallel=AGENTS),
             "floor_shape": SHAPE,
+            "floor_activities": SAME_ACTIVITIES,
             "whatif_floor_shape_local": FloorInput(
                 SHAPE.parallel, 0.0, SHAPE.before, SHAPE.after, local=True
             ),
@@ -281,7 +287,7 @@ async def measure(
 
     agents = await make_agents(env.pool, AGENTS, 0.0)
     queues = {"handoff": env.task_queue}
-    variants = ["handoff", "floor", "floor_shape"]
+    variants = ["handoff", "floor", "floor_shape", "floor_activities"]
     async with contextlib.AsyncExitStack() as workers:
         if what_if:
             variants += ["whatif_floor_shape_local", *WHAT_IF_WORKERS]
@@ -332,7 +338,17 @@ async def measure(
                 "value": round(ratio, 2),
                 "target": f"<= {TARGET_RATIO}",
                 "verdict": verdict(ratio, TARGET_RATIO, at_most=True),
-            }
+            },
+            {
+                "metric": "handoff / floor with the same activities (medians)",
+                "value": round(ratios["handoff"] / ratios["floor_activities"], 2),
+                "target": f"<= {SAME_ACTIVITIES_TARGET}",
+                "verdict": verdict(
+                    ratios["handoff"] / ratios["floor_activities"],
+                    SAME_ACTIVITIES_TARGET,
+                    at_most=True,
+                ),
+            },
         ],
     }
 

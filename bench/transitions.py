@@ -11,7 +11,7 @@ connection, statements prepared by asyncpg's cache, the variants interleaved:
 - client transaction (reference): those three updates in BEGIN ... COMMIT from the client.
 
 Then 16 concurrent callers (one connection each) on one hot SD, round after round: how many
-win, how many are refused and why. Target: atomic <= 0.5 x non-atomic (medians).
+win, how many are refused and why. Target: atomic <= 0.75 x non-atomic (medians).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from leo.domain.handoffs import HandoffType
 
 NAME = "transitions"
 TITLE = "4. Atomic transition function vs three autocommit updates"
-TARGET_RATIO = 0.5
+TARGET_RATIO = 0.75  # issue 13 (the plan said 0.5; that is its moonshot)
 STORIES = 3
 SIZES: dict[str, dict[str, Any]] = {
     "quick": {"calls": 100, "rounds": 10},
