@@ -1,7 +1,8 @@
 """5. Scaling: handoff latency and throughput against the number of sub-agents and against
 the number of SDs in the database.
 
-Sub-agents: 1, 5, 10 and 20 no-op extra agents (plus the 2 built-in ones) per LEAD-TO-PLAN.
+Sub-agents: 1, 5, 10 and 14 no-op extra agents (plus the 2 built-in ones: 16, the payload budget's
+limit per handoff) per LEAD-TO-PLAN.
 Database: 1k, 10k and 100k SDs, filled up between the steps with one INSERT ... SELECT
 generate_series each and ANALYZEd, with 5 agents per handoff. At each point: latency of
 handoffs one at a time (median, p95), then one batch of N concurrent handoffs (handoffs/s,
@@ -28,14 +29,14 @@ TITLE = "5. Scaling with sub-agents per handoff and with SDs in the database"
 DB_AGENTS = 5
 SIZES: dict[str, dict[str, Any]] = {
     "quick": {
-        "agent_counts": [1, 5, 10, 20],
+        "agent_counts": [1, 5, 10, 14],
         "db_sizes": [1_000, 10_000],
         "repeats": 5,
         "n": 20,
         "batches": 1,
     },
     "full": {
-        "agent_counts": [1, 5, 10, 20],
+        "agent_counts": [1, 5, 10, 14],
         "db_sizes": [1_000, 10_000, 100_000],
         "repeats": 15,
         "n": 50,
