@@ -71,7 +71,7 @@ async def test_floor_and_overhead_benchmark_on_the_session_stack(
         )
         data = await overhead.measure(env, repeats=2, warmup=1, timeline_runs=1, what_if=False)
 
-    assert set(data["variants"]) == {"handoff", "floor", "floor_shape"}
+    assert set(data["variants"]) == {"handoff", "floor", "floor_shape", "floor_activities"}
     for variant in data["variants"].values():
         seconds = variant["seconds"]
         assert seconds["n"] == 2
@@ -84,6 +84,8 @@ async def test_floor_and_overhead_benchmark_on_the_session_stack(
     # server sees two stages: the sub-agents, then the step that applies the recorded verdict.
     assert handoff["workflow_tasks"] >= 3
     stages = [label for label, _ in handoff["segments_ms"] if label.startswith("stage ")]
-    assert len(stages) == 2 and "apply_handoff_decision" in stages[1]
+    # Only the agents are activities: the built-in rules run in the snapshot step.
+    assert len(stages) == 2 and "commit_handoff_decision" in stages[1]
+    assert "run_sub_agent x5" in stages[0]
     assert overhead.report(data)
     assert overhead.chart(data, tmp_path).is_file()

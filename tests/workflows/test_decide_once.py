@@ -32,7 +32,7 @@ from leo.gates.core import Gate, GateContext, GateRegistry
 from leo.runtime import build_worker
 from tests.support.factories import create_sd, seed_accepted_handoff
 
-APPLY_STEPS = ("apply_handoff_decision", "commit_handoff")
+APPLY_STEPS = ("commit_handoff_decision", "apply_handoff_decision", "commit_handoff")
 
 
 class LoseFirstReply(Interceptor):

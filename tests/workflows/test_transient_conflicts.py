@@ -22,7 +22,10 @@ async def transition_waiting_pid(pool: asyncpg.Pool, timeout: float = 20) -> int
     while True:
         pid = await pool.fetchval(
             "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-            "AND query LIKE '%fn_atomic_exec_to_plan_transition%' AND query NOT LIKE '%preflight%'"
+            # The apply step's statement (fn_commit_handoff calls the transition function), or,
+            # for handoffs started before issue 13, the transition function itself.
+            "AND (query LIKE '%fn_commit_handoff%' OR query LIKE '%fn_atomic_exec_to_plan_transition%') "
+            "AND query NOT LIKE '%preflight%'"
         )
         if pid is not None:
             return int(pid)
