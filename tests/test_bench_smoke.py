@@ -26,7 +26,14 @@ def test_summarize_orders_median_and_p95() -> None:
     stats = summarize([0.3, 0.1, 0.2, 0.9])
     assert stats["n"] == 4
     assert stats["min"] <= stats["median"] <= stats["p95"] <= stats["max"]
-    assert set(bench.BENCHMARKS) == {"parallel", "overhead", "throughput", "transitions", "scaling"}
+    assert set(bench.BENCHMARKS) == {
+        "parallel",
+        "overhead",
+        "throughput",
+        "transitions",
+        "scaling",
+        "history",
+    }
 
 
 def test_bench_uses_nothing_from_the_test_suite() -> None:
