@@ -1,5 +1,5 @@
 """Results the handoff workflow makes up itself: an agent that did not run, an activity that
-failed for good, and the message of a rejection. Workflow code: deterministic, no I/O."""
+failed for good, the message of a rejection, the details the Web UI shows. Workflow code: deterministic, no I/O."""
 
 from __future__ import annotations
 
@@ -43,3 +43,16 @@ def rejection_message(result: HandoffResult) -> str:
         f"{result.threshold:g} ({result.sd_type}); issues: {issues}. "
         f"{result.handoff_type.value} rejected for {result.sd_key}"
     )
+
+
+def result_details(result: HandoffResult) -> str:
+    """The Web UI's current details of a finished handoff: outcome, score, agents, gates."""
+    score = f"{result.normalized_score:.1f}" if result.normalized_score is not None else "n/a"
+    lines = [
+        f"**{result.handoff_type.value} {result.outcome}** for {result.sd_key}: "
+        f"score {score} / threshold {result.threshold:g} ({result.sd_type})",
+        "",
+        *[f"- {r.summary()}" for r in result.sub_agents],
+        *[f"- gate {g.name}: {g.status.value}" for g in result.gates],
+    ]
+    return "\n".join(lines)

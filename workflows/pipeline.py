@@ -45,7 +45,12 @@ with workflow.unsafe.imports_passed_through():
     from leo.domain.snapshot import HandoffSnapshot, SubAgentSpec
     from leo.domain.snapshot_budget import agent_view
     from leo.domain.verdicts import SUCCESSFUL_VERDICTS, SubAgentResult, Verdict
-    from workflows.agent_results import activity_failure_result, not_run, rejection_message
+    from workflows.agent_results import (
+        activity_failure_result,
+        not_run,
+        rejection_message,
+        result_details,
+    )
     from workflows.outcome import DECIDE_ONCE, accepted_result, apply_decision, handoff_result
 
 SD_ID = SearchAttributeKey.for_keyword(search_attributes.SD_ID)
@@ -233,7 +238,7 @@ class HandoffWorkflowBase:
                 else []
             )
         )
-        workflow.set_current_details(self._details(result))
+        workflow.set_current_details(result_details(result))
         self._progress = self._progress.model_copy(update={"stage": "done"})
         return result
 
@@ -426,15 +431,3 @@ class HandoffWorkflowBase:
                 for row in rows
             )
         )
-
-    @staticmethod
-    def _details(result: HandoffResult) -> str:
-        score = f"{result.normalized_score:.1f}" if result.normalized_score is not None else "n/a"
-        lines = [
-            f"**{result.handoff_type.value} {result.outcome}** for {result.sd_key}: "
-            f"score {score} / threshold {result.threshold:g} ({result.sd_type})",
-            "",
-            *[f"- {r.summary()}" for r in result.sub_agents],
-            *[f"- gate {g.name}: {g.status.value}" for g in result.gates],
-        ]
-        return "\n".join(lines)
