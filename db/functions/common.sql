@@ -258,8 +258,8 @@ RETURNS jsonb LANGUAGE sql VOLATILE SET search_path = pg_catalog, public, pg_tem
                                          'pre_state', leo_sd_state(p_state ->> 'sd_id'));
 $$;
 
--- The last step of every transition: the handoff record, the version bump and the completed
--- audit row. Runs inside the steps' sub-block, so a failure here rolls everything back too.
+-- The last step of every transition: the handoff record and the completed audit row (the
+-- version is bumped by the step's UPDATE of the SD, so the row is written once). Runs inside the steps' sub-block, so a failure here rolls everything back too.
 CREATE OR REPLACE FUNCTION leo_transition_complete(
     p_state jsonb, p_audit_id uuid, p_from_phase text, p_to_phase text, p_extra jsonb DEFAULT '{}')
 RETURNS jsonb LANGUAGE plpgsql SET search_path = pg_catalog, public, pg_temp AS $$
@@ -271,9 +271,14 @@ DECLARE
     v_pre        jsonb;
     v_version    integer;
 BEGIN
-    UPDATE strategic_directives_v2 SET transition_version = transition_version + 1
-    WHERE id = p_state ->> 'sd_id'
-    RETURNING transition_version INTO v_version;
+    -- The step's own UPDATE of the SD bumped the version (one write of the row, not two);
+    -- checked here, so that a step that forgot fails the transition instead of skipping it.
+    SELECT transition_version INTO v_version FROM strategic_directives_v2
+    WHERE id = p_state ->> 'sd_id';
+    IF v_version IS DISTINCT FROM (p_state #>> '{sd,transition_version}')::integer + 1 THEN
+        RAISE EXCEPTION 'the % step did not bump transition_version of % (still %)',
+            p_state ->> 'handoff_type', p_state ->> 'sd_id', v_version;
+    END IF;
 
     INSERT INTO sd_phase_handoffs (
         sd_id, handoff_type, from_phase, to_phase, status, validation_score, validation_passed,

@@ -47,7 +47,8 @@ BEGIN
         v_partial := v_partial || jsonb_build_object('prd_updated', true);
 
         v_step := '3. Transition SD';
-        UPDATE strategic_directives_v2 SET status = 'active', current_phase = 'EXEC_COMPLETE'
+        UPDATE strategic_directives_v2 SET status = 'active', current_phase = 'EXEC_COMPLETE',
+            transition_version = transition_version + 1
         WHERE id = v_state ->> 'sd_id';
         v_partial := v_partial || jsonb_build_object('sd_updated', true);
 

@@ -42,7 +42,7 @@ BEGIN
         UPDATE strategic_directives_v2
         SET status = 'completed', current_phase = 'COMPLETED', progress_percentage = 100,
             is_working_on = false, active_session_id = NULL, claiming_session_id = NULL,
-            completion_date = now()
+            completion_date = now(), transition_version = transition_version + 1
         WHERE id = v_state ->> 'sd_id';
         v_partial := v_partial || jsonb_build_object('sd_updated', true);
 

@@ -27,7 +27,8 @@ BEGIN
     v_audit := (v_state ->> 'audit_id')::uuid;
     BEGIN
         v_step := '1. Transition SD';
-        UPDATE strategic_directives_v2 SET status = 'in_progress', current_phase = 'PLAN_PRD'
+        UPDATE strategic_directives_v2 SET status = 'in_progress', current_phase = 'PLAN_PRD',
+            transition_version = transition_version + 1
         WHERE id = v_state ->> 'sd_id';
         v_partial := v_partial || jsonb_build_object('sd_updated', true);
 

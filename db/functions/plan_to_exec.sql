@@ -35,7 +35,8 @@ BEGIN
 
         v_step := '2. Transition SD';
         UPDATE strategic_directives_v2
-        SET status = 'active', current_phase = 'EXEC', is_working_on = true
+        SET status = 'active', current_phase = 'EXEC', is_working_on = true,
+            transition_version = transition_version + 1
         WHERE id = v_state ->> 'sd_id';
         v_partial := v_partial || jsonb_build_object('sd_updated', true);
 

@@ -45,7 +45,8 @@ BEGIN
         v_partial := v_partial || jsonb_build_object('prd_updated', true);
 
         v_step := '3. Transition SD';
-        UPDATE strategic_directives_v2 SET status = 'pending_approval', current_phase = 'LEAD_FINAL'
+        UPDATE strategic_directives_v2 SET status = 'pending_approval', current_phase = 'LEAD_FINAL',
+            transition_version = transition_version + 1
         WHERE id = v_state ->> 'sd_id';
         v_partial := v_partial || jsonb_build_object('sd_updated', true);
 

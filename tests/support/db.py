@@ -253,18 +253,10 @@ class Fault:
         return self.label or self.step
 
 
-# The last step of every handoff ("N. Record handoff") does three writes; each may fail.
+# The last step of every handoff ("N. Record handoff") does two writes; each may fail. (The
+# version bump is part of the step that updates the SD since issue 13: one write of the row.)
 def record_handoff_faults(step: str, partial_state: dict[str, Any]) -> list[Fault]:
     return [
-        Fault(
-            step,
-            "strategic_directives_v2",
-            "UPDATE",
-            "23514",
-            partial_state,
-            when="NEW.transition_version <> OLD.transition_version",
-            label=f"{step} (version bump)",
-        ),
         Fault(
             step, "sd_phase_handoffs", "INSERT", "23505", partial_state, label=f"{step} (insert)"
         ),
