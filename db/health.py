@@ -31,7 +31,7 @@ SELECT p.oid::regprocedure::text AS name
 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
 WHERE n.nspname = 'public' AND p.prokind = 'f' AND p.prorettype <> 'trigger'::regtype
   AND (p.proname LIKE 'fn\\_atomic\\_%' OR p.proname LIKE 'fn\\_record\\_%'
-       OR p.proname IN ('claim_sd', 'heartbeat_sd_claim', 'release_sd'))
+       OR p.proname IN ('fn_commit_handoff', 'claim_sd', 'heartbeat_sd_claim', 'release_sd'))
   AND NOT has_function_privilege(current_user, p.oid, 'EXECUTE')
 ORDER BY 1
 """
