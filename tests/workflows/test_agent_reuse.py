@@ -4,6 +4,7 @@ run, and the commit step records their results with the decision."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import asyncpg
@@ -12,6 +13,7 @@ from leo.api import LeoClient
 from leo.domain.handoff_messages import HandoffOptions, HandoffResult
 from leo.domain.handoffs import HandoffType
 from leo.domain.verdicts import SubAgentResult, Verdict
+from tests.support.db import failing_trigger
 from tests.support.factories import add_agent, create_sd
 
 
@@ -117,3 +119,59 @@ async def test_agent_runs_again_when_the_sd_changed(
     assert second.accepted, second.issues
     assert runs(tmp_path / "slow") == 2
     assert not by_code(second)[slow].reused
+
+
+async def test_results_and_the_decision_commit_together_or_not_at_all(
+    leo: LeoClient, db_pool: asyncpg.Pool
+) -> None:
+    """The commit step records the agents' rows in the transaction of the transition: while
+    the rows cannot be written, the transition is not applied either, and once they can, both
+    are written, once."""
+    sd = await create_sd(db_pool, ready_for="LEAD-TO-PLAN", sd_type="infrastructure")
+    async with failing_trigger(
+        db_pool,
+        table="sub_agent_execution_results",
+        event="INSERT",
+        column="sd_id",
+        sd_id=sd.id,
+        sqlstate="23514",
+        message="result rows refused (test)",
+    ):
+        handle = await leo.start_handoff(HandoffType.LEAD_TO_PLAN, sd.id)
+        async with asyncio.timeout(60):
+            while True:
+                desc = await leo.client.get_workflow_handle(handle.id).describe()
+                pending = [
+                    p
+                    for p in desc.raw_description.pending_activities
+                    if p.activity_type.name == "commit_handoff_decision" and p.attempt >= 3
+                ]
+                if pending:
+                    break
+                await asyncio.sleep(0.1)
+        # Two attempts failed on the result rows: nothing of the transition was applied.
+        assert (
+            await db_pool.fetchval(
+                "SELECT transition_version FROM strategic_directives_v2 WHERE id = $1", sd.id
+            )
+            == 1
+        )
+        for table in ("sd_transition_audit", "sd_phase_handoffs", "sub_agent_execution_results"):
+            assert (
+                await db_pool.fetchval(
+                    f"SELECT count(*) FROM {table} WHERE sd_id = $1",
+                    sd.id,
+                )
+                == 0
+            ), table
+    result = await leo.wait(handle)
+
+    assert result.accepted and result.transition_version == 2
+    rows = await db_pool.fetch(
+        "SELECT sub_agent_code, count(*) AS n FROM sub_agent_execution_results "
+        "WHERE sd_id = $1 GROUP BY 1",
+        sd.id,
+    )
+    assert {r["sub_agent_code"]: r["n"] for r in rows} == {"VALIDATION": 1, "RISK": 1}
+    audits = await db_pool.fetch("SELECT status FROM sd_transition_audit WHERE sd_id = $1", sd.id)
+    assert [a["status"] for a in audits] == ["completed"]
