@@ -175,3 +175,38 @@ async def test_results_and_the_decision_commit_together_or_not_at_all(
     assert {r["sub_agent_code"]: r["n"] for r in rows} == {"VALIDATION": 1, "RISK": 1}
     audits = await db_pool.fetch("SELECT status FROM sd_transition_audit WHERE sd_id = $1", sd.id)
     assert [a["status"] for a in audits] == ["completed"]
+
+
+async def test_builtin_rules_run_in_the_snapshot_step_and_dependants_still_wait_for_them(
+    leo: LeoClient, db_pool: asyncpg.Pool, tmp_path: Path
+) -> None:
+    after_validation = await add_agent(
+        db_pool, depends_on=["VALIDATION"], metadata={"marker_dir": str(tmp_path)}
+    )
+    sd = await create_sd(db_pool, ready_for="LEAD-TO-PLAN", sd_type="infrastructure")
+
+    result = await leo.run_handoff(
+        HandoffType.LEAD_TO_PLAN,
+        sd.id,
+        options=HandoffOptions(extra_sub_agents=[after_validation]),
+    )
+
+    assert result.accepted, result.issues
+    agents = by_code(result)
+    assert agents["VALIDATION"].verdict == Verdict.PASS and agents["VALIDATION"].ran
+    assert "RISK" in agents
+    assert runs(tmp_path) == 1 and agents[after_validation].verdict == Verdict.PASS
+    history = await leo.client.get_workflow_handle(result.workflow_id).fetch_history()
+    scheduled = [
+        e.activity_task_scheduled_event_attributes.activity_type.name
+        for e in history.events
+        if e.HasField("activity_task_scheduled_event_attributes")
+    ]
+    # One agent activity (the catalogue agent) and the commit step: no activity per rule.
+    assert scheduled == ["run_sub_agent", "commit_handoff_decision"]
+    recorded = await db_pool.fetch(
+        "SELECT sub_agent_code FROM sub_agent_execution_results WHERE sd_id = $1", sd.id
+    )
+    assert sorted(r["sub_agent_code"] for r in recorded) == sorted(
+        ["VALIDATION", "RISK", after_validation]
+    )
