@@ -101,8 +101,14 @@ class SubAgentActivities:
         what the trimmed result in the history cannot."""
         spec, snapshot = request.spec, request.snapshot
         started = time.monotonic()
-        output = await run_with_deadline(spec, snapshot, request.idempotency_key)
+        with telemetry.span(
+            f"leo.sub_agent {spec.code}",
+            {"leo.sub_agent": spec.code, "leo.sd_id": snapshot.sd.id},
+        ) as span:
+            output = await run_with_deadline(spec, snapshot, request.idempotency_key)
+            span.set_attribute("leo.verdict", output.verdict.value)
         elapsed = round(time.monotonic() - started, 3)
+        metrics.record_sub_agent(spec.code, output.verdict.value, elapsed)
         result = SubAgentResult(
             code=spec.code,
             name=spec.name,

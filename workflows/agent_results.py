@@ -3,11 +3,14 @@ failed for good, the message of a rejection, the details the Web UI shows. Workf
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, TimeoutError
 
 with workflow.unsafe.imports_passed_through():
-    from leo.domain.handoff_messages import HandoffResult
+    from leo.domain.handoff_messages import HandoffResult, SubAgentProgress
     from leo.domain.snapshot import SubAgentSpec
     from leo.domain.verdicts import SubAgentResult, Verdict
 
@@ -56,3 +59,35 @@ def result_details(result: HandoffResult) -> str:
         *[f"- gate {g.name}: {g.status.value}" for g in result.gates],
     ]
     return "\n".join(lines)
+
+
+def progress_rows(
+    specs: Mapping[str, SubAgentSpec],
+    done: Mapping[str, SubAgentResult],
+    running: Mapping[str, Any],
+) -> list[SubAgentProgress]:
+    """The `progress` query's agent rows: done (or skipped), running, pending."""
+    rows = []
+    for code in [*[c for c in done if c not in specs], *specs]:
+        if code in done:
+            r = done[code]
+            state = "done" if r.ran else "skipped"
+            rows.append(
+                SubAgentProgress(
+                    code=code, state=state, verdict=r.verdict.value, confidence=r.confidence
+                )
+            )
+        else:
+            rows.append(
+                SubAgentProgress(code=code, state="running" if code in running else "pending")
+            )
+    return rows
+
+
+def progress_details(rows: list[SubAgentProgress]) -> str:
+    """The Web UI's panel while agents run: "SECURITY sub-agent: PASS (92)" per agent."""
+    return "\n".join(
+        f"- {row.code} sub-agent: {row.verdict or row.state}"
+        + (f" ({row.confidence})" if row.confidence is not None else "")
+        for row in rows
+    )

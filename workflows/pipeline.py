@@ -38,7 +38,6 @@ with workflow.unsafe.imports_passed_through():
         HandoffInput,
         HandoffProgress,
         HandoffResult,
-        SubAgentProgress,
     )
     from leo.domain.handoffs import HandoffType, workflow_id_for
     from leo.domain.refusals import DOMAIN_ERROR_TYPES, FailureType
@@ -48,6 +47,8 @@ with workflow.unsafe.imports_passed_through():
     from workflows.agent_results import (
         activity_failure_result,
         not_run,
+        progress_details,
+        progress_rows,
         rejection_message,
         result_details,
     )
@@ -408,26 +409,7 @@ class HandoffWorkflowBase:
         done: dict[str, SubAgentResult],
         running: dict[str, Any],
     ) -> None:
-        rows = []
-        for code in [*[c for c in done if c not in specs], *specs]:
-            if code in done:
-                r = done[code]
-                state = "done" if r.ran else "skipped"
-                rows.append(
-                    SubAgentProgress(
-                        code=code, state=state, verdict=r.verdict.value, confidence=r.confidence
-                    )
-                )
-            else:
-                rows.append(
-                    SubAgentProgress(code=code, state="running" if code in running else "pending")
-                )
+        rows = progress_rows(specs, done, running)
         self._progress = self._progress.model_copy(update={"sub_agents": rows})
         # The Web UI shows this panel: "SECURITY sub-agent: PASS (92)" per agent.
-        workflow.set_current_details(
-            "\n".join(
-                f"- {row.code} sub-agent: {row.verdict or row.state}"
-                + (f" ({row.confidence})" if row.confidence is not None else "")
-                for row in rows
-            )
-        )
+        workflow.set_current_details(progress_details(rows))
