@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from db.sub_agent_results import find_recorded_results
-from leo import metrics
+from leo import metrics, telemetry
 from leo.domain.snapshot import HandoffSnapshot, SubAgentSpec
 from leo.domain.snapshot_budget import agent_view
 from leo.domain.verdicts import SubAgentResult, Verdict, error_output, fit_result
@@ -174,7 +174,12 @@ async def prepare_agents(
         ready = {r["code"]: result_from_row(specs[r["code"]], r) for r in rows}
     for code, spec in specs.items():
         if code not in ready and spec.executor_kind == "builtin":
-            ready[code] = result = evaluate_builtin(spec, snapshot)
+            # The same span and metric as an agent activity's, under the snapshot step.
+            with telemetry.span(
+                f"leo.sub_agent {code}", {"leo.sub_agent": code, "leo.sd_id": snapshot.sd.id}
+            ) as span:
+                ready[code] = result = evaluate_builtin(spec, snapshot)
+                span.set_attribute("leo.verdict", result.verdict.value)
             metrics.record_sub_agent(code, result.verdict.value, result.execution_time)
     return PreparedHandoff(snapshot=snapshot, keys=keys, ready=ready)
 
