@@ -10,11 +10,12 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel
 from temporalio import activity
 
+from activities.agent_inputs import result_from_row
 from db.sub_agent_results import find_result, insert_result
 from leo import metrics, telemetry
 from leo.domain.budget import AGENT_RESULT_BUDGET_BYTES, json_size
 from leo.domain.snapshot import HandoffSnapshot, SubAgentSpec
-from leo.domain.verdicts import AgentOutput, SubAgentResult, Verdict, error_output, fit_result
+from leo.domain.verdicts import AgentOutput, SubAgentResult, error_output, fit_result
 from leo.sub_agents.executors import ExecutorConfigError, run_executor
 
 if TYPE_CHECKING:
@@ -30,26 +31,6 @@ class RunSubAgentInput(BaseModel):
     metadata: dict[str, Any] = {}
     # False from issue 13 on: the agent only runs; the commit step records its result.
     record: bool = True
-
-
-def _result_from_row(spec: SubAgentSpec, row: Any, *, reused: bool) -> SubAgentResult:
-    conditions = row["conditions"]
-    return SubAgentResult(
-        code=spec.code,
-        name=spec.name,
-        priority=spec.priority,
-        verdict=Verdict(row["verdict"]),
-        confidence=row["confidence"],
-        critical_issues=tuple(str(i) for i in row["critical_issues"]),
-        warnings=tuple(str(i) for i in row["warnings"]),
-        recommendations=tuple(str(i) for i in row["recommendations"]),
-        detailed_analysis=row["detailed_analysis"],
-        justification=row["justification"],
-        conditions=tuple(conditions) if conditions is not None else None,
-        execution_time=row["execution_time"],
-        reused=reused,
-        result_id=str(row["id"]),
-    )
 
 
 async def run_with_deadline(
@@ -99,6 +80,24 @@ class SubAgentActivities:
         activity); the commit step writes the row with the decision. Only an output over the
         agent's share of the payload budget is recorded here, in full, so that the row keeps
         what the trimmed result in the history cannot."""
+        output, elapsed = await self._run_agent(request)
+        result = agent_result(request.spec, output, elapsed)
+        if json_size(result) <= AGENT_RESULT_BUDGET_BYTES:
+            return result
+        return await self._record(request, output, elapsed)
+
+    async def _run_sub_agent(self, request: RunSubAgentInput) -> SubAgentResult:
+        if not request.record:
+            return await self._run_only(request)
+        # Histories from before issue 13: the activity records its own row.
+        existing = await find_result(self._pool, request.idempotency_key)
+        if existing is not None:
+            # Recorded by an earlier attempt of this activity: never run the agent twice.
+            return result_from_row(request.spec, existing)
+        output, elapsed = await self._run_agent(request)
+        return await self._record(request, output, elapsed)
+
+    async def _run_agent(self, request: RunSubAgentInput) -> tuple[AgentOutput, float]:
         spec, snapshot = request.spec, request.snapshot
         started = time.monotonic()
         with telemetry.span(
@@ -109,27 +108,18 @@ class SubAgentActivities:
             span.set_attribute("leo.verdict", output.verdict.value)
         elapsed = round(time.monotonic() - started, 3)
         metrics.record_sub_agent(spec.code, output.verdict.value, elapsed)
-        result = SubAgentResult(
-            code=spec.code,
-            name=spec.name,
-            priority=spec.priority,
-            verdict=output.verdict,
-            confidence=output.confidence,
-            critical_issues=tuple(output.critical_issues),
-            warnings=tuple(output.warnings),
-            recommendations=tuple(output.recommendations),
-            detailed_analysis=output.detailed_analysis,
-            justification=output.justification,
-            conditions=tuple(output.conditions) if output.conditions is not None else None,
-            execution_time=elapsed,
-        )
-        if json_size(result) <= AGENT_RESULT_BUDGET_BYTES:
-            return result
+        return output, elapsed
+
+    async def _record(
+        self, request: RunSubAgentInput, output: AgentOutput, elapsed: float
+    ) -> SubAgentResult:
+        """Insert the row once; when another attempt recorded first, report what it recorded,
+        not a second opinion."""
         row_id = await self._insert(request, output, elapsed)
         if row_id is None:
             row = await find_result(self._pool, request.idempotency_key)
-            return _result_from_row(spec, row, reused=True)
-        return result.model_copy(update={"result_id": str(row_id)})
+            return result_from_row(request.spec, row)
+        return agent_result(request.spec, output, elapsed, result_id=str(row_id))
 
     async def _insert(self, request: RunSubAgentInput, output: AgentOutput, elapsed: float) -> Any:
         spec, snapshot = request.spec, request.snapshot
@@ -157,64 +147,22 @@ class SubAgentActivities:
             },
         )
 
-    async def _run_sub_agent(self, request: RunSubAgentInput) -> SubAgentResult:
-        spec, snapshot = request.spec, request.snapshot
-        if not request.record:
-            return await self._run_only(request)
-        existing = await find_result(self._pool, request.idempotency_key)
-        if existing is not None:
-            # Recorded by an earlier attempt of this activity: never run the agent twice.
-            return _result_from_row(spec, existing, reused=True)
 
-        started = time.monotonic()
-        with telemetry.span(
-            f"leo.sub_agent {spec.code}",
-            {"leo.sub_agent": spec.code, "leo.sd_id": snapshot.sd.id},
-        ) as span:
-            output = await run_with_deadline(spec, snapshot, request.idempotency_key)
-            span.set_attribute("leo.verdict", output.verdict.value)
-        elapsed = round(time.monotonic() - started, 3)
-        metrics.record_sub_agent(spec.code, output.verdict.value, elapsed)
-        metadata = {
-            **request.metadata,
-            "handoff_type": snapshot.handoff_type.value,
-            "executor_kind": spec.executor_kind,
-            "attempt": activity.info().attempt,
-        }
-        row_id = await insert_result(
-            self._pool,
-            idempotency_key=request.idempotency_key,
-            sd_id=snapshot.sd.id,
-            code=spec.code,
-            name=spec.name,
-            phase=snapshot.phase,
-            verdict=output.verdict.value,
-            confidence=output.confidence,
-            critical_issues=output.critical_issues,
-            warnings=output.warnings,
-            recommendations=output.recommendations,
-            detailed_analysis=output.detailed_analysis,
-            execution_time=elapsed,
-            justification=output.justification,
-            conditions=output.conditions,
-            metadata=metadata,
-        )
-        if row_id is None:
-            # Another attempt recorded first; report what was recorded, not a second opinion.
-            row = await find_result(self._pool, request.idempotency_key)
-            return _result_from_row(spec, row, reused=True)
-        return SubAgentResult(
-            code=spec.code,
-            name=spec.name,
-            priority=spec.priority,
-            verdict=output.verdict,
-            confidence=output.confidence,
-            critical_issues=tuple(output.critical_issues),
-            warnings=tuple(output.warnings),
-            recommendations=tuple(output.recommendations),
-            detailed_analysis=output.detailed_analysis,
-            justification=output.justification,
-            conditions=tuple(output.conditions) if output.conditions is not None else None,
-            execution_time=elapsed,
-            result_id=str(row_id),
-        )
+def agent_result(
+    spec: SubAgentSpec, output: AgentOutput, elapsed: float, *, result_id: str | None = None
+) -> SubAgentResult:
+    return SubAgentResult(
+        code=spec.code,
+        name=spec.name,
+        priority=spec.priority,
+        verdict=output.verdict,
+        confidence=output.confidence,
+        critical_issues=tuple(output.critical_issues),
+        warnings=tuple(output.warnings),
+        recommendations=tuple(output.recommendations),
+        detailed_analysis=output.detailed_analysis,
+        justification=output.justification,
+        conditions=tuple(output.conditions) if output.conditions is not None else None,
+        execution_time=elapsed,
+        result_id=result_id,
+    )
