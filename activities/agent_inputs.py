@@ -17,8 +17,8 @@ from db.sub_agent_results import find_recorded_results
 from leo import metrics, telemetry
 from leo.domain.snapshot import HandoffSnapshot, SubAgentSpec
 from leo.domain.snapshot_budget import agent_view
-from leo.domain.verdicts import SubAgentResult, Verdict, error_output, fit_result
-from leo.sub_agents.builtin import BUILTIN_RULES
+from leo.domain.verdicts import AgentOutput, SubAgentResult, Verdict, error_output, fit_result
+from leo.sub_agents.executors import ExecutorConfigError, builtin_rule
 
 if TYPE_CHECKING:
     from db.pool import Executor
@@ -127,32 +127,32 @@ def evaluate_builtin(spec: SubAgentSpec, snapshot: HandoffSnapshot) -> SubAgentR
     """A built-in rule is a pure function of the agent's view: evaluated here, in the snapshot
     step, instead of in an activity of its own. Same output as the activity would give."""
     started = time.monotonic()
-    rule = BUILTIN_RULES.get(str(spec.executor_ref))
-    if rule is None:
-        output = error_output(
-            f"{spec.code}: unknown built-in rule {spec.executor_ref!r}; "
-            f"known: {', '.join(sorted(BUILTIN_RULES))}"
-        )
-    else:
-        try:
-            output = rule(agent_view(snapshot, spec))
-        except Exception as exc:
-            output = error_output(f"{spec.code} raised {type(exc).__name__}: {exc}")
-    return fit_result(
-        SubAgentResult(
-            code=spec.code,
-            name=spec.name,
-            priority=spec.priority,
-            verdict=output.verdict,
-            confidence=output.confidence,
-            critical_issues=tuple(output.critical_issues),
-            warnings=tuple(output.warnings),
-            recommendations=tuple(output.recommendations),
-            detailed_analysis=output.detailed_analysis,
-            justification=output.justification,
-            conditions=tuple(output.conditions) if output.conditions is not None else None,
-            execution_time=round(time.monotonic() - started, 3),
-        )
+    try:
+        output = builtin_rule(spec)(agent_view(snapshot, spec))
+    except ExecutorConfigError as exc:
+        output = error_output(str(exc))
+    except Exception as exc:
+        output = error_output(f"{spec.code} raised {type(exc).__name__}: {exc}")
+    return fit_result(agent_result(spec, output, round(time.monotonic() - started, 3)))
+
+
+def agent_result(
+    spec: SubAgentSpec, output: AgentOutput, elapsed: float, *, result_id: str | None = None
+) -> SubAgentResult:
+    return SubAgentResult(
+        code=spec.code,
+        name=spec.name,
+        priority=spec.priority,
+        verdict=output.verdict,
+        confidence=output.confidence,
+        critical_issues=tuple(output.critical_issues),
+        warnings=tuple(output.warnings),
+        recommendations=tuple(output.recommendations),
+        detailed_analysis=output.detailed_analysis,
+        justification=output.justification,
+        conditions=tuple(output.conditions) if output.conditions is not None else None,
+        execution_time=elapsed,
+        result_id=result_id,
     )
 
 

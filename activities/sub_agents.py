@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel
 from temporalio import activity
 
-from activities.agent_inputs import result_from_row
+from activities.agent_inputs import agent_result, result_from_row
 from db.sub_agent_results import find_result, insert_result
 from leo import metrics, telemetry
 from leo.domain.budget import AGENT_RESULT_BUDGET_BYTES, json_size
@@ -146,23 +146,3 @@ class SubAgentActivities:
                 "attempt": activity.info().attempt,
             },
         )
-
-
-def agent_result(
-    spec: SubAgentSpec, output: AgentOutput, elapsed: float, *, result_id: str | None = None
-) -> SubAgentResult:
-    return SubAgentResult(
-        code=spec.code,
-        name=spec.name,
-        priority=spec.priority,
-        verdict=output.verdict,
-        confidence=output.confidence,
-        critical_issues=tuple(output.critical_issues),
-        warnings=tuple(output.warnings),
-        recommendations=tuple(output.recommendations),
-        detailed_analysis=output.detailed_analysis,
-        justification=output.justification,
-        conditions=tuple(output.conditions) if output.conditions is not None else None,
-        execution_time=elapsed,
-        result_id=result_id,
-    )

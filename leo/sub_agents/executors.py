@@ -18,7 +18,7 @@ from typing import Any
 
 from leo.domain.snapshot import HandoffSnapshot, SubAgentSpec
 from leo.domain.verdicts import AgentOutput, error_output, validate_agent_output
-from leo.sub_agents.builtin import BUILTIN_RULES
+from leo.sub_agents.builtin import BUILTIN_RULES, BuiltinRule
 from leo.sub_agents.environment import agent_environment
 from leo.sub_agents.processes import AgentProcess
 
@@ -38,14 +38,18 @@ def agent_payload(spec: SubAgentSpec, snapshot: HandoffSnapshot) -> dict[str, An
     }
 
 
-async def run_builtin(spec: SubAgentSpec, snapshot: HandoffSnapshot) -> AgentOutput:
+def builtin_rule(spec: SubAgentSpec) -> BuiltinRule:
     rule = BUILTIN_RULES.get(str(spec.executor_ref))
     if rule is None:
         raise ExecutorConfigError(
             f"{spec.code}: unknown built-in rule {spec.executor_ref!r}; "
             f"known: {', '.join(sorted(BUILTIN_RULES))}"
         )
-    return rule(snapshot.model_copy(deep=True))
+    return rule
+
+
+async def run_builtin(spec: SubAgentSpec, snapshot: HandoffSnapshot) -> AgentOutput:
+    return builtin_rule(spec)(snapshot.model_copy(deep=True))
 
 
 async def run_python(spec: SubAgentSpec, snapshot: HandoffSnapshot) -> AgentOutput:
