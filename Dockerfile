@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
 # Worker image for LEO handoffs: `leo worker` by default; `leo db migrate` runs the schema job.
-# Configured only through the environment (see leo/settings.py): LEO_DATABASE_URL,
+# Configured only through the environment (see leo/infra/settings.py): LEO_DATABASE_URL,
 # TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, LEO_TASK_QUEUE, LEO_DATA_DIR.
 #
 #   docker build -t leo-orchestrator:0.1.0 .

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import asyncio
 
+from leo.infra.settings import get_settings
 from leo.runtime import run_worker
-from leo.settings import get_settings
 
 if __name__ == "__main__":
     asyncio.run(run_worker(get_settings()))

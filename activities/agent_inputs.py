@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from db.sub_agent_results import find_recorded_results
-from leo import metrics, telemetry
 from leo.domain.snapshot import HandoffSnapshot, SubAgentSpec
 from leo.domain.snapshot_budget import agent_view
 from leo.domain.verdicts import AgentOutput, SubAgentResult, Verdict, error_output, fit_result
+from leo.infra import metrics, telemetry
 from leo.sub_agents.executors import ExecutorConfigError, builtin_rule
 
 if TYPE_CHECKING:

@@ -28,7 +28,6 @@ from activities.commit import (
 )
 from db.snapshots import read_snapshot_rows
 from db.transitions import TransitionContext, TransitionResult, call_transition, record_rejection
-from leo import metrics, telemetry
 from leo.domain.budget import BudgetExceededError, check_result_budget, check_sub_agent_count
 from leo.domain.handoffs import HANDOFF_PHASE, HandoffType
 from leo.domain.refusals import (
@@ -56,6 +55,7 @@ from leo.gates.core import (
     evaluate_gates,
 )
 from leo.gates.trim import fit_evaluation
+from leo.infra import metrics, telemetry
 from leo.sub_agents.selection import select_sub_agents
 
 if TYPE_CHECKING:

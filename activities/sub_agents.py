@@ -12,10 +12,10 @@ from temporalio import activity
 
 from activities.agent_inputs import agent_result, result_from_row
 from db.sub_agent_results import find_result, insert_result
-from leo import metrics, telemetry
 from leo.domain.budget import AGENT_RESULT_BUDGET_BYTES, json_size
 from leo.domain.snapshot import HandoffSnapshot, SubAgentSpec
 from leo.domain.verdicts import AgentOutput, SubAgentResult, error_output, fit_result
+from leo.infra import metrics, telemetry
 from leo.sub_agents.executors import ExecutorConfigError, run_executor
 
 if TYPE_CHECKING:

@@ -30,8 +30,8 @@ from db.migrate import migrate
 from db.pool import connect
 from leo.api import LeoClient
 from leo.dev_stack import Stack, free_port, start_stack
+from leo.infra.settings import Settings
 from leo.runtime import open_runtime
-from leo.settings import Settings
 
 
 @dataclass

@@ -17,7 +17,7 @@ import sys
 from leo.api import HandoffFailed, LeoClient
 from leo.dev_stack import running_temporal_address
 from leo.domain.handoffs import HandoffType
-from leo.settings import Settings
+from leo.infra.settings import Settings
 
 
 async def main(handoff: str, sd: str) -> int:

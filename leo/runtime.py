@@ -27,14 +27,14 @@ from activities.handoff import HandoffActivities
 from activities.lifecycle import LifecycleActivities
 from activities.sub_agents import SubAgentActivities
 from db.pool import create_pool
-from leo.client import connect_client
 from leo.domain.search_attributes import SEARCH_ATTRIBUTES
 from leo.gates.builtin import default_registry
 from leo.gates.core import GateRegistry
-from leo.payloads import InputCheckInterceptor
-from leo.settings import Settings
+from leo.infra.client import connect_client
+from leo.infra.payloads import InputCheckInterceptor
+from leo.infra.settings import Settings
+from leo.infra.telemetry import flush_traces, metrics_runtime
 from leo.sub_agents.reaping import prepare_worker_process
-from leo.telemetry import flush_traces, metrics_runtime
 from workflows.registry import HANDOFF_WORKFLOWS
 from workflows.sd_lifecycle import SdLifecycleWorkflow
 
@@ -100,7 +100,7 @@ def build_worker(
         activity_executor=ThreadPoolExecutor(max_workers=8),
         graceful_shutdown_timeout=timedelta(seconds=10),
         workflow_failure_exception_types=[pydantic.ValidationError],
-        # A start with no input, or two, fails at once (leo/payloads.py); callers may add more.
+        # A start with no input, or two, fails at once (leo/infra/payloads.py); callers may add more.
         interceptors=[InputCheckInterceptor(), *interceptors],
         **worker_options,  # type: ignore[arg-type]
     )

@@ -20,10 +20,10 @@ from temporalio.client import Client
 from db.migrate import migrate
 from db.pool import connect, create_pool
 from leo.api import LeoClient
-from leo.client import connect_client
 from leo.dev_stack import Stack, free_port, start_stack
+from leo.infra.client import connect_client
+from leo.infra.settings import Settings
 from leo.runtime import Runtime, load_gate_registry
-from leo.settings import Settings
 
 
 @pytest.fixture(scope="session")

@@ -28,8 +28,10 @@ from typer.testing import CliRunner
 
 from leo.api import HandoffFailed, LeoClient
 from leo.cli import app
-from leo.client import connect_client
-from leo.codec import (
+from leo.dev_stack import free_port, port_is_open, temporal_binary
+from leo.domain.handoffs import HandoffType
+from leo.infra.client import connect_client
+from leo.infra.codec import (
     ENCODING,
     EncryptionCodec,
     KeyRing,
@@ -38,12 +40,10 @@ from leo.codec import (
     data_converter,
     new_key,
 )
-from leo.codec_server import CodecServer
-from leo.dev_stack import free_port, port_is_open, temporal_binary
-from leo.domain.handoffs import HandoffType
-from leo.failures import LEO_DATA_CONVERTER
+from leo.infra.failures import LEO_DATA_CONVERTER
+from leo.infra.settings import Settings
 from leo.runtime import build_worker
-from leo.settings import Settings
+from leo.services.codec_server import CodecServer
 from tests.support.factories import create_sd
 from workflows.registry import HANDOFF_WORKFLOWS
 from workflows.sd_lifecycle import SdLifecycleWorkflow

@@ -2,7 +2,7 @@
 
 No Docker engine runs here, so nothing is built or started. Instead the files are parsed and
 checked against each other and against our code: the services and their start order, pinned
-images, that the worker scales, that the env the containers get is what `leo.settings` reads,
+images, that the worker scales, that the env the containers get is what `leo.infra.settings` reads,
 that the search attributes match `leo.domain.search_attributes.SEARCH_ATTRIBUTES`, that mounted files exist, and
 that the Dockerfile installs from the hash-checked lock and copies every package we ship.
 """
@@ -25,7 +25,7 @@ import yaml
 from pydantic import SecretStr
 
 from leo.domain.search_attributes import SEARCH_ATTRIBUTES
-from leo.settings import TEMPORAL_ENV_VARS, Settings
+from leo.infra.settings import TEMPORAL_ENV_VARS, Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -381,7 +381,7 @@ def test_env_of_our_services_lands_in_settings(name: str) -> None:
     ours = {key: value for key, value in env.items() if key.startswith(SETTINGS_ENV_PREFIXES)}
     fields = settings_env_fields()
     unknown = set(ours) - set(fields) - set(TEMPORAL_ENV_VARS)
-    assert not unknown, f"{name} sets env vars that leo.settings does not read: {unknown}"
+    assert not unknown, f"{name} sets env vars that leo.infra.settings does not read: {unknown}"
     assert "LEO_DATABASE_URL" in ours
     settings = Settings.from_env(env)
     for key, value in ours.items():
@@ -743,7 +743,7 @@ def dashboard_metric_names() -> set[str]:
 
 
 def test_dashboard_charts_every_leo_metric_by_its_exposed_name() -> None:
-    from leo.metrics import METRIC_NAMES
+    from leo.infra.metrics import METRIC_NAMES
 
     names = dashboard_metric_names()
     leo_names = {n for n in names if n.startswith("leo_")}

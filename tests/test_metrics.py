@@ -17,13 +17,13 @@ from typer.testing import CliRunner
 
 from leo.api import HandoffFailed, LeoClient, LifecycleClient
 from leo.cli import app
-from leo.client import connect_client
 from leo.dev_stack import free_port, port_is_open
 from leo.domain.handoffs import HandoffType
-from leo.metrics import METRIC_NAMES
+from leo.infra.client import connect_client
+from leo.infra.metrics import METRIC_NAMES
+from leo.infra.settings import Settings
+from leo.infra.telemetry import TelemetryError, metrics_runtime
 from leo.runtime import build_worker
-from leo.settings import Settings
-from leo.telemetry import TelemetryError, metrics_runtime
 from tests.support.factories import create_sd, seed_accepted_handoff
 from tests.test_deploy_files import dashboard_metric_names
 

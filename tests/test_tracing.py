@@ -20,13 +20,13 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from leo import telemetry
 from leo.api import HandoffFailed, LeoClient
-from leo.client import connect_client
 from leo.domain.handoff_messages import HandoffOptions
 from leo.domain.handoffs import HandoffType
+from leo.infra import telemetry
+from leo.infra.client import connect_client
+from leo.infra.settings import Settings
 from leo.runtime import build_worker
-from leo.settings import Settings
 from tests.support.factories import add_agent, create_sd
 
 

@@ -32,7 +32,6 @@ with workflow.unsafe.imports_passed_through():
         LoadSnapshotInput,
     )
     from activities.sub_agents import RunSubAgentInput, SubAgentActivities
-    from leo import metrics
     from leo.domain import search_attributes
     from leo.domain.handoff_messages import (
         HandoffInput,
@@ -44,6 +43,7 @@ with workflow.unsafe.imports_passed_through():
     from leo.domain.snapshot import HandoffSnapshot, SubAgentSpec
     from leo.domain.snapshot_budget import agent_view
     from leo.domain.verdicts import SUCCESSFUL_VERDICTS, SubAgentResult, Verdict
+    from leo.infra import metrics
     from workflows.agent_results import (
         activity_failure_result,
         not_run,
@@ -221,7 +221,7 @@ class HandoffWorkflowBase:
             # A failed run, so that the id may be started again once the cause is fixed
             # (reuse policy AllowDuplicateFailedOnly); the typed result rides in the details.
             # The message is what the Web UI and other SDKs show first: a decision, not a
-            # crash (leo.failures strips the stack trace of this type).
+            # crash (leo.infra.failures strips the stack trace of this type).
             raise ApplicationError(
                 rejection_message(result),
                 result,

@@ -17,7 +17,6 @@ with workflow.unsafe.imports_passed_through():
         LifecycleState,
         ReleaseInput,
     )
-    from leo import metrics
     from leo.domain import search_attributes
     from leo.domain.handoff_messages import HandoffResult
     from leo.domain.handoffs import (
@@ -36,6 +35,7 @@ with workflow.unsafe.imports_passed_through():
         RefusalCode,
         UpdateRefusal,
     )
+    from leo.infra import metrics
     from workflows.pipeline import domain_failure
 
 OUTCOME = SearchAttributeKey.for_keyword(search_attributes.OUTCOME)

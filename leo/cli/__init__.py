@@ -57,7 +57,7 @@ def exit_process(code: int) -> NoReturn:
     so every resource must already be closed: commands release theirs in `with` blocks. Buffered
     trace spans are exported first.
     """
-    telemetry = sys.modules.get("leo.telemetry")  # loaded by any command that traces
+    telemetry = sys.modules.get("leo.infra.telemetry")  # loaded by any command that traces
     if telemetry is not None:
         telemetry.flush_traces()
     sys.stdout.flush()

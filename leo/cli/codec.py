@@ -8,7 +8,7 @@ import typer
 
 from leo.cli.common import CliError, ExitCode, Shutdown, settings, shutdown_on_signals
 from leo.cli.render import stderr
-from leo.codec_server import DEFAULT_BIND, DEFAULT_CORS_ORIGINS
+from leo.services.codec_server import DEFAULT_BIND, DEFAULT_CORS_ORIGINS
 
 commands = typer.Typer()
 
@@ -54,10 +54,10 @@ def codec_server(
     --codec-endpoint` (TEMPORAL_CODEC_ENDPOINT), at it to read encrypted payloads. Whoever
     can reach it can decrypt: bind it to loopback or require --authorization.
     """
-    from leo.codec import codec_for
-    from leo.codec import new_key as make_key
-    from leo.codec_server import CodecServer
-    from leo.telemetry import parse_bind
+    from leo.infra.codec import codec_for
+    from leo.infra.codec import new_key as make_key
+    from leo.infra.telemetry import parse_bind
+    from leo.services.codec_server import CodecServer
 
     if new_key:
         typer.echo(make_key())

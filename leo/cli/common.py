@@ -31,8 +31,14 @@ from leo.api import ConnectionFailed, LeoClient
 from leo.cli.render import stderr
 from leo.dev_stack import StackError, open_database, running_temporal_address
 from leo.domain.refusals import DOMAIN_ERROR_TYPES
+from leo.infra.settings import (
+    InvalidSetting,
+    Settings,
+    SettingsError,
+    TemporalUnavailable,
+    redact_url,
+)
 from leo.runtime import ConfigurationError
-from leo.settings import InvalidSetting, Settings, SettingsError, TemporalUnavailable, redact_url
 
 T = TypeVar("T")
 

@@ -7,7 +7,7 @@ import typer
 from leo.cli.common import JsonFlag, migrate_database, settings
 from leo.cli.render import print_migration
 from leo.dev_stack import open_database
-from leo.settings import redact_url
+from leo.infra.settings import redact_url
 
 db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
 

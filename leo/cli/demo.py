@@ -39,8 +39,8 @@ from leo.domain.handoff_messages import HandoffOptions, HandoffProgress, Handoff
 from leo.domain.handoffs import HandoffType, Step, workflow_id_for
 from leo.domain.lifecycle_messages import ExecReport, LifecycleStatus, StepRecord
 from leo.domain.sd_spec import SdSpec
+from leo.infra.settings import Settings, redact_url
 from leo.runtime import open_runtime
-from leo.settings import Settings, redact_url
 from workflows.registry import HANDOFF_RUN, HANDOFF_WORKFLOWS
 from workflows.sd_lifecycle import SdLifecycleWorkflow
 

@@ -18,11 +18,11 @@ from leo.cli.common import (
     shutdown_on_signals,
 )
 from leo.cli.render import print_dev_summary, stderr
-from leo.client import connect_options, describe_security
 from leo.dev_stack import Stack, open_database, port_is_open, start_stack
+from leo.infra.client import connect_options, describe_security
+from leo.infra.settings import redact_url
+from leo.infra.telemetry import parse_bind
 from leo.runtime import run_worker
-from leo.settings import redact_url
-from leo.telemetry import parse_bind
 
 commands = typer.Typer()
 

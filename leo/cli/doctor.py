@@ -1,4 +1,4 @@
-"""`leo doctor`: is this deployment ready? A thin command over `leo.doctor`."""
+"""`leo doctor`: is this deployment ready? A thin command over `leo.services.doctor`."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from rich.markup import escape
 from leo.cli.common import ExitCode, JsonFlag, settings
 from leo.cli.render import print_json, stdout
 from leo.dev_stack import StackError, open_database, running_temporal_address
-from leo.settings import redact_url
+from leo.infra.settings import redact_url
 
 commands = typer.Typer()
 
@@ -33,7 +33,7 @@ def doctor(as_json: JsonFlag = False) -> None:
     when no error-level check failed (warnings allowed), 1 otherwise.
     """
     from db.pool import connect
-    from leo.doctor import run_doctor
+    from leo.services.doctor import run_doctor
 
     configured = settings()
     if not configured.temporal_address:

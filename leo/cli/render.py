@@ -24,7 +24,7 @@ from db.sd_history import AuditTrail, SdStatus
 from db.sds import SdDetails
 from leo.cli.render_edits import render_edits
 from leo.dev_stack import Stack
-from leo.settings import Settings, redact_url
+from leo.infra.settings import Settings, redact_url
 
 ERROR_RECORD_FIELDS = (
     "failed_step",

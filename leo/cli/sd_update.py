@@ -1,4 +1,4 @@
-"""`leo sd update`: fix an SD without SQL. A thin command over `leo.sd_edit`."""
+"""`leo sd update`: fix an SD without SQL. A thin command over `leo.services.sd_edit`."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from leo.cli.common import CliError, ExitCode, JsonFlag, SdArg, run_with_db, set
 from leo.cli.render import print_json, stdout
 from leo.cli.render_edits import render_changes
 from leo.cli.sd import sd_app, validation_message, yaml_problem
+from leo.domain.refusals import RefusalCode
 
 SET_HELP = """\
 FIELD=TEXT sets text; FIELD:=JSON sets a JSON value (lists, objects, numbers, null);
@@ -22,7 +23,12 @@ metadata.owner=alice, prd.title=..., and stories by key: stories[SD-X:US-002].ti
 (a new key adds a story). Repeatable; applied in order, after FILE."""
 
 # Refusals that mean "this edit cannot apply as asked"; CONCURRENT_LOCK is worth a retry.
-EDIT_BAD_INPUT = {"SD_NOT_FOUND", "INVALID_INPUT", "TRANSITION_OWNED_FIELD", "VERSION_CONFLICT"}
+EDIT_BAD_INPUT = {
+    RefusalCode.SD_NOT_FOUND,
+    RefusalCode.INVALID_INPUT,
+    RefusalCode.TRANSITION_OWNED_FIELD,
+    RefusalCode.VERSION_CONFLICT,
+}
 
 
 @sd_app.command(
@@ -67,7 +73,7 @@ def sd_update(
     """
     from pydantic import ValidationError
 
-    from leo.sd_edit import SdEditError, update_sd
+    from leo.services.sd_edit import SdEditError, update_sd
 
     if file is None and not sets:
         raise CliError("give a FILE, or one or more --set FIELD=VALUE", ExitCode.BAD_INPUT)

@@ -31,7 +31,7 @@ from leo.dev_stack.temporal import (
 )
 
 if TYPE_CHECKING:
-    from leo.settings import Settings
+    from leo.infra.settings import Settings
 
 __all__ = [
     "TUNED_DEV_SERVER_ARGS",

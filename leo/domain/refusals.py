@@ -104,7 +104,7 @@ LIFECYCLE_ACTIVITY_ERROR_TYPES: tuple[str, ...] = (
 
 # Every failure type a client can see (a failed run, a refused update), in any SDK: documented
 # in docs/temporal-cli.md. They are decisions and refusals, so they carry no stack trace
-# (leo/failures.py).
+# (leo/infra/failures.py).
 FAILURE_TYPES: frozenset[str] = frozenset(
     {code.value for code in RefusalCode if code is not RefusalCode.OK}
     | {kind.value for kind in UpdateRefusal}

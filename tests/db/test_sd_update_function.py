@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from db.sd_updates import call_update_sd, list_sd_changes
 from leo.api import LeoClient
-from leo.sd_edit import SdEditError
+from leo.services.sd_edit import SdEditError
 from tests.support.db import call, context
 from tests.support.factories import create_sd
 

@@ -19,12 +19,12 @@ from pydantic import SecretStr
 from temporalio.client import Client
 
 from leo.api import LeoClient
-from leo.client import connect_client
-from leo.codec import new_key
 from leo.domain.handoff_messages import HandoffOptions, HandoffResult
 from leo.domain.handoffs import HandoffType
 from leo.domain.verdicts import Verdict
-from leo.settings import Settings
+from leo.infra.client import connect_client
+from leo.infra.codec import new_key
+from leo.infra.settings import Settings
 from tests.support.factories import add_agent, create_sd
 from tests.support.faults import WorkerProcess, worker_env
 

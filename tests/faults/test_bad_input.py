@@ -169,8 +169,8 @@ async def test_garbage_workflow_input_fails_the_workflow_with_a_clear_error(
         name: run.failure or (run.status.name if run.status else "?")
         for name, run in garbage_runs.runs.items()
         if run.status != WorkflowExecutionStatus.FAILED
-        # INVALID_INPUT, naming the field, without pydantic's internals (leo.failures); two
-        # inputs are refused by the start-input check (leo/payloads.py).
+        # INVALID_INPUT, naming the field, without pydantic's internals (leo.infra.failures); two
+        # inputs are refused by the start-input check (leo/infra/payloads.py).
         or not (run.failure or "").startswith(("invalid input: ", "LEAD-TO-PLAN takes exactly 1"))
         or "pydantic" in (run.failure or "")
     }

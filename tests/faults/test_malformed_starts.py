@@ -1,6 +1,6 @@
 """Malformed starts and updates fail at once, non-retryably, naming the problem, and write
 nothing: a start with no input or two, an input in another encoding than JSON, for every
-workflow type, through the real `temporal` CLI (leo/payloads.py).
+workflow type, through the real `temporal` CLI (leo/infra/payloads.py).
 
 Before: the run stayed Running with its workflow task retrying (`TypeError: run() missing 1
 required positional argument`, `AttributeError: 'bytes' object has no attribute 'sd_id'`).

@@ -19,12 +19,12 @@ import pytest
 from temporalio.client import Client
 
 from leo.api import LeoClient
-from leo.client import connect_client
 from leo.dev_stack import TemporalDevServer, free_port
 from leo.domain.handoff_messages import HandoffOptions
 from leo.domain.handoffs import HandoffType
+from leo.infra.client import connect_client
+from leo.infra.settings import Settings
 from leo.runtime import build_worker
-from leo.settings import Settings
 from tests.support.factories import add_agent, create_sd
 from tests.support.faults import marker_times, start_dev_server, stop_dev_server, wait_until
 from tests.support.invariants import assert_invariants

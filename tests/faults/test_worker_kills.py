@@ -27,7 +27,7 @@ import pytest
 from leo.api import LeoClient
 from leo.domain.handoff_messages import HandoffOptions, HandoffResult
 from leo.domain.handoffs import HandoffType
-from leo.settings import Settings
+from leo.infra.settings import Settings
 from tests.support.factories import add_agent, create_sd
 from tests.support.faults import WorkerProcess, marker_times, worker_env
 from tests.support.invariants import assert_invariants

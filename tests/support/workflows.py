@@ -12,7 +12,7 @@ from temporalio.worker import Replayer
 
 from leo.domain.handoff_messages import HandoffInput, HandoffResult
 from leo.domain.handoffs import HandoffType, workflow_id_for
-from leo.failures import LEO_DATA_CONVERTER
+from leo.infra.failures import LEO_DATA_CONVERTER
 from workflows.registry import HANDOFF_RUN, HANDOFF_WORKFLOWS
 from workflows.sd_lifecycle import SdLifecycleWorkflow
 

@@ -15,7 +15,7 @@ from temporalio.worker import Replayer
 
 from leo.api import LeoClient
 from leo.domain.handoffs import HandoffType
-from leo.failures import LEO_DATA_CONVERTER
+from leo.infra.failures import LEO_DATA_CONVERTER
 from tests.support.factories import create_sd
 from tests.support.workflows import ALL_WORKFLOWS, HISTORIES, check_replay
 

@@ -16,11 +16,11 @@ import asyncpg
 from temporalio.client import Client
 
 from leo.api import LeoClient, LifecycleClient
-from leo.client import connect_client
 from leo.dev_stack import TemporalDevServer, free_port
 from leo.domain.handoffs import Step
+from leo.infra.client import connect_client
+from leo.infra.settings import Settings
 from leo.runtime import build_worker
-from leo.settings import Settings
 from tests.support.factories import create_sd, seed_accepted_handoff
 
 

@@ -17,7 +17,7 @@ import asyncpg
 from leo.api import LeoClient
 from leo.domain.handoff_messages import HandoffOptions
 from leo.domain.handoffs import HandoffType
-from leo.settings import Settings
+from leo.infra.settings import Settings
 from tests.support.factories import add_agent, create_sd
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -20,7 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from google.protobuf import json_format
 from temporalio.api.common.v1 import Payload, Payloads
 
-from leo.codec import EncryptionCodec, PayloadKeyError
+from leo.infra.codec import EncryptionCodec, PayloadKeyError
 
 # The embedded Web UI of `leo dev` (Temporal port 7233 + 1000).
 DEFAULT_CORS_ORIGINS = ("http://127.0.0.1:8233", "http://localhost:8233")

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from db.sd_updates import TRANSITION_OWNED_FIELD, SdUpdateResult, call_update_sd
 from db.sds import SdDetails, get_sd_details
+from leo.domain.refusals import RefusalCode
 from leo.domain.sd_spec import SdSpec
 
 if TYPE_CHECKING:
@@ -161,7 +162,7 @@ def apply_set(doc: dict[str, Any], expression: str) -> dict[str, Any]:
     match = SET_EXPRESSION.match(expression)
     if match is None or not match.group("path").strip():
         raise SdEditError(
-            "INVALID_INPUT",
+            RefusalCode.INVALID_INPUT,
             f"--set {expression!r}: write FIELD=TEXT, FIELD:=JSON, FIELD+=TEXT or FIELD+:=JSON",
         )
     path, op, raw = match.group("path").strip(), match.group("op"), match.group("value")
@@ -172,7 +173,7 @@ def apply_set(doc: dict[str, Any], expression: str) -> dict[str, Any]:
             value = json.loads(raw)
         except json.JSONDecodeError as exc:
             raise SdEditError(
-                "INVALID_INPUT", f"--set {path}{op}: the value is not JSON ({exc.msg})"
+                RefusalCode.INVALID_INPUT, f"--set {path}{op}: the value is not JSON ({exc.msg})"
             ) from exc
     merged = copy.deepcopy(doc)
     *parents, last = _segments(path)
@@ -184,7 +185,7 @@ def apply_set(doc: dict[str, Any], expression: str) -> dict[str, Any]:
         if items is None:
             items = target[last] = []
         if not isinstance(items, list):
-            raise SdEditError("INVALID_INPUT", f"--set {path}{op}: {path} is not a list")
+            raise SdEditError(RefusalCode.INVALID_INPUT, f"--set {path}{op}: {path} is not a list")
         items.append(value)
     else:
         target[last] = value
@@ -212,7 +213,7 @@ def _child(doc: dict[str, Any], target: dict[str, Any], segment: str, path: str)
     if child is None:
         child = target[segment] = {}
     if not isinstance(child, dict):
-        raise SdEditError("INVALID_INPUT", f"--set {path}: {segment} is not an object")
+        raise SdEditError(RefusalCode.INVALID_INPUT, f"--set {path}: {segment} is not an object")
     return child
 
 
@@ -222,7 +223,7 @@ def validate(doc: dict[str, Any], current: SdDetails) -> SdSpec:
     for name in ("sd_key", "id"):
         if doc.get(name) != getattr(current.sd, name):
             raise SdEditError(
-                "INVALID_INPUT",
+                RefusalCode.INVALID_INPUT,
                 f"{name} identifies the SD and never changes (it is {getattr(current.sd, name)})",
             )
     return SdSpec.model_validate(doc)
@@ -275,7 +276,7 @@ async def update_sd(
     """
     current = await get_sd_details(conn, ref)
     if current is None:
-        raise SdEditError("SD_NOT_FOUND", f"SD not found: {ref}")
+        raise SdEditError(RefusalCode.SD_NOT_FOUND, f"SD not found: {ref}")
     doc = current_document(current)
     if data is not None:
         doc = merge_file(doc, data)

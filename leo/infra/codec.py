@@ -23,8 +23,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from temporalio.api.common.v1 import Payload
 from temporalio.converter import DataConverter, PayloadCodec
 
-from leo.failures import LEO_DATA_CONVERTER, LeoFailureConverter
-from leo.settings import InvalidSetting, Settings
+from leo.infra.failures import LEO_DATA_CONVERTER, LeoFailureConverter
+from leo.infra.settings import InvalidSetting, Settings
 
 ENCODING = b"binary/encrypted"
 KEY_ID_METADATA = "encryption-key-id"
@@ -172,7 +172,7 @@ class EncodedAttributesFailureConverter(LeoFailureConverter):
 
 
 def data_converter(codec: PayloadCodec | None) -> DataConverter:
-    """LEO's data converter (`leo.failures`), encrypting through `codec` when there is one."""
+    """LEO's data converter (`leo.infra.failures`), encrypting through `codec` when there is one."""
     if codec is None:
         return LEO_DATA_CONVERTER
     return dataclasses.replace(

@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any, Literal, Self
 
 from temporalio.client import (
     Client,
-    WorkflowExecutionStatus,
     WorkflowFailureError,
     WorkflowHandle,
 )
@@ -28,27 +27,16 @@ from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from db.sd_history import AuditTrail, SdStatus, get_audit_trail, get_sd_status
 from db.sd_updates import SdUpdateResult
 from db.sds import resolve_sd_id
-from leo.client import connect_client
 from leo.domain.handoff_messages import HandoffInput, HandoffOptions, HandoffResult
 from leo.domain.handoffs import (
     HandoffType,
-    default_session_id,
-    lifecycle_workflow_id,
     workflow_id_for,
 )
-from leo.domain.lifecycle_messages import (
-    ApprovalInput,
-    ExecReport,
-    LifecycleInput,
-    LifecycleStatus,
-    MessageAck,
-    ReclaimInput,
-    RetryInput,
-)
-from leo.settings import Settings, redact_url
-from leo.telemetry import flush_traces
+from leo.domain.refusals import RefusalCode
+from leo.infra.client import connect_client
+from leo.infra.settings import Settings, redact_url
+from leo.infra.telemetry import flush_traces
 from workflows.registry import HANDOFF_RUN
-from workflows.sd_lifecycle import SdLifecycleWorkflow
 
 if TYPE_CHECKING:
     import asyncpg
@@ -59,7 +47,7 @@ class ConnectionFailed(RuntimeError):
     (a database URL with its password redacted)."""
 
     def __init__(self, server: Literal["Temporal", "PostgreSQL"], address: str, cause: str) -> None:
-        # `leo.client` and `db.pool` already phrase theirs this way, with the TLS in use.
+        # `leo.infra.client` and `db.pool` already phrase theirs this way, with the TLS in use.
         prefix = f"cannot connect to {server} at "
         super().__init__(cause if cause.startswith(prefix) else f"{prefix}{address}: {cause}")
         self.server = server
@@ -142,7 +130,7 @@ class LeoClient:
             return sd_id
         canonical = await resolve_sd_id(self._pool, sd_id)
         if canonical is None:
-            raise HandoffFailed(f"SD not found: {sd_id}", "SD_NOT_FOUND")
+            raise HandoffFailed(f"SD not found: {sd_id}", RefusalCode.SD_NOT_FOUND)
         return str(canonical)
 
     async def start_handoff(
@@ -204,7 +192,7 @@ class LeoClient:
             raise RuntimeError("sd_status needs a database: set LEO_DATABASE_URL")
         status = await get_sd_status(self._pool, sd_id)
         if status is None:
-            raise HandoffFailed(f"SD not found: {sd_id}", "SD_NOT_FOUND")
+            raise HandoffFailed(f"SD not found: {sd_id}", RefusalCode.SD_NOT_FOUND)
         return status
 
     async def update_sd(
@@ -223,10 +211,10 @@ class LeoClient:
         transition_version are refused. The edit is recorded with `actor` (default: the OS
         user); `expected_version` makes it fail with VERSION_CONFLICT if the SD moved on.
 
-        Raises `leo.sd_edit.SdEditError` (with `.code`) or pydantic's ValidationError, having
+        Raises `leo.services.sd_edit.SdEditError` (with `.code`) or pydantic's ValidationError, having
         written nothing. `request_id` makes a retried call return the first outcome.
         """
-        from leo.sd_edit import update_sd
+        from leo.services.sd_edit import update_sd
 
         if self._pool is None:
             raise RuntimeError("update_sd needs a database: set LEO_DATABASE_URL")
@@ -246,131 +234,5 @@ class LeoClient:
             raise RuntimeError("sd_audit needs a database: set LEO_DATABASE_URL")
         trail = await get_audit_trail(self._pool, sd_id)
         if trail is None:
-            raise HandoffFailed(f"SD not found: {sd_id}", "SD_NOT_FOUND")
+            raise HandoffFailed(f"SD not found: {sd_id}", RefusalCode.SD_NOT_FOUND)
         return trail
-
-
-class LifecycleConflict(RuntimeError):
-    """Another session's lifecycle is already driving the SD."""
-
-
-class LifecycleClient:
-    """The SD-LIFECYCLE workflow from Python: start, inspect, and send its messages."""
-
-    def __init__(self, leo: LeoClient) -> None:
-        self.leo = leo
-
-    async def handle(self, sd_id: str) -> WorkflowHandle[Any, LifecycleStatus]:
-        canonical = await self.leo.canonical_sd_id(sd_id)
-        return self.leo.client.get_workflow_handle_for(
-            SdLifecycleWorkflow.run, lifecycle_workflow_id(canonical)
-        )
-
-    async def start(
-        self,
-        sd_id: str,
-        *,
-        session_id: str | None = None,
-        options: HandoffOptions | None = None,
-        max_retries: int = 3,
-        deadline_seconds: float | None = None,
-        claim_heartbeat_seconds: float = 120,
-    ) -> WorkflowHandle[Any, LifecycleStatus]:
-        """Start the SD's lifecycle, or attach to it when this session already runs it.
-
-        One lifecycle per SD: the workflow id is derived from the canonical SD id. Another
-        session's running lifecycle is refused with LifecycleConflict; a completed one is
-        returned as it is (starting it again changes nothing).
-        """
-        canonical = await self.leo.canonical_sd_id(sd_id)
-        request = LifecycleInput(
-            sd_id=canonical,
-            session_id=session_id,
-            options=options or HandoffOptions(),
-            max_retries=max_retries,
-            deadline_seconds=deadline_seconds,
-            claim_heartbeat_seconds=claim_heartbeat_seconds,
-        )
-        workflow_id = lifecycle_workflow_id(canonical)
-        try:
-            return await self.leo.client.start_workflow(
-                SdLifecycleWorkflow.run,
-                request,
-                id=workflow_id,
-                task_queue=self.leo.task_queue,
-                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
-                static_summary=f"SD-LIFECYCLE {sd_id}",
-            )
-        except WorkflowAlreadyStartedError:
-            handle = self.leo.client.get_workflow_handle_for(SdLifecycleWorkflow.run, workflow_id)
-            description = await handle.describe()
-            if description.status == WorkflowExecutionStatus.RUNNING:
-                status = await handle.query(SdLifecycleWorkflow.status)
-                wanted = session_id or default_session_id(canonical)
-                if status.session_id not in (None, wanted):
-                    raise LifecycleConflict(
-                        f"{sd_id} is already driven by session {status.session_id}'s lifecycle "
-                        f"(at {status.current_step}, {status.waiting_for or status.state}); "
-                        "wait for it to finish or cancel it"
-                    ) from None
-            return handle
-
-    async def status(self, sd_id: str) -> LifecycleStatus:
-        return await (await self.handle(sd_id)).query(SdLifecycleWorkflow.status)
-
-    async def wait(self, handle: WorkflowHandle[Any, LifecycleStatus]) -> LifecycleStatus:
-        """The final status; a lifecycle that ended early (rejected by LEAD, expired, out of
-        retries) returns its status too. Other failures raise HandoffFailed."""
-        try:
-            return await handle.result()
-        except WorkflowFailureError as err:
-            cause = err.cause
-            if (
-                isinstance(cause, ApplicationError)
-                and cause.details
-                and cause.type
-                in (
-                    "LeadRejected",
-                    "LifecycleExpired",
-                    "RetriesExhausted",
-                )
-            ):
-                return LifecycleStatus.model_validate(cause.details[0])
-            code = cause.type if isinstance(cause, ApplicationError) else None
-            raise HandoffFailed(getattr(cause, "message", None) or str(err), code) from err
-
-    async def report_exec_complete(self, sd_id: str, report: ExecReport) -> MessageAck:
-        handle = await self.handle(sd_id)
-        # The SDK's update typing does not see through an async handler's coroutine type.
-        ack: MessageAck = await handle.execute_update(
-            SdLifecycleWorkflow.report_exec_complete,  # type: ignore[arg-type]
-            report,
-        )
-        return ack
-
-    async def approve(self, sd_id: str, approver: str, reason: str = "") -> MessageAck:
-        handle = await self.handle(sd_id)
-        return await handle.execute_update(
-            SdLifecycleWorkflow.approve, ApprovalInput(approver=approver, reason=reason)
-        )
-
-    async def reject(self, sd_id: str, approver: str, reason: str) -> MessageAck:
-        handle = await self.handle(sd_id)
-        return await handle.execute_update(
-            SdLifecycleWorkflow.reject, ApprovalInput(approver=approver, reason=reason)
-        )
-
-    async def retry(self, sd_id: str, reason: str = "") -> MessageAck:
-        handle = await self.handle(sd_id)
-        return await handle.execute_update(SdLifecycleWorkflow.retry, RetryInput(reason=reason))
-
-    async def reclaim(self, sd_id: str, reason: str = "") -> MessageAck:
-        """Claim the SD again after the lifecycle lost its claim ("claim lost to ..." in its
-        status); refused with CLAIMED_BY_OTHER_SESSION while the other session's claim is live."""
-        handle = await self.handle(sd_id)
-        ack: MessageAck = await handle.execute_update(
-            SdLifecycleWorkflow.reclaim,  # type: ignore[arg-type]
-            ReclaimInput(reason=reason),
-        )
-        return ack

@@ -2,7 +2,7 @@
 
 Both are off unless configured. Metrics: `leo worker --metrics-bind HOST:PORT` (or
 LEO_METRICS_BIND) serves Prometheus text at /metrics, the SDK's own metrics and LEO's
-(leo.metrics). Traces: when OTEL_EXPORTER_OTLP_ENDPOINT (or ..._TRACES_ENDPOINT) is set, the
+(leo.infra.metrics). Traces: when OTEL_EXPORTER_OTLP_ENDPOINT (or ..._TRACES_ENDPOINT) is set, the
 client and worker carry temporalio.contrib.opentelemetry's TracingInterceptor and spans go out
 over OTLP http/protobuf, configured by the standard OTEL_* variables.
 """
@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from opentelemetry import trace
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
-from leo.settings import InvalidSetting
+from leo.infra.settings import InvalidSetting
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from db import health
-from leo.doctor_report import Check, not_checked, reason_of
+from leo.services.doctor_report import Check, not_checked, reason_of
 
 if TYPE_CHECKING:
     import asyncpg

@@ -47,7 +47,7 @@ class SettingsError(ValueError):
 class TemporalUnavailable(RuntimeError):
     """Temporal cannot be reached or refused the connection; the message names the server.
 
-    Raised by `leo.client.connect_client`; defined here so the CLI can map it without importing
+    Raised by `leo.infra.client.connect_client`; defined here so the CLI can map it without importing
     the SDK's client."""
 
 
@@ -70,7 +70,7 @@ class Settings(BaseModel):
     data_dir: Path = Field(default=Path(".leo"), description="LEO_DATA_DIR")
     gate_plugins: tuple[str, ...] = Field(default=(), description="LEO_GATE_PLUGINS")
     # The TEMPORAL_* variables that connections load TLS, the API key and gRPC metadata from
-    # (`leo.client.connect_client`). None: a plain connection to `temporal_address`, as to the
+    # (`leo.infra.client.connect_client`). None: a plain connection to `temporal_address`, as to the
     # embedded dev server. Kept out of repr: it may hold an API key.
     temporal_env: dict[str, str] | None = Field(default=None, repr=False, description="TEMPORAL_*")
     # Observability and payload encryption: all off unless set (docs/observability.md).

@@ -21,7 +21,7 @@ from temporalio.converter import DefaultFailureConverter, PayloadConverter
 from temporalio.exceptions import ApplicationError
 
 from leo.domain.refusals import FAILURE_TYPES, RefusalCode
-from leo.payloads import StrictPayloadConverter
+from leo.infra.payloads import StrictPayloadConverter
 
 
 def validation_message(error: pydantic.ValidationError) -> str:
@@ -65,8 +65,8 @@ def _strip_decisions(failure: temporalio.api.failure.v1.Failure) -> None:
 
 
 # The one data converter: pydantic payloads (refusing a non-JSON payload for a model at once,
-# leo/payloads.py) and our failure converter. Workers, clients, replayers and tests all use it
-# (through `leo.client.connect_client`).
+# leo/infra/payloads.py) and our failure converter. Workers, clients, replayers and tests all use it
+# (through `leo.infra.client.connect_client`).
 LEO_DATA_CONVERTER = dataclasses.replace(
     pydantic_data_converter,
     payload_converter_class=StrictPayloadConverter,

@@ -13,8 +13,8 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from leo.doctor_report import Check, DoctorReport, not_checked, reason_of
-from leo.settings import Settings
+from leo.infra.settings import Settings
+from leo.services.doctor_report import Check, DoctorReport, not_checked, reason_of
 
 if TYPE_CHECKING:
     from temporalio.client import Client
@@ -25,8 +25,8 @@ RPC_TIMEOUT = timedelta(seconds=10)
 
 async def check_temporal(settings: Settings) -> tuple[list[Check], Client | None]:
     """Connection, namespace, search attributes and a polling worker."""
-    from leo.client import connect_client, connect_options, describe_security
-    from leo.settings import TemporalUnavailable
+    from leo.infra.client import connect_client, connect_options, describe_security
+    from leo.infra.settings import TemporalUnavailable
 
     checks: list[Check] = []
     names = ["temporal.namespace", "temporal.search_attributes", "temporal.worker"]
@@ -218,7 +218,7 @@ async def run_doctor(
 ) -> DoctorReport:
     """All checks. `with_database(work)` runs `work(conn, where)` on the configured database,
     or raises (an OSError or a `DatabaseUnavailable`) when it cannot connect."""
-    from leo.doctor_postgres import check_postgres
+    from leo.services.doctor_postgres import check_postgres
 
     checks, _client = await check_temporal(settings)
     try:

@@ -2,7 +2,7 @@
 
 In workflow code the meter is `workflow.metric_meter()`, which records nothing while a
 workflow replays and issues no command, so a count stays one per handoff however often its history is replayed.
-Activities use `activity.metric_meter()`. Without a metrics runtime (leo.telemetry) the SDK
+Activities use `activity.metric_meter()`. Without a metrics runtime (leo.infra.telemetry) the SDK
 drops what is recorded. The names and labels below are what the Prometheus endpoint exposes
 and what deploy/grafana/leo-dashboard.json queries.
 """

@@ -7,7 +7,7 @@ workflow then fails its task on `bytes.sd_id`; the converter refuses it. A start
 two) never reaches the converter: the SDK calls `run()` with the wrong number of arguments, a
 TypeError that fails the task; the interceptor refuses it. Invalid JSON and JSON that does not
 validate raise pydantic's ValidationError, which the worker lists in
-`workflow_failure_exception_types`. `leo.failures.LEO_DATA_CONVERTER` installs the converter
+`workflow_failure_exception_types`. `leo.infra.failures.LEO_DATA_CONVERTER` installs the converter
 on every client, worker and replayer.
 """
 

@@ -15,9 +15,9 @@ from temporalio.client import Client
 from temporalio.runtime import Runtime
 from temporalio.service import TLSConfig
 
-from leo.codec import codec_for, data_converter
-from leo.settings import Settings, TemporalUnavailable, load_temporal_config
-from leo.telemetry import tracing_interceptors
+from leo.infra.codec import codec_for, data_converter
+from leo.infra.settings import Settings, TemporalUnavailable, load_temporal_config
+from leo.infra.telemetry import tracing_interceptors
 
 __all__ = ["TemporalUnavailable", "connect_client", "connect_options", "describe_security"]
 
@@ -30,13 +30,13 @@ def connect_options(settings: Settings) -> dict[str, Any]:
     """`Client.connect` keyword arguments: the environment configuration's TLS, API key and
     gRPC metadata, with the address and namespace of `settings` (which may point at the
     embedded dev server instead), and always our data converter (pydantic payloads, LEO's
-    failure types: `leo.failures`; encrypted with a payload key: `leo.codec`)."""
+    failure types: `leo.infra.failures`; encrypted with a payload key: `leo.infra.codec`)."""
     options: dict[str, Any] = {}
     if settings.temporal_env is not None:
         options.update(load_temporal_config(settings.temporal_env))
     options["target_host"] = settings.temporal_address or DEFAULT_ADDRESS
     options["namespace"] = settings.temporal_namespace
-    # Encrypting when LEO_PAYLOAD_KEY is set (leo.codec).
+    # Encrypting when LEO_PAYLOAD_KEY is set (leo.infra.codec).
     options["data_converter"] = data_converter(codec_for(settings))
     return options
 
@@ -58,7 +58,7 @@ def describe_security(options: dict[str, Any]) -> str:
 async def connect_client(settings: Settings, *, runtime: Runtime | None = None) -> Client:
     """The one way to connect to Temporal here, so no caller can forget the converter: LEO's,
     encrypting when LEO_PAYLOAD_KEY is set; traced when OTEL_EXPORTER_OTLP_ENDPOINT is.
-    `runtime` carries the worker's metrics endpoint (leo.telemetry.metrics_runtime).
+    `runtime` carries the worker's metrics endpoint (leo.infra.telemetry.metrics_runtime).
 
     Raises `TemporalUnavailable` naming the server, the namespace and the security in use.
     """
