@@ -71,6 +71,24 @@ def _unavailable(dsn: str, exc: BaseException) -> DatabaseUnavailable:
     )
 
 
+async def keep_session(conn: asyncpg.Connection) -> None:
+    """The pool's `reset`: nothing to send. asyncpg still rolls back a transaction left open
+    (`Connection._reset`, before this runs), so only its default reset query is skipped:
+    `SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL`, one round trip on
+    every release (4 per handoff before issue 19).
+
+    The invariant that makes this safe: **no session state on pooled connections**. Nothing
+    that runs on a pooled connection sets a session GUC (`SET` without `LOCAL`,
+    `set_config(..., false)`), takes a session-level advisory lock, LISTENs, or keeps a cursor
+    or a prepared statement of its own (asyncpg's statement cache is per connection and
+    harmless). Transactions scope everything: `SET LOCAL`, `pg_advisory_xact_lock`, cursors
+    inside `conn.transaction()`. Whatever needs session state (the migration runner's
+    session lock, a benchmark's `SET track_functions`) opens its own connection with
+    `connect()` and closes it.
+    """
+    del conn
+
+
 # What opening a connection raises when the server is away, refuses us, or fails TLS.
 _CONNECT_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
@@ -78,10 +96,11 @@ _CONNECT_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.Interfa
 async def create_pool(
     dsn: str, *, min_size: int = 1, max_size: int = 10, **kwargs: Any
 ) -> asyncpg.Pool:
-    """A pool with our JSON codecs. Raises `DatabaseUnavailable` naming the server when its
-    first connections cannot be opened."""
+    """A pool with our JSON codecs and no reset query on release (`keep_session`). Raises
+    `DatabaseUnavailable` naming the server when its first connections cannot be opened."""
     kwargs.setdefault("command_timeout", COMMAND_TIMEOUT_SECONDS)
     kwargs.setdefault("timeout", CONNECT_TIMEOUT_SECONDS)
+    kwargs.setdefault("reset", keep_session)
     try:
         pool = await asyncpg.create_pool(
             dsn, min_size=min_size, max_size=max_size, init=init_connection, **kwargs
