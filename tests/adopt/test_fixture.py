@@ -10,6 +10,7 @@ import asyncpg
 import pytest
 
 from tests.adopt.fixture import LEO_ACTOR, register_actor
+from tests.support.db import fetch_one
 
 NARRATIVE = (
     "executive_summary, deliverables_manifest, key_decisions, known_issues, "
@@ -152,9 +153,10 @@ async def test_their_claim_functions_and_the_session_sync(ehg: asyncpg.Connectio
     assert taken["error"] == "already_claimed"
     stale = await ehg.fetchval(claim, "SD-FIX-003", "session_4e5f6a7b_tty5_505", "A")
     assert stale["success"] is True
-    sd = await ehg.fetchrow(
+    sd = await fetch_one(
+        ehg,
         "SELECT is_working_on, claiming_session_id FROM strategic_directives_v2 "
-        "WHERE sd_key = 'SD-FIX-003'"
+        "WHERE sd_key = 'SD-FIX-003'",
     )
     assert tuple(sd) == (True, "session_4e5f6a7b_tty5_505")
     assert (
@@ -181,9 +183,10 @@ async def test_their_transition_rpcs_run_with_their_named_arguments(
         "p_session_id => 's1', p_request_id => 'their-req-1')"
     )
     assert result["success"] is True
-    audit = await ehg.fetchrow(
+    audit = await fetch_one(
+        ehg,
         "SELECT a.status, a.sd_id = sd.uuid_id AS keyed_on_uuid FROM sd_transition_audit a "
-        "JOIN strategic_directives_v2 sd ON sd.uuid_id = a.sd_id WHERE a.request_id = 'their-req-1'"
+        "JOIN strategic_directives_v2 sd ON sd.uuid_id = a.sd_id WHERE a.request_id = 'their-req-1'",
     )
     assert tuple(audit) == ("completed", True)
     again = await ehg.fetchval(
