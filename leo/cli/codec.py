@@ -39,7 +39,19 @@ def codec_server(
             show_default=False,
             help="Require this exact Authorization header on every request, such as "
             "'Bearer <token>' (prefer the LEO_CODEC_AUTHORIZATION variable: a command line "
-            "is visible to other users). Default: none required.",
+            "is visible to other users). Default: none required, which only a loopback "
+            "--bind allows.",
+        ),
+    ] = None,
+    allowed_host: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allowed-host",
+            metavar="NAME",
+            show_default=False,
+            help="A host name clients may use to reach it, checked against the Host header "
+            "(repeatable). Loopback names and IP addresses are always accepted; any other "
+            "name is refused, against DNS rebinding.",
         ),
     ] = None,
     new_key: Annotated[
@@ -52,12 +64,14 @@ def codec_server(
     Reads the keys as the worker does (LEO_PAYLOAD_KEY, LEO_PAYLOAD_KEY_ID,
     LEO_PAYLOAD_OLD_KEYS). Point the Web UI's codec endpoint, or `temporal workflow show
     --codec-endpoint` (TEMPORAL_CODEC_ENDPOINT), at it to read encrypted payloads. Whoever
-    can reach it can decrypt: bind it to loopback or require --authorization.
+    can reach it can decrypt: a --bind that is not loopback is refused without --authorization.
+    Bodies over 8 MiB, without a Content-Length or not JSON are refused, and idle or slow
+    connections are closed after 30 s.
     """
     from leo.infra.codec import codec_for
     from leo.infra.codec import new_key as make_key
     from leo.infra.telemetry import parse_bind
-    from leo.services.codec_server import CodecServer
+    from leo.services.codec_server import CodecServer, InsecureBind
 
     if new_key:
         typer.echo(make_key())
@@ -77,7 +91,10 @@ def codec_server(
             codec,
             cors_origins=cors_origin or DEFAULT_CORS_ORIGINS,
             authorization=authorization,
+            allowed_hosts=allowed_host or (),
         )
+    except InsecureBind as exc:
+        raise CliError(str(exc), ExitCode.BAD_INPUT) from None
     except OSError as exc:
         raise CliError(f"cannot listen on {bind}: {exc}", ExitCode.ENVIRONMENT) from None
     stderr().print(
@@ -94,5 +111,6 @@ def codec_server(
         except Shutdown:
             pass
         finally:
+            server.shutdown()
             server.server_close()
     stderr().print("Codec server stopped.")

@@ -58,14 +58,15 @@ def parse_key(text: str, what: str) -> bytes:
 def parse_old_keys(text: str) -> dict[str, bytes]:
     """`id:base64,id:base64` (LEO_PAYLOAD_OLD_KEYS) -> {id: key}."""
     keys: dict[str, bytes] = {}
-    for item in (part.strip() for part in text.split(",")):
+    for number, item in enumerate((part.strip() for part in text.split(",")), start=1):
         if not item:
             continue
         key_id, sep, value = item.partition(":")
         if not sep or not key_id.strip():
+            # Named by its position: any part of the value could be key material.
             raise PayloadKeyError(
                 "LEO_PAYLOAD_OLD_KEYS must be written 'id:base64,id:base64,...' "
-                f"(an entry has no key id: {item[:6]}...)"
+                f"(entry {number} has no key id)"
             )
         key_id = key_id.strip()
         keys[key_id] = parse_key(value, f"LEO_PAYLOAD_OLD_KEYS entry {key_id!r}")
