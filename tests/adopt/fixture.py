@@ -22,7 +22,7 @@ from db.pool import connect
 
 EHG_DIR = Path(__file__).resolve().parent / "ehg"
 OWNER = "ehg_owner"
-# The LEO actor the owner registers in their handoff_actor_policy (docs/adoption.md).
+# The LEO actor the owner registers in their handoff_actor_policy.
 LEO_ACTOR = "LEO-ORCHESTRATOR"
 
 

@@ -4,7 +4,7 @@
 
 -- The one list of trusted handoff actors: may the actor create a handoff at all, and may it do
 -- so without holding the SD's claim? Unknown actors get (false, false). An owner who adopts LEO
--- adds the LEO actor here (docs/adoption.md).
+-- adds the LEO actor here.
 CREATE FUNCTION handoff_actor_policy(p_created_by text)
 RETURNS TABLE (may_create boolean, skips_claim_check boolean)
 LANGUAGE sql IMMUTABLE AS $$
