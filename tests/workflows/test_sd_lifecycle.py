@@ -120,7 +120,7 @@ async def test_lifecycle_runs_all_handoffs_with_exec_report_and_approval(
         == 6
     )
     # Its history (updates, children, timers) replays against this code.
-    await check_replay(client, lifecycle_workflow_id(sd.id), "sd_lifecycle")
+    await check_replay(client, lifecycle_workflow_id(sd.id), "restarted_when_completed")
 
 
 async def test_lifecycle_resumes_from_exec_and_refuses_messages_out_of_turn(
