@@ -20,6 +20,7 @@ from leo.domain.snapshot import HandoffSnapshot, SubAgentSpec
 from leo.domain.verdicts import AgentOutput, error_output, validate_agent_output
 from leo.sub_agents.builtin import BUILTIN_RULES, BuiltinRule
 from leo.sub_agents.environment import agent_environment
+from leo.sub_agents.launcher import EXEC_FAILED, EXEC_FAILED_PREFIX
 from leo.sub_agents.processes import AgentProcess
 
 MAX_OUTPUT_BYTES = 1_000_000
@@ -103,6 +104,9 @@ async def run_command(
             f"{spec.code}: command printed more than {MAX_OUTPUT_BYTES} bytes on stdout "
             "(the per-agent cap); LEO stopped reading and killed it"
         )
+    if run.returncode == EXEC_FAILED and run.stderr_tail.startswith(EXEC_FAILED_PREFIX):
+        reason = run.stderr_tail[len(EXEC_FAILED_PREFIX) :].decode(errors="replace")
+        return error_output(f"{spec.code}: cannot start {reason}")
     if run.returncode != 0:
         tail = run.stderr_tail.decode(errors="replace").strip()[-500:]
         return error_output(f"{spec.code}: command exited with code {run.returncode}: {tail}")

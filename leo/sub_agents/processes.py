@@ -1,41 +1,45 @@
 """The lifetime of a command agent's processes: they end when its run ends, for any reason.
 
-Each agent runs in its own session (so its own process group), with a parent-death signal,
-inside a per-run cgroup v2 where one is writable, and with two environment markers that its
-whole process tree inherits: `LEO_AGENT_RUN` (the sub-agent idempotency key) and
-`LEO_AGENT_WORKER` (the spawning worker's pid and start time). The run's end kills the group
-and the cgroup; a worker that was killed outright leaves at most grandchildren, which the next
-worker's start-up sweep kills; and before an agent starts, any live copy of the same handoff
-attempt (same key) is killed first, so at most one copy runs.
+Each agent runs under its own launcher (leo/sub_agents/launcher.py): a child subreaper with a
+parent-death signal, in its own session, inside a per-run cgroup v2 where one is writable. The
+launcher kills and reaps the agent's whole tree when the agent exits or when the worker sends it
+SIGTERM (always through a pidfd). Three environment markers are inherited by the tree:
+`LEO_AGENT_RUN` (the sub-agent idempotency key), `LEO_AGENT_WORKER` (the spawning worker's pid
+and start time) and `LEO_AGENT_COPY` (this copy's own id). The run's end also kills its cgroup
+and its copy's marked processes; a worker that was killed outright leaves at most grandchildren,
+which the next worker's start-up sweep kills; and before an agent starts, any live copy of the
+same handoff attempt (same key) is killed first, so at most one copy runs.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import shutil
 import signal
+import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from leo.sub_agents import launcher
 from leo.sub_agents.reaping import (
     CAP_LAST_CAP,
-    PR_CAPBSET_DROP,
-    PR_SET_NO_NEW_PRIVS,
-    PR_SET_PDEATHSIG,
-    PRCTL,
+    COPY_VAR,
     RUN_VAR,
     TMP_PREFIX,
     WORKER_VAR,
     cgroup_name,
     cgroup_root,
     kill_cgroup,
+    kill_copy,
     kill_previous_copies,
     worker_identity,
 )
@@ -49,49 +53,14 @@ DRAIN_SECONDS = 2.0
 
 # --- one run --------------------------------------------------------------------------------
 
-
-def _child_setup(worker_pid: int, cgroup_procs: str | None) -> None:  # pragma: no cover
-    # Runs in the forked child before exec (after setsid): keep it to plain syscalls.
-    if cgroup_procs is not None:
-        try:  # best effort: without it, the process group and the sweep still hold
-            fd = os.open(cgroup_procs, os.O_WRONLY)
-            try:
-                os.write(fd, b"0")
-            finally:
-                os.close(fd)
-        except OSError:
-            pass
-    if PRCTL is not None:
-        PRCTL(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        PRCTL(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
-        if os.geteuid() == 0:
-            # Root with capabilities could read a non-dumpable worker's memory anyway: an
-            # agent of a root worker runs as root without any capability.
-            for cap in range(CAP_LAST_CAP + 1):
-                PRCTL(PR_CAPBSET_DROP, cap, 0, 0, 0)
-    if os.getppid() != worker_pid:
-        os._exit(125)  # the worker died before the death signal was armed
+LAUNCHER = str(Path(launcher.__file__).resolve())
+# How long the launcher gets to kill the run's tree after SIGTERM before it is killed itself.
+STOP_SECONDS = 6.0
 
 
-def _running(pid: int) -> bool:
-    try:
-        return "\nState:\tZ" not in Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return False
-
-
-async def process_exit(pid: int) -> None:
-    """Return once the process has exited. asyncio's Process.wait() also waits until its pipes
-    close, which a grandchild that inherited stdout can put off for as long as it lives."""
-    try:
-        fd = os.pidfd_open(pid)
-    except ProcessLookupError:
-        return  # already exited and reaped
-    except OSError:  # no pidfd (Linux < 5.3): poll
-        while True:
-            if not _running(pid):
-                return
-            await asyncio.sleep(0.05)
+async def pidfd_exit(fd: int) -> None:
+    """Return once the process behind the pidfd has exited. asyncio's Process.wait() also waits
+    until its pipes close, which a process that escaped could put off for as long as it lives."""
     loop = asyncio.get_running_loop()
     gone: asyncio.Future[None] = loop.create_future()
 
@@ -104,7 +73,6 @@ async def process_exit(pid: int) -> None:
         await gone
     finally:
         loop.remove_reader(fd)
-        os.close(fd)
 
 
 async def _returncode(proc: asyncio.subprocess.Process) -> int:
@@ -161,16 +129,33 @@ async def _feed(stream: asyncio.StreamWriter, data: bytes) -> None:
 
 
 class AgentProcess:
-    """One run of a command agent. Use `async with`: leaving kills the whole tree."""
+    """One run of a command agent, under its own launcher (leo/sub_agents/launcher.py). Use
+    `async with`: leaving ends the whole tree."""
 
     def __init__(self, argv: list[str], env: dict[str, str], run_key: str) -> None:
         self.argv = argv
         self.run_key = run_key
+        self.copy = uuid.uuid4().hex  # this copy only: never reused by a later attempt
         self.identity = worker_identity()
         self.tmpdir = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{self.identity}-"))
-        self.env = {**env, "TMPDIR": str(self.tmpdir), RUN_VAR: run_key, WORKER_VAR: self.identity}
+        self.env = {
+            **env,
+            "TMPDIR": str(self.tmpdir),
+            RUN_VAR: run_key,
+            WORKER_VAR: self.identity,
+            COPY_VAR: self.copy,
+        }
         self.cgroup: Path | None = None
         self.proc: asyncio.subprocess.Process | None = None
+        self.pidfd: int | None = None
+
+    def _launcher_argv(self) -> list[str]:
+        config = {
+            "worker": os.getpid(),
+            "cgroup_procs": str(self.cgroup / "cgroup.procs") if self.cgroup else None,
+            "cap_last_cap": CAP_LAST_CAP,
+        }
+        return [sys.executable, "-I", "-S", LAUNCHER, json.dumps(config), *self.argv]
 
     async def __aenter__(self) -> AgentProcess:
         spawn: asyncio.Future[asyncio.subprocess.Process] | None = None
@@ -178,33 +163,32 @@ class AgentProcess:
             await _off_loop(kill_previous_copies, self.run_key)
             root = cgroup_root()
             if root is not None:
-                self.cgroup = root / cgroup_name(self.run_key, self.identity)
+                self.cgroup = root / cgroup_name(self.run_key, self.identity, self.copy)
                 try:
                     self.cgroup.mkdir()
                 except OSError:
                     self.cgroup = None
-            procs = str(self.cgroup / "cgroup.procs") if self.cgroup is not None else None
-            worker_pid = os.getpid()
             # The fork happens in the event loop's thread, which lives as long as the worker:
-            # PR_SET_PDEATHSIG fires when the forking *thread* ends.
+            # the launcher's PR_SET_PDEATHSIG fires when the forking *thread* ends.
             spawn = asyncio.ensure_future(
                 asyncio.create_subprocess_exec(
-                    *self.argv,
+                    *self._launcher_argv(),
                     stdin=asyncio.subprocess.PIPE,
                     stdout=asyncio.subprocess.PIPE,
                     stderr=asyncio.subprocess.PIPE,
                     env=self.env,
                     start_new_session=True,  # its own session and process group
-                    preexec_fn=lambda: _child_setup(worker_pid, procs),
                 )
             )
             # Shielded: asyncio's own clean-up of a start cancelled after the fork kills only
             # the child, then waits for its pipes, which a grandchild may hold for good.
             self.proc = await asyncio.shield(spawn)
+            self._open_pidfd()
         except asyncio.CancelledError:
             if spawn is not None and self.proc is None:
                 with contextlib.suppress(Exception):
                     self.proc = await spawn
+                    self._open_pidfd()
             await self.__aexit__(None, None, None)
             raise
         except BaseException:
@@ -212,31 +196,52 @@ class AgentProcess:
             raise
         return self
 
+    def _open_pidfd(self) -> None:
+        # Right after the spawn, long before the launcher (a Python start-up) can have exited
+        # and been reaped: the pidfd is the launcher's, and every signal goes through it.
+        assert self.proc is not None
+        self.pidfd = os.pidfd_open(self.proc.pid)
+
     async def __aexit__(self, *exc: object) -> None:
-        self.kill_tree()
-        if self.proc is not None:
+        try:
+            if self.proc is not None and self.pidfd is not None:
+                await asyncio.shield(self._stop())
+                # Let asyncio's child watcher reap it first, then close our pipe ends even if
+                # a process that escaped the kill still holds them.
+                with contextlib.suppress(RuntimeError):
+                    await _returncode(self.proc)
+                self.proc._transport.close()  # type: ignore[attr-defined]
+        finally:
+            await asyncio.shield(_off_loop(self._cleanup))
+
+    def _signal(self, sig: int) -> None:
+        if self.pidfd is not None:
             with contextlib.suppress(ProcessLookupError):
-                self.proc.kill()
-            await asyncio.shield(process_exit(self.proc.pid))
-            # Let asyncio's child watcher reap it first, then close our pipe ends even if a
-            # process that escaped the kill still holds them.
-            with contextlib.suppress(RuntimeError):
-                await _returncode(self.proc)
-            self.proc._transport.close()  # type: ignore[attr-defined]
-        await _off_loop(self._cleanup)
+                signal.pidfd_send_signal(self.pidfd, sig)
 
     def kill_tree(self) -> None:
-        if self.proc is not None:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.proc.pid, signal.SIGKILL)
-        if self.cgroup is not None:
-            with contextlib.suppress(OSError):
-                (self.cgroup / "cgroup.kill").write_text("1")
+        """Ask the launcher to kill the run's tree (it exits once that is done)."""
+        self._signal(signal.SIGTERM)
+
+    async def _stop(self) -> None:
+        assert self.pidfd is not None
+        self.kill_tree()
+        try:
+            await asyncio.wait_for(pidfd_exit(self.pidfd), STOP_SECONDS)
+        except TimeoutError:
+            self._signal(signal.SIGKILL)
+            await pidfd_exit(self.pidfd)
 
     def _cleanup(self) -> None:
+        # What may outlive a launcher that was killed outright: its cgroup, and the processes
+        # that still carry this copy's marker.
         if self.cgroup is not None:
             kill_cgroup(self.cgroup)
+        kill_copy(self.copy)
         shutil.rmtree(self.tmpdir, ignore_errors=True)
+        if self.pidfd is not None:
+            os.close(self.pidfd)
+            self.pidfd = None
 
     async def communicate(self, stdin: bytes, max_stdout: int) -> AgentRun:
         """Feed stdin, read stdout up to `max_stdout` bytes (then kill the tree) and a bounded
@@ -248,14 +253,15 @@ class AgentProcess:
         feed = asyncio.create_task(_feed(proc.stdin, stdin))
         out = asyncio.create_task(_read_capped(proc.stdout, stdout, max_stdout))
         err = asyncio.create_task(_read_tail(proc.stderr, stderr, STDERR_TAIL_BYTES))
-        exited = asyncio.create_task(process_exit(proc.pid))
+        assert self.pidfd is not None
+        exited = asyncio.create_task(pidfd_exit(self.pidfd))
         try:
             await asyncio.wait({out, exited}, return_when=asyncio.FIRST_COMPLETED)
             if out.done() and out.result():
                 self.kill_tree()  # over the cap: stop it now, read no more
+            # The launcher exits after the agent's own process, once it has killed what the
+            # agent left: nothing the agent started outlives the run.
             await exited
-            # The run ends with the agent's own process: nothing it started outlives it.
-            self.kill_tree()
             # Left in the pipes: bounded, since a process that escaped could hold them open.
             await asyncio.wait({out, err}, timeout=DRAIN_SECONDS)
             overflow = out.done() and out.result()

@@ -1,7 +1,7 @@
 """What outlives a command agent's run: markers, per-run cgroups, and the sweeps that end it.
 
-Every agent process carries `LEO_AGENT_RUN` (its sub-agent idempotency key) and
-`LEO_AGENT_WORKER` (its worker's pid and start time), inherited by its whole tree. A starting
+Every agent process carries `LEO_AGENT_RUN` (its sub-agent idempotency key), `LEO_AGENT_COPY`
+(its copy) and `LEO_AGENT_WORKER` (its worker's pid and start time), inherited by its whole tree. A starting
 worker kills the marked processes of workers that are gone (`prepare_worker_process`), and a
 starting agent first kills any live copy of the same key (`kill_previous_copies`). Where a
 cgroup v2 directory can be made under the worker's own, each run gets one.
@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 RUN_VAR = "LEO_AGENT_RUN"
 WORKER_VAR = "LEO_AGENT_WORKER"
+COPY_VAR = "LEO_AGENT_COPY"
 TMP_PREFIX = "leo-agent-"
 CGROUP_PARENT = "leo-agents"
 
@@ -119,8 +120,9 @@ def _cgroup_key(run_key: str) -> str:
     return re.sub(r"[^A-Za-z0-9_-]", "_", run_key)[:120]
 
 
-def cgroup_name(run_key: str, identity: str) -> str:
-    return f"{identity}.{_cgroup_key(run_key)}"
+def cgroup_name(run_key: str, identity: str, copy: str) -> str:
+    """Unique per copy: an earlier copy's late clean-up can never remove a later one's."""
+    return f"{identity}.{_cgroup_key(run_key)}.{copy}"
 
 
 def kill_cgroup(path: Path) -> None:
@@ -142,6 +144,18 @@ def kill_cgroup(path: Path) -> None:
 # --- sweeps ---------------------------------------------------------------------------------
 
 
+def _environ(pid: int) -> dict[str, str] | None:
+    try:
+        raw = Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return None
+    if RUN_VAR.encode() not in raw:
+        return None
+    return dict(
+        item.decode(errors="replace").partition("=")[::2] for item in raw.split(b"\0") if item
+    )
+
+
 def marked_processes() -> list[tuple[int, str, str]]:
     """(pid, run key, worker identity) of every live process that carries the agent markers."""
     found = []
@@ -149,54 +163,69 @@ def marked_processes() -> list[tuple[int, str, str]]:
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit() or int(entry.name) == me:
             continue
-        try:
-            raw = Path(entry.path, "environ").read_bytes()
-        except OSError:
-            continue
-        if RUN_VAR.encode() not in raw:
-            continue
-        env = dict(
-            item.decode(errors="replace").partition("=")[::2] for item in raw.split(b"\0") if item
-        )
-        if RUN_VAR in env and WORKER_VAR in env:
+        env = _environ(int(entry.name))
+        if env is not None and RUN_VAR in env and WORKER_VAR in env:
             found.append((int(entry.name), env[RUN_VAR], env[WORKER_VAR]))
     return found
 
 
-def _kill_marked(select: str | None) -> int:
-    """SIGKILL marked processes: of run key `select`, or (None) of dead workers. Repeated until
-    none is left (bounded), because a process may fork while it is being swept."""
+def kill_verified(pid: int, still: Callable[[int], bool]) -> bool:
+    """SIGKILL `pid` only if it is still the process `still` recognises. The pidfd is opened
+    first and the check made after: if the pid was reused in between, the check sees the new
+    process; if it is reused after, the pidfd still names the old one (and the signal fails)."""
+    try:
+        fd = os.pidfd_open(pid)
+    except OSError:  # gone (or no pidfd: then nothing is signalled rather than a stranger)
+        return False
+    try:
+        if not still(pid):
+            return False
+        signal.pidfd_send_signal(fd, signal.SIGKILL)
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    return True
+
+
+def _kill_marked(select: Callable[[dict[str, str]], bool]) -> int:
+    """SIGKILL the marked processes `select` picks, each checked again through its pidfd.
+    Repeated until none is left (bounded), because a process may fork while it is swept."""
     killed = 0
+
+    def still(pid: int) -> bool:
+        env = _environ(pid)
+        return env is not None and select(env)
+
     for _ in range(20):
-        targets = [
-            pid
-            for pid, key, identity in marked_processes()
-            if (key == select if select is not None else not worker_alive(identity))
-        ]
+        targets = [pid for pid, _key, _identity in marked_processes() if still(pid)]
         if not targets:
             break
-        for pid in targets:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGKILL)
-                killed += 1
+        killed += sum(kill_verified(pid, still) for pid in targets)
         time.sleep(0.02)
     return killed
+
+
+def kill_copy(copy: str) -> int:
+    """The run's end: kill what still carries this copy's marker (a launcher that was killed
+    outright cannot have killed it)."""
+    return _kill_marked(lambda env: env.get(COPY_VAR) == copy)
 
 
 def kill_previous_copies(run_key: str) -> int:
     """Kill whatever is left of earlier runs of this handoff attempt's agent (a dead worker's
     grandchildren, or a copy whose activity attempt was abandoned), before a new copy starts."""
-    killed = _kill_marked(run_key)
+    killed = _kill_marked(lambda env: env.get(RUN_VAR) == run_key)
     root = cgroup_root()
     if root is not None:
-        for path in root.glob(f"*.{_cgroup_key(run_key)}"):
+        for path in root.glob(f"*.{_cgroup_key(run_key)}.*"):
             kill_cgroup(path)
     return killed
 
 
 def sweep_dead_workers() -> int:
     """What workers that died left on this host: marked processes, cgroups, temp dirs."""
-    killed = _kill_marked(None)
+    killed = _kill_marked(lambda env: not worker_alive(env.get(WORKER_VAR, "")))
     root = cgroup_root()
     if root is not None:
         for path in root.iterdir():

@@ -207,13 +207,15 @@ async def test_a_sigkilled_workers_agent_dies_and_its_retry_never_overlaps_it(
 
 ENV_DUMP = r"""
 import json, os
+with open(f"/proc/{os.getppid()}/stat") as f:  # our parent is the run's launcher
+    worker_pid = int(f.read().rsplit(")", 1)[1].split()[1])
 try:
-    with open(f"/proc/{os.getppid()}/environ", "rb") as f:
+    with open(f"/proc/{worker_pid}/environ", "rb") as f:
         worker_environ = f.read().decode(errors="replace")
 except OSError as exc:
     worker_environ = f"refused: {type(exc).__name__}"
 print(json.dumps({"verdict": "PASS", "confidence": 50, "detailed_analysis": json.dumps({
-    "env": dict(os.environ), "worker_pid": os.getppid(), "worker_environ": worker_environ})}))
+    "env": dict(os.environ), "worker_pid": worker_pid, "worker_environ": worker_environ})}))
 """
 
 
@@ -263,6 +265,7 @@ async def test_an_agent_sees_no_worker_secret(
         "AGENT_TOKEN",
         "LEO_AGENT_RUN",
         "LEO_AGENT_WORKER",
+        "LEO_AGENT_COPY",
     }
     assert settings.database_url
     assert settings.database_url not in json.dumps(env)

@@ -312,8 +312,8 @@ async def test_cancelling_a_command_kills_its_process_group(tmp_path: Path) -> N
         while not pid_file.exists() or not pid_file.read_text().strip():
             assert time.monotonic() < deadline, "the command never started"
             await asyncio.sleep(0.05)
-        pgid = int(pid_file.read_text())
-        # The shell leads its own group (start_new_session) and has its sleeps in it.
+        pgid = os.getpgid(int(pid_file.read_text()))
+        # The shell is in its own group (its launcher's, start_new_session) with its sleeps.
         assert pgid != os.getpgid(0)
         deadline = time.monotonic() + 5
         while len(live_members(pgid)) < 3:

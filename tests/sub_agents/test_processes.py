@@ -33,7 +33,7 @@ def spec(ref: Any, **kw: Any) -> Any:
 
 
 def alive(pid: int) -> bool:
-    """Running, that is: exists and is not a zombie (an orphan's zombie waits for init)."""
+    """Running, that is: exists and is not a zombie."""
     try:
         status = Path(f"/proc/{pid}/status").read_text()
     except OSError:
@@ -63,9 +63,15 @@ async def read_pids(path: Path, count: int, within: float = 10.0) -> list[int]:
 
 def spawner(pid_file: Path, *, setsid: bool = False, then: str = "") -> list[str]:
     """sh that starts a `sleep 300` holding its stdout (optionally in a new session, escaping
-    the process group), writes both pids, then runs `then`."""
-    sleeper = "setsid sleep 300" if setsid else "sleep 300"
+    the process group, and with an empty environment, so without the run's markers), writes
+    both pids, then runs `then`."""
+    sleeper = "setsid env -i sleep 300" if setsid else "sleep 300"
     return ["sh", "-c", f"{sleeper} & echo $$ $! > {pid_file}; {then}"]
+
+
+def reaped(pid: int) -> bool:
+    """Gone from the process table: not even a zombie waiting for its parent."""
+    return not Path(f"/proc/{pid}").exists()
 
 
 # --- the run ends: the whole tree goes --------------------------------------------------------
@@ -96,6 +102,38 @@ async def test_without_a_cgroup_the_process_group_still_ends_with_the_run(
     assert await gone(agent, grandchild)
 
 
+DOUBLE_FORK = (
+    "(setsid env -i sh -c 'echo $$ > {pid_file}; exec sleep 300' > /dev/null 2>&1 &); "
+    "sleep 0.3; echo '{PASS_JSON}'"
+)
+
+
+async def test_an_orphan_without_cgroup_or_markers_is_killed_and_reaped_at_the_run_end(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Before: a `setsid` grandchild outlived the run for the worker's whole life when there
+    # was no cgroup (the Docker default), and `env -i` hid it from every sweep.
+    monkeypatch.setattr(processes, "cgroup_root", lambda: None)
+    pid_file = tmp_path / "pids"
+    async with asyncio.timeout(20):
+        out = await run_executor(
+            spec(spawner(pid_file, setsid=True, then=f"echo '{PASS_JSON}'")), builders.snapshot()
+        )
+    assert out.verdict is Verdict.PASS
+    _agent, escaped = await read_pids(pid_file, 2)
+    assert not alive(escaped), "a setsid grandchild without markers outlived the run"
+    assert reaped(escaped), "its zombie was left for init"
+    # Double-forked: its parent exited at once, and it does not hold the agent's stdout.
+    double = tmp_path / "double"
+    argv = ["sh", "-c", DOUBLE_FORK.format(pid_file=double, PASS_JSON=PASS_JSON)]
+    async with asyncio.timeout(20):
+        out = await run_executor(spec(argv), builders.snapshot())
+    assert out.verdict is Verdict.PASS
+    (orphan,) = await read_pids(double, 1)
+    assert not alive(orphan), "a double-forked orphan outlived the run"
+    assert reaped(orphan)
+
+
 @pytest.mark.skipif(reaping.cgroup_root() is None, reason="no writable cgroup v2 here")
 async def test_a_grandchild_that_left_the_process_group_dies_with_the_run_cgroup(
     tmp_path: Path,
@@ -115,8 +153,7 @@ async def test_a_grandchild_that_left_the_process_group_dies_with_the_run_cgroup
 
 async def test_a_timed_out_agent_and_its_grandchild_are_killed(tmp_path: Path) -> None:
     pid_file = tmp_path / "pids"
-    setsid = reaping.cgroup_root() is not None  # only a cgroup can catch a setsid escape
-    agent_spec = spec(spawner(pid_file, setsid=setsid, then="sleep 300"), timeout_seconds=1.0)
+    agent_spec = spec(spawner(pid_file, setsid=True, then="sleep 300"), timeout_seconds=1.0)
     started = time.monotonic()
     out = await ActivityEnvironment().run(run_with_deadline, agent_spec, builders.snapshot())
     assert time.monotonic() - started < 8
@@ -128,9 +165,8 @@ async def test_a_timed_out_agent_and_its_grandchild_are_killed(tmp_path: Path) -
 
 async def test_a_cancelled_agent_and_its_escaped_grandchild_are_killed(tmp_path: Path) -> None:
     pid_file = tmp_path / "pids"
-    setsid = reaping.cgroup_root() is not None  # only a cgroup can catch a setsid escape
     task = asyncio.create_task(
-        run_executor(spec(spawner(pid_file, setsid=setsid, then="sleep 300")), builders.snapshot())
+        run_executor(spec(spawner(pid_file, setsid=True, then="sleep 300")), builders.snapshot())
     )
     agent, grandchild = await read_pids(pid_file, 2)
     task.cancel()
@@ -142,10 +178,9 @@ async def test_a_cancelled_agent_and_its_escaped_grandchild_are_killed(tmp_path:
 async def test_a_cancellation_at_any_point_of_the_start_leaves_nothing(tmp_path: Path) -> None:
     # Cancelled between fork and the pipes being connected, asyncio itself killed only the
     # child and then waited for its pipes, held by the grandchild: the run hung for 300 s.
-    setsid = reaping.cgroup_root() is not None
     for n in range(30):
         key = f"start-race-{os.getpid()}-{n}"
-        argv = spawner(tmp_path / f"pids-{n}", setsid=setsid, then="sleep 300")
+        argv = spawner(tmp_path / f"pids-{n}", setsid=True, then="sleep 300")
         task = asyncio.create_task(run_executor(spec(argv), builders.snapshot(), key))
         await asyncio.sleep(n * 0.002)
         task.cancel()
@@ -155,6 +190,9 @@ async def test_a_cancellation_at_any_point_of_the_start_leaves_nothing(tmp_path:
         await asyncio.sleep(0.05)
         left = [pid for pid, run, _ in reaping.marked_processes() if run == key]
         assert not [pid for pid in left if alive(pid)], f"cancelled after {n * 2} ms: {left}"
+        with contextlib.suppress(OSError, ValueError):  # the unmarked setsid one, if it started
+            pids = [int(p) for p in (tmp_path / f"pids-{n}").read_text().split()]
+            assert await gone(*pids), f"cancelled after {n * 2} ms: {pids}"
 
 
 # --- bounded output -------------------------------------------------------------------------
@@ -232,7 +270,7 @@ async def test_an_agent_gets_a_minimal_environment(
 
 
 def processes_vars() -> set[str]:
-    return {reaping.RUN_VAR, reaping.WORKER_VAR}
+    return {reaping.RUN_VAR, reaping.WORKER_VAR, reaping.COPY_VAR}
 
 
 @pytest.mark.parametrize(
@@ -300,3 +338,43 @@ async def test_the_sweep_kills_what_dead_workers_left_and_nothing_else() -> None
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()
             proc.wait(5)
+
+
+# --- one copy, and no stranger is signalled ---------------------------------------------------
+
+
+async def test_an_old_copys_late_clean_up_leaves_the_new_copy_running(tmp_path: Path) -> None:
+    # Before: both copies of a key had the same cgroup, so the old copy's clean-up (late, as
+    # after a long drain) killed the new copy's cgroup, and the new copy with it.
+    key = f"one-copy-{os.getpid()}"
+    argv = ["sh", "-c", 'echo $$ > "$0"; sleep 300']
+    env = agent_environment(())
+    old = processes.AgentProcess([*argv, str(tmp_path / "old")], env, key)
+    new = processes.AgentProcess([*argv, str(tmp_path / "new")], env, key)
+    await old.__aenter__()
+    (old_pid,) = await read_pids(tmp_path / "old", 1)
+    await new.__aenter__()  # kills the old copy first
+    try:
+        (new_pid,) = await read_pids(tmp_path / "new", 1)
+        assert await gone(old_pid), "the new copy started while the old one ran"
+        await old.__aexit__(None, None, None)
+        await asyncio.sleep(0.3)
+        assert alive(new_pid), "the old copy's clean-up killed the new copy"
+        assert old.copy != new.copy
+    finally:
+        await new.__aexit__(None, None, None)
+    assert await gone(new_pid)
+
+
+def test_a_verified_kill_never_signals_a_process_the_check_does_not_recognise() -> None:
+    sleeper = subprocess.Popen(["sleep", "300"])
+    try:
+        assert not reaping.kill_verified(sleeper.pid, lambda pid: False)
+        assert sleeper.poll() is None
+        assert reaping.kill_verified(sleeper.pid, lambda pid: pid == sleeper.pid)
+        assert sleeper.wait(5) == -9
+        # Reaped: its pid names nothing, or a newer process, and nothing is signalled.
+        assert not reaping.kill_verified(sleeper.pid, lambda pid: False)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            sleeper.kill()
