@@ -129,11 +129,16 @@ def _code_version() -> str:
 
 
 def record_history(
-    history: WorkflowHistory, scenario: str, shape: str, folder: Path = HISTORIES
+    history: WorkflowHistory,
+    scenario: str,
+    shape: str,
+    folder: Path = HISTORIES,
+    *,
+    code: str | None = None,
 ) -> Path | None:
     """Add `history` to the corpus as `<workflow>-<shape>-<scenario>.json` with a row in the
-    folder's README.md. Never overwrites: returns None (and writes nothing) when that file
-    exists already."""
+    folder's README.md; `code` names the commit that recorded it (default: this checkout's).
+    Never overwrites: returns None (and writes nothing) when that file exists already."""
     if not SCENARIO.match(scenario):
         raise ValueError(f"scenario {scenario!r}: lower case letters, digits and '_' only")
     name = f"{workflow_name(history)}-{shape}-{scenario}.json"
@@ -142,7 +147,7 @@ def record_history(
         "workflow": workflow_name(history),
         "shape": shape,
         "scenario": scenario,
-        "code": _code_version(),
+        "code": code or _code_version(),
         "date": datetime.now(UTC).date().isoformat(),
         "patches": sorted(set(patches_in(history))),
         "ending": ending(history),
