@@ -27,6 +27,19 @@ class AcceptedHandoff(BaseModel):
     accepted_at: datetime | None
 
 
+class BypassRecord(BaseModel):
+    """A BYPASS-COMPLETION: who completed the SD without its gates, as which database role."""
+
+    model_config = ConfigDict(frozen=True)
+
+    handoff_id: str
+    actor: str | None
+    db_role: str | None
+    reason: str | None
+    from_phase: str
+    accepted_at: datetime | None
+
+
 class LoadLifecycleStateInput(BaseModel):
     sd_id: str
 
@@ -43,6 +56,7 @@ class LifecycleState(BaseModel):
     current_phase: str
     transition_version: int
     accepted: list[AcceptedHandoff] = Field(default_factory=list)
+    bypass: BypassRecord | None = None
 
 
 class ClaimInput(BaseModel):
@@ -89,6 +103,7 @@ class LifecycleActivities:
                 f"SD not found: {request.sd_id}", type=RefusalCode.SD_NOT_FOUND, non_retryable=True
             )
         row, accepted = found
+        bypass = await db_lifecycle.read_bypass(self._pool, row["id"])
         return LifecycleState(
             sd_id=row["id"],
             sd_key=row["sd_key"],
@@ -97,6 +112,7 @@ class LifecycleActivities:
             current_phase=row["current_phase"],
             transition_version=row["transition_version"],
             accepted=[AcceptedHandoff.model_validate(dict(r)) for r in accepted],
+            bypass=None if bypass is None else BypassRecord.model_validate(dict(bypass)),
         )
 
     @activity.defn(name="claim_sd")

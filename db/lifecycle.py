@@ -17,12 +17,18 @@ SD_STATE_SQL = (
     "SELECT id, sd_key, sd_type, status, current_phase, transition_version "
     "FROM strategic_directives_v2 WHERE id = leo_resolve_sd_id($1)"
 )
-# The newest accepted record of each handoff type.
+# The newest accepted record of each handoff type (a BYPASS-COMPLETION is not one).
 ACCEPTED_HANDOFFS_SQL = (
     "SELECT DISTINCT ON (handoff_type) handoff_type, "
     "validation_score::float8 AS validation_score, id::text AS handoff_id, accepted_at "
     "FROM sd_phase_handoffs WHERE sd_id = $1 AND status = 'accepted' "
-    "ORDER BY handoff_type, created_at DESC"
+    "AND handoff_type <> 'BYPASS-COMPLETION' ORDER BY handoff_type, created_at DESC"
+)
+# The SD's BYPASS-COMPLETION, if an operator completed it without its gates.
+BYPASS_SQL = (
+    "SELECT id::text AS handoff_id, actor, db_role, metadata ->> 'reason' AS reason, "
+    "from_phase, accepted_at FROM sd_phase_handoffs "
+    "WHERE sd_id = $1 AND handoff_type = 'BYPASS-COMPLETION' ORDER BY created_at DESC LIMIT 1"
 )
 
 
@@ -34,6 +40,11 @@ async def read_sd_state(
     if row is None:
         return None
     return row, await conn.fetch(ACCEPTED_HANDOFFS_SQL, row["id"])
+
+
+async def read_bypass(conn: Executor, sd_id: str) -> asyncpg.Record | None:
+    """The SD's BYPASS-COMPLETION record (canonical id), or None."""
+    return await conn.fetchrow(BYPASS_SQL, sd_id)
 
 
 async def claim_sd(conn: Executor, sd_id: str, session_id: str) -> dict[str, Any]:

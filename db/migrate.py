@@ -206,8 +206,12 @@ async def migrate(
                     "ON CONFLICT (id) DO UPDATE SET checksum = $1, applied_at = now()",
                     checksum,
                 )
+                if privileges_file is not None:
+                    # In the same transaction: a new SECURITY DEFINER function is never
+                    # committed with PostgreSQL's default EXECUTE for PUBLIC.
+                    await conn.execute(read_sql(privileges_file))
             report.functions_applied = True
-        if privileges_file is not None:
+        elif privileges_file is not None:
             # Every run: a function or table added since needs its grants (and PUBLIC's taken
             # away), and roles created by a DBA after the last run get theirs.
             async with conn.transaction():

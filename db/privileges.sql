@@ -1,16 +1,21 @@
--- Least privilege, applied by `leo db migrate` after the functions, on every run (idempotent).
+-- Least privilege, applied by `leo db migrate` on every run (idempotent), in the same
+-- transaction as the functions when they change, so that a new function is never executable by
+-- PUBLIC, not even between two transactions.
 --
 -- Two NOLOGIN group roles; deployments grant them to their login roles
 -- (deploy/postgres/worker-grants.sql, docker-compose.yml):
 --   leo_worker  the worker: reads every LEO table, writes none directly; EXECUTE on the entry
---               points (transitions, rejection, EXEC report, sub-agent results, the commit
---               step fn_commit_handoff, claims).
---   leo_caller  any other client (CLI, Supabase rpc(), scripts): the same reads, EXECUTE on the
---               transition, rejection, EXEC-report and claim functions and on fn_update_sd
---               (`leo sd update`).
+--               points that move an SD and record its evidence: the transitions (fn_atomic_*),
+--               the commit step fn_commit_handoff, the rejection recorder, the EXEC report, the
+--               sub-agent results, and the claims. Only this role moves an SD through its gates.
+--   leo_caller  any other client (CLI, Supabase rpc(), scripts): the same reads, the claims,
+--               fn_update_sd (`leo sd update`) and fn_bypass_completion, the one explicit way
+--               around the gates, recorded as a BYPASS-COMPLETION with its actor, reason and
+--               database role. It cannot transition, commit or record a rejection or a report.
 -- The entry points are SECURITY DEFINER with a pinned search_path: they run as their owner, so
 -- the rules in them are the only way to change LEO's tables. EXECUTE on every LEO function is
--- revoked from PUBLIC. The audit trail is append-only for everyone (migration 0004).
+-- revoked from PUBLIC, and the owner's default privileges keep new functions from PUBLIC too.
+-- The audit trail is append-only for everyone (migration 0004).
 --
 -- Creating the roles needs CREATEROLE (or a superuser); without it, a DBA creates them first
 -- (deploy/postgres/worker-grants.sql) and this file grants to them. Revoking CREATE on schema
@@ -23,8 +28,14 @@ DECLARE
     v_table    text;
     v_function regprocedure;
     v_name     text;
-    v_worker_fns constant text[] := ARRAY['claim_sd', 'heartbeat_sd_claim', 'release_sd',
+    -- Both roles: the claims and the SD id lookup.
+    v_shared_fns constant text[] := ARRAY['claim_sd', 'heartbeat_sd_claim', 'release_sd',
                                           'leo_resolve_sd_id'];
+    -- The worker's alone: whatever moves an SD or records the evidence it is judged on.
+    v_worker_fns constant text[] := ARRAY['fn_commit_handoff', 'fn_record_handoff_rejection',
+                                          'fn_record_exec_report', 'fn_record_sub_agent_result'];
+    -- Other clients': content edits and the explicit, recorded bypass.
+    v_caller_fns constant text[] := ARRAY['fn_update_sd', 'fn_bypass_completion'];
 BEGIN
     SELECT rolsuper OR rolcreaterole INTO v_can FROM pg_roles WHERE rolname = current_user;
     FOREACH v_role IN ARRAY ARRAY['leo_worker', 'leo_caller'] LOOP
@@ -53,13 +64,18 @@ BEGIN
                      'on PostgreSQL 14 ask its owner to';
     END IF;
 
+    -- Functions the owner creates from now on are not PUBLIC-executable either (PostgreSQL's
+    -- default grants EXECUTE to PUBLIC at CREATE): a function added by a later migrate is
+    -- closed from its creation, before this file grants it to anyone.
+    ALTER DEFAULT PRIVILEGES REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC;
+
     -- EXECUTE on LEO's functions: from nobody but the owner by default.
     FOR v_function, v_name IN
         SELECT p.oid::regprocedure, p.proname
         FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
         WHERE n.nspname = 'public' AND p.prokind = 'f'
           AND (p.proname LIKE 'fn\_%' OR p.proname LIKE 'leo\_%'
-               OR p.proname = ANY (v_worker_fns))
+               OR p.proname = ANY (v_shared_fns))
           AND pg_has_role(current_user, p.proowner, 'USAGE')
           AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = p.oid AND d.deptype = 'e')
     LOOP
@@ -67,11 +83,10 @@ BEGIN
         FOREACH v_role IN ARRAY ARRAY['leo_worker', 'leo_caller'] LOOP
             CONTINUE WHEN NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = v_role);
             EXECUTE format('REVOKE ALL ON FUNCTION %s FROM %I', v_function, v_role);
-            IF v_name LIKE 'fn\_atomic\_%' OR v_name = ANY (v_worker_fns)
-               OR v_name IN ('fn_record_handoff_rejection', 'fn_record_exec_report')
+            IF v_name = ANY (v_shared_fns)
                OR (v_role = 'leo_worker'
-                   AND v_name IN ('fn_record_sub_agent_result', 'fn_commit_handoff'))
-               OR (v_role = 'leo_caller' AND v_name = 'fn_update_sd') THEN
+                   AND (v_name LIKE 'fn\_atomic\_%' OR v_name = ANY (v_worker_fns)))
+               OR (v_role = 'leo_caller' AND v_name = ANY (v_caller_fns)) THEN
                 EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %I', v_function, v_role);
             END IF;
         END LOOP;

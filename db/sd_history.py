@@ -40,6 +40,16 @@ class HandoffRecord(Record):
     created_at: datetime
     accepted_at: datetime | None
     rejected_at: datetime | None
+    # Who wrote the record: the database login (session_user; None before migration 0011) and,
+    # for a BYPASS-COMPLETION, the actor it names and its reason.
+    db_role: str | None = None
+    actor: str | None = None
+    bypass_reason: str | None = None
+
+    @property
+    def is_bypass(self) -> bool:
+        """A BYPASS-COMPLETION: the SD was completed without its gates, never a gated acceptance."""
+        return self.handoff_type == "BYPASS-COMPLETION"
 
 
 class SdStatus(Record):
@@ -79,6 +89,11 @@ class AuditEntry(Record):
     pre_state: dict[str, Any]
     post_state: dict[str, Any] | None
     error_details: dict[str, Any] | None
+    # The database login (session_user; None before migration 0011) and, for a
+    # BYPASS-COMPLETION, the actor it names and its reason.
+    db_role: str | None = None
+    actor: str | None = None
+    bypass_reason: str | None = None
 
 
 class AuditTrail(Record):
@@ -105,7 +120,8 @@ async def get_latest_handoffs(conn: Executor, sd_id: str, limit: int) -> list[Ha
     rows = await conn.fetch(
         "SELECT id, handoff_type, from_phase, to_phase, status, validation_score, "
         "validation_passed, request_id, session_id, rejection_reason, created_at, accepted_at, "
-        "rejected_at FROM sd_phase_handoffs WHERE sd_id = $1 "
+        "rejected_at, db_role, actor, CASE WHEN handoff_type = 'BYPASS-COMPLETION' "
+        "THEN metadata ->> 'reason' END AS bypass_reason FROM sd_phase_handoffs WHERE sd_id = $1 "
         "ORDER BY created_at DESC, id DESC LIMIT $2",
         sd_id,
         limit,
@@ -116,7 +132,9 @@ async def get_latest_handoffs(conn: Executor, sd_id: str, limit: int) -> list[Ha
 async def get_audit_entries(conn: Executor, sd_id: str) -> list[AuditEntry]:
     rows = await conn.fetch(
         "SELECT id, transition_type, status, request_id, session_id, handoff_id, started_at, "
-        "completed_at, pre_state, post_state, error_details FROM sd_transition_audit "
+        "completed_at, pre_state, post_state, error_details, db_role, actor, "
+        "CASE WHEN transition_type = 'BYPASS_COMPLETION' THEN result ->> 'reason' END "
+        "AS bypass_reason FROM sd_transition_audit "
         "WHERE sd_id = $1 ORDER BY started_at, completed_at NULLS LAST, id",
         sd_id,
     )

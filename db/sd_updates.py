@@ -51,6 +51,8 @@ class SdChangeRecord(BaseModel):
     version_before: int
     version_after: int
     request_id: str | None
+    # The database login that made the edit (session_user; None before migration 0011).
+    db_role: str | None = None
 
 
 async def call_update_sd(
@@ -79,8 +81,8 @@ async def call_update_sd(
 async def list_sd_changes(conn: Executor, canonical_sd_id: str) -> list[SdChangeRecord]:
     """The SD's content edits, oldest first."""
     rows = await conn.fetch(
-        "SELECT id, actor, changed_at, changes, version_before, version_after, request_id "
-        "FROM sd_changes WHERE sd_id = $1 ORDER BY changed_at, id",
+        "SELECT id, actor, changed_at, changes, version_before, version_after, request_id, "
+        "db_role FROM sd_changes WHERE sd_id = $1 ORDER BY changed_at, id",
         canonical_sd_id,
     )
     return [SdChangeRecord.model_validate(dict(row)) for row in rows]

@@ -36,13 +36,21 @@ EVIDENCE_SQL = (
     "WHERE sd_id = $1 AND created_at > now() - make_interval(hours => $2) "
     "ORDER BY sub_agent_code, phase, created_at DESC"
 )
-# This handoff's accepted record for the SD named by id or sd_key, with its audit row's result.
+# This handoff's accepted record for the SD named by id or sd_key, with its audit row's result:
+# only one the orchestrator gated (issue 20). That is a record its transition completed (the
+# audit row of the same request), whose stored gate summary passed, and whose request id is
+# the `<workflow id>/<run id>` of the handoff workflow of this SD that committed it. A record
+# made by hand (a transition called without gates) or a BYPASS-COMPLETION is never returned as
+# an accepted handoff.
 ACCEPTED_HANDOFF_SQL = (
     "SELECT h.id::text AS handoff_id, a.id::text AS audit_id, h.request_id, "
     "h.validation_score::float8 AS validation_score, h.validation_details, h.metadata, "
     "h.accepted_at, a.result FROM sd_phase_handoffs h "
-    "LEFT JOIN sd_transition_audit a ON a.request_id = h.request_id AND a.status = 'completed' "
+    "JOIN sd_transition_audit a ON a.request_id = h.request_id AND a.status = 'completed' "
     "WHERE h.sd_id = leo_resolve_sd_id($1) AND h.handoff_type = $2 AND h.status = 'accepted' "
+    "AND h.validation_passed AND h.validation_details -> 'passed' = 'true'::jsonb "
+    "AND h.metadata ->> 'workflow_id' = $2 || ':' || h.sd_id "
+    "AND h.request_id = (h.metadata ->> 'workflow_id') || '/' || (h.metadata ->> 'run_id') "
     "ORDER BY h.accepted_at DESC NULLS LAST, h.created_at DESC LIMIT 1"
 )
 RETROSPECTIVES_SQL = (

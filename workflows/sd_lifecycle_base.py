@@ -21,6 +21,7 @@ with workflow.unsafe.imports_passed_through():
     from leo.domain.handoff_messages import HandoffResult
     from leo.domain.handoffs import (
         LIFECYCLE,
+        START_STEP,
         STEPS,
         Step,
     )
@@ -163,8 +164,28 @@ class LifecycleBase:
     def _record_already_done(self, sd: LifecycleState, start: Step | None) -> None:
         done = STEPS if start is None else STEPS[: STEPS.index(start)]
         accepted = {a.handoff_type.value: a for a in sd.accepted}
+        # A BYPASS-COMPLETION skipped the steps from its phase on: they show as bypassed, never
+        # as done (issue 20).
+        bypass = sd.bypass
+        skipped_from = START_STEP.get(bypass.from_phase) if bypass is not None else None
         for step in done:
             previous = accepted.get(step.value)
+            if (
+                bypass is not None
+                and previous is None
+                and (skipped_from is None or STEPS.index(step) >= STEPS.index(skipped_from))
+            ):
+                self._append(
+                    StepRecord(
+                        step=step,
+                        outcome="bypassed",
+                        detail=f"BYPASS-COMPLETION by {bypass.actor} "
+                        f"(database role {bypass.db_role or 'unknown'}): {bypass.reason}",
+                        handoff_id=bypass.handoff_id,
+                        at=bypass.accepted_at,
+                    )
+                )
+                continue
             self._append(
                 StepRecord(
                     step=step,

@@ -1,7 +1,8 @@
 -- LEAD-FINAL-APPROVAL: LEAD approves the delivered SD and closes it.
 -- Starts from pending_approval / LEAD_FINAL; the SD becomes completed / COMPLETED with progress
 -- 100, is no longer worked on, and its session claim is released. On an SD that is already
--- completed it is an idempotent success that applies nothing.
+-- completed it is an idempotent success that applies nothing, unless a BYPASS-COMPLETION
+-- completed it: that is refused with INVALID_PHASE, naming the bypass.
 CREATE OR REPLACE FUNCTION fn_atomic_lead_final_approval_transition(
     p_sd_id text, p_prd_id text DEFAULT NULL, p_session_id text DEFAULT NULL,
     p_transition_context jsonb DEFAULT NULL)
@@ -18,6 +19,9 @@ BEGIN
     IF v_state ? 'early' THEN RETURN v_state -> 'early'; END IF;
 
     IF (v_state #>> '{sd,status}', v_state #>> '{sd,current_phase}') = ('completed', 'COMPLETED') THEN
+        -- Completed by a BYPASS-COMPLETION: never answered as an approval (db/functions/bypass.sql).
+        v_refusal := leo_bypass_refusal(v_state);
+        IF v_refusal IS NOT NULL THEN RETURN v_refusal; END IF;
         RETURN coalesce(
             (SELECT a.result FROM sd_transition_audit a
              WHERE a.sd_id = v_state ->> 'sd_id' AND a.transition_type = 'LEAD_FINAL_APPROVAL'

@@ -8,6 +8,10 @@
 -- status, transition_version (and the other columns transitions and claims write) are refused
 -- with TRANSITION_OWNED_FIELD; so are the status of an existing PRD or story.
 --
+-- sd_type is refused (TRANSITION_OWNED_FIELD) once LEAD-TO-PLAN was accepted: it sets the
+-- required sub-agents and the gate threshold. The change record carries the declared p_actor
+-- and the database login (sd_changes.db_role, session_user).
+--
 -- Like a transition it takes the SD's advisory lock (CONCURRENT_LOCK while a transition runs)
 -- and checks p_expected_version (VERSION_CONFLICT). An edit that changes something bumps
 -- transition_version: a handoff whose gates judged the content before the edit then fails
@@ -115,6 +119,20 @@ BEGIN
             jsonb_build_object('sd_id', v_sd_id, 'expected_version', p_expected_version,
                                'actual_version', v_sd.transition_version));
     END IF;
+    -- The SD's type chooses the sub-agents every later handoff requires and its gate threshold
+    -- (security: TESTING and SECURITY, 90; docs: DOCMON, 60). Once LEAD approved the SD for
+    -- planning (LEAD-TO-PLAN accepted, the SD left LEAD) an edit must not lower that bar:
+    -- the type is then refused like a transition-owned field. To change it, a new SD goes
+    -- through LEAD.
+    IF p_changes -> 'sd' ? 'sd_type' AND (p_changes #>> '{sd,sd_type}') IS DISTINCT FROM v_sd.sd_type
+       AND (v_sd.current_phase NOT IN ('LEAD', 'LEAD_APPROVAL')
+            OR EXISTS (SELECT 1 FROM sd_phase_handoffs WHERE sd_id = v_sd_id
+                       AND handoff_type = 'LEAD-TO-PLAN' AND status = 'accepted')) THEN
+        RETURN leo_refusal('TRANSITION_OWNED_FIELD',
+            format('sd.sd_type of %s is fixed since LEAD-TO-PLAN was accepted (it is at %s): the type sets the required sub-agents and the gate threshold, so changing %s to %s would change the bar LEAD approved; nothing was changed',
+                   v_sd_id, v_sd.current_phase, v_sd.sd_type, p_changes #>> '{sd,sd_type}'),
+            jsonb_build_object('sd_id', v_sd_id, 'field', 'sd.sd_type'));
+    END IF;
     SELECT * INTO v_prd FROM product_requirements_v2 WHERE sd_id = v_sd_id FOR UPDATE;
 
     -- Every refusal comes before the first write: a RETURN inside the block below would keep
@@ -195,6 +213,12 @@ BEGIN
         FOR v_set IN SELECT * FROM jsonb_array_elements(coalesce(p_changes -> 'stories', '[]')) LOOP
             v_key := v_set ->> 'story_key';
             SELECT * INTO v_story FROM user_stories WHERE story_key = v_key FOR UPDATE;
+            IF FOUND AND v_story.sd_id <> v_sd_id THEN
+                -- Inserted for another SD since the check above (READ COMMITTED): never
+                -- edited under this SD's change record.
+                RAISE EXCEPTION 'story % belongs to another SD (%)', v_key, v_story.sd_id
+                    USING ERRCODE = 'check_violation';
+            END IF;
             IF NOT FOUND THEN
                 INSERT INTO user_stories (story_key, sd_id, prd_id, title, acceptance_criteria, status, e2e_test_path)
                 VALUES (v_key, v_sd_id, v_prd.id, v_set ->> 'title', coalesce(v_set -> 'acceptance_criteria', '[]'),

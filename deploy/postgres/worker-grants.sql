@@ -2,10 +2,13 @@
 -- deploy/postgres/init-leo-db.sql (which does the same at a compose volume's first start).
 --
 --   leo_worker        NOLOGIN group for workers: reads LEO's tables, writes none directly;
---                     EXECUTE on the transition, rejection, EXEC-report, sub-agent-result and
---                     claim functions, which run as their owner (SECURITY DEFINER).
+--                     EXECUTE on the transitions, the commit step, the rejection, EXEC-report and
+--                     sub-agent-result recorders and the claims, which run as their owner
+--                     (SECURITY DEFINER). Only this role moves an SD through its gates.
 --   leo_caller        NOLOGIN group for other clients (the CLI's reads, Supabase rpc()): the
---                     same reads, EXECUTE on the transition, rejection, report and claim functions.
+--                     same reads, EXECUTE on the claims, fn_update_sd and fn_bypass_completion
+--                     (recorded as a BYPASS-COMPLETION with actor, reason and database role);
+--                     no transition, commit, rejection or report.
 --   leo_worker_login  a login for workers, a member of leo_worker and nothing else.
 --
 -- Run it as a role with CREATEROLE (a DBA), in LEO's database, then run `leo db migrate` (again)

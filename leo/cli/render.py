@@ -287,6 +287,12 @@ def render_status(console: Console, st: SdStatus) -> None:
     for h in st.handoffs:
         score = "-" if h.validation_score is None else f"{h.validation_score:g}"
         outcome = h.status + (f": {h.rejection_reason}" if h.rejection_reason else "")
+        if h.is_bypass:
+            # Never shown as an acceptance: nobody's gates judged it.
+            score = "no gates"
+            outcome = (
+                f"BYPASSED by {h.actor} (database role {h.db_role or 'unknown'}): {h.bypass_reason}"
+            )
         table.add_row(
             when(h.created_at),
             h.handoff_type,
@@ -300,10 +306,12 @@ def render_status(console: Console, st: SdStatus) -> None:
 
 def render_audit(console: Console, trail: AuditTrail) -> None:
     failed = [e for e in trail.entries if e.status == "failed"]
+    bypassed = [e for e in trail.entries if e.transition_type == "BYPASS-COMPLETION"]
     console.print(
         f"[bold]Audit trail of {escape(trail.sd_key)}[/bold]: {len(trail.entries)} "
         f"{'attempt' if len(trail.entries) == 1 else 'attempts'}, {len(failed)} failed, "
-        f"{len(trail.edits)} {'edit' if len(trail.edits) == 1 else 'edits'}"
+        + (f"{len(bypassed)} BYPASSED (completed with no gates), " if bypassed else "")
+        + f"{len(trail.edits)} {'edit' if len(trail.edits) == 1 else 'edits'}"
     )
     if trail.entries:
         render_attempts(console, trail)
@@ -321,6 +329,7 @@ def render_attempts(console: Console, trail: AuditTrail) -> None:
     table.add_column("Audit id", no_wrap=True)
     table.add_column("Request id", overflow="fold")
     for n, entry in enumerate(trail.entries, start=1):
+        bypass = entry.transition_type == "BYPASS-COMPLETION"
         post = entry.post_state or {}
         pre = entry.pre_state
         phase = (
@@ -337,19 +346,35 @@ def render_attempts(console: Console, trail: AuditTrail) -> None:
             str(n),
             when(entry.started_at),
             entry.transition_type,
-            entry.status,
+            "BYPASSED" if bypass else entry.status,
             phase,
             version,
             str(entry.id),
             escape(entry.request_id),
-            style="red" if entry.status == "failed" else None,
+            style="red" if entry.status == "failed" else ("yellow" if bypass else None),
         )
     console.print(table)
     for n, entry in enumerate(trail.entries, start=1):
+        if entry.transition_type == "BYPASS-COMPLETION":
+            console.print(
+                Panel(
+                    fields(
+                        [
+                            ("actor", entry.actor or "-"),
+                            ("database role", entry.db_role or "unknown"),
+                            ("reason", entry.bypass_reason or "-"),
+                        ]
+                    ),
+                    title=f"Attempt #{n}: BYPASSED, completed with no gates, audit {entry.id}",
+                    title_align="left",
+                    border_style="yellow",
+                )
+            )
         if entry.status != "failed":
             continue
         details = entry.error_details or {}
         rows = [(name, str(details[name])) for name in ERROR_RECORD_FIELDS if details.get(name)]
+        rows.append(("database role", entry.db_role or "unknown"))
         console.print(
             Panel(
                 fields(rows),

@@ -41,7 +41,7 @@ def render_edits(console: Console, edits: list[SdChangeRecord]) -> None:
             before = "-" if change.get("from") is None else short(change["from"])
             table.add_row(
                 when if n == 0 else "",
-                escape(edit.actor) if n == 0 else "",
+                escape(f"{edit.actor} (role {edit.db_role or '?'})") if n == 0 else "",
                 f"{edit.version_before} -> {edit.version_after}" if n == 0 else "",
                 escape(field),
                 escape(before),

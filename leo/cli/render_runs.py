@@ -83,6 +83,8 @@ def render_progress(handoff: HandoffType, progress: HandoffProgress | None) -> T
 
 
 def render_step(record: StepRecord) -> Text:
+    if record.outcome == "bypassed":
+        return Text(f"{record.step.value}  BYPASSED: {record.detail}", style="bold yellow")
     if record.step is Step.EXEC_WORK:
         return Text(f"EXEC-WORK  reported: {record.detail}", style="cyan")
     if record.step is Step.LEAD_APPROVAL:
@@ -105,6 +107,8 @@ def print_lifecycle_status(status: LifecycleStatus, *, as_json: bool) -> None:
     for record in status.steps:
         score = f" {record.normalized_score:.1f}" if record.normalized_score is not None else ""
         issues = f": {'; '.join(record.issues)}" if record.issues else ""
+        if record.outcome == "bypassed":
+            issues = f": {record.detail}"
         console.print(f"  {record.step.value:<20} {record.outcome}{score}{issues}", markup=False)
     if status.last_rejection:
         console.print(f"  last rejection: {status.last_rejection}", markup=False)

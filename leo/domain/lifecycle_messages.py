@@ -36,7 +36,7 @@ class StepRecord(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     step: Step
-    outcome: str  # accepted | rejected | already_done | reported | approved | rejected_by_lead
+    outcome: str  # accepted | rejected | already_done | bypassed | reported | approved | rejected_by_lead
     attempt: int = 1
     normalized_score: float | None = None
     threshold: float | None = None

@@ -162,3 +162,27 @@ async def test_the_python_api_updates_with_the_same_validation(
     with pytest.raises(SdEditError) as refused:
         await leo.update_sd(sd.sd_key, {"status": "active"})
     assert refused.value.code == "TRANSITION_OWNED_FIELD"
+
+
+async def test_the_sd_type_is_fixed_once_lead_to_plan_is_accepted(db_pool: asyncpg.Pool) -> None:
+    """security -> docs would drop the SECURITY agent and the threshold from 90 to 60: once LEAD
+    approved the SD for planning, the type is refused like a transition-owned field."""
+    sd = await create_sd(db_pool, ready_for="LEAD-TO-PLAN", sd_type="security")
+    # Still in LEAD: the type may change (and back), with the login recorded beside the actor.
+    changed = await update(db_pool, sd.id, {"sd": {"sd_type": "feature"}}, actor="ada")
+    assert changed["success"], changed
+    await update(db_pool, sd.id, {"sd": {"sd_type": "security"}}, actor="ada")
+    roles = await db_pool.fetch("SELECT actor, db_role FROM sd_changes WHERE sd_id = $1", sd.id)
+    login = await db_pool.fetchval("SELECT session_user")
+    assert [tuple(r) for r in roles] == [("ada", login), ("ada", login)]
+
+    accepted = await call(db_pool, "LEAD-TO-PLAN", sd.id, context(expected_version=3))
+    assert accepted["success"], accepted
+    before = await state(db_pool, sd.id)
+    refused = await update(db_pool, sd.id, {"sd": {"sd_type": "docs", "title": "Lower bar"}})
+    assert refused["code"] == "TRANSITION_OWNED_FIELD", refused
+    assert "sd.sd_type" in refused["error"] and "LEAD-TO-PLAN" in refused["error"]
+    assert await state(db_pool, sd.id) == before
+    # Other content still changes; giving the same type is no change at all.
+    same = await update(db_pool, sd.id, {"sd": {"sd_type": "security", "title": "Clearer"}})
+    assert same["success"] and set(same["changes"]) == {"sd.title"}, same

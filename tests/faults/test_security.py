@@ -22,6 +22,7 @@ from temporalio.client import Client
 from db.migrate import migrate
 from db.pool import connect, create_pool
 from leo.api import LeoClient, LifecycleClient
+from leo.api.client import HandoffFailed
 from leo.dev_stack import Stack
 from leo.domain.handoffs import HandoffType
 from leo.domain.lifecycle_messages import ExecReport
@@ -50,6 +51,7 @@ ENTRY_POINTS = {
     "fn_record_sub_agent_result",
     "fn_commit_handoff",
     "fn_update_sd",
+    "fn_bypass_completion",
     "claim_sd",
     "heartbeat_sd_claim",
     "release_sd",
@@ -234,16 +236,18 @@ async def test_the_least_privilege_roles_read_every_table_and_write_none(
 async def test_a_granted_role_calls_the_functions_by_named_arguments(
     db_pool: asyncpg.Pool, worker_dsn: str
 ) -> None:
-    """Supabase rpc() style: `SELECT fn(p_sd_id => ...)` as leo_caller works; a role without
-    the grants cannot call them at all (EXECUTE is revoked from PUBLIC)."""
+    """Supabase rpc() style: `SELECT fn(p_sd_id => ...)` as leo_caller works for its claims;
+    the worker's login calls a transition the same way; a role without the grants cannot call
+    them at all (EXECUTE is revoked from PUBLIC)."""
     sd = await create_sd(db_pool, ready_for="LEAD-TO-PLAN", sd_type="infrastructure")
     caller = await connect(with_user(worker_dsn, "leo_caller_login"))
+    worker = await connect(worker_dsn)
     try:
         claim = await caller.fetchval(
             "SELECT claim_sd(p_sd_id => $1, p_session_id => 'caller-session')", sd.id
         )
         assert claim["success"], claim
-        result = await caller.fetchval(
+        result = await worker.fetchval(
             "SELECT fn_atomic_lead_to_plan_transition(p_sd_id => $1, "
             "p_session_id => 'caller-session', p_transition_context => $2)",
             sd.id,
@@ -271,6 +275,7 @@ async def test_a_granted_role_calls_the_functions_by_named_arguments(
             )
     finally:
         await caller.close()
+        await worker.close()
     stranger = f"leo_stranger_{uuid.uuid4().hex[:8]}"
     await db_pool.execute(f"CREATE ROLE {stranger} LOGIN")
     conn = await connect(with_user(worker_dsn, stranger))
@@ -491,3 +496,227 @@ async def test_no_secret_reaches_logs_cli_output_or_workflow_histories(
     leaked = [name for name, text in texts.items() if secret in text]
     assert leaked == [], f"the password appears in: {leaked}"
     assert all(texts.values())
+
+
+# What the orchestrator stores for a passed verdict; a hand-made call may claim the same.
+PASSED = {"passed": True, "normalized_score": 100, "threshold": 60, "gate_results": []}
+
+
+async def sd_row(pool: asyncpg.Pool, sd_id: str) -> tuple[str, str, int]:
+    row = await fetch_one(
+        pool,
+        "SELECT status, current_phase, transition_version FROM strategic_directives_v2 "
+        "WHERE id = $1",
+        sd_id,
+    )
+    return (row["status"], row["current_phase"], row["transition_version"])
+
+
+async def test_no_role_but_the_worker_transitions_or_commits(
+    db_pool: asyncpg.Pool, worker_dsn: str
+) -> None:
+    """H1: the calls that took a fresh SD from draft to COMPLETED as leo_caller (five
+    transitions, each with a gate summary that says it passed) are refused, and so are the
+    commit step, the rejection recorder and the EXEC report; nothing is written."""
+    sd = await create_sd(db_pool, ready_for="LEAD-TO-PLAN", with_prd=True)
+    before = await sd_row(db_pool, sd.id)
+    stranger = f"leo_stranger_{uuid.uuid4().hex[:8]}"
+    await db_pool.execute(f"CREATE ROLE {stranger} LOGIN")
+    for login in ("leo_caller_login", stranger):
+        conn = await connect(with_user(worker_dsn, login))
+        try:
+            for handoff in HandoffType:
+                with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                    await conn.fetchval(
+                        f"SELECT {handoff.function_name}(p_sd_id => $1, "
+                        "p_transition_context => $2)",
+                        sd.id,
+                        {"request_id": f"forged-{uuid.uuid4()}", "gate_summary": PASSED},
+                    )
+            for sql in (
+                "SELECT fn_commit_handoff(p_handoff_type => 'LEAD-TO-PLAN', p_sd_id => $1, "
+                "p_accepted => true, p_phase => 'LEAD_PRE_APPROVAL', p_sub_agent_results => '[]', "
+                "p_transition_context => jsonb_build_object('request_id', 'forged-commit'))",
+                "SELECT fn_record_handoff_rejection(p_sd_id => $1, p_handoff_type => "
+                "'LEAD-TO-PLAN', p_transition_context => '{\"request_id\": \"forged-rej\"}')",
+                "SELECT fn_record_exec_report(p_sd_id => $1, p_session_id => NULL, "
+                "p_request_id => 'forged-report', p_summary => 's', p_evidence => '{}')",
+            ):
+                with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                    await conn.fetchval(sql, sd.id)
+        finally:
+            await conn.close()
+    assert await sd_row(db_pool, sd.id) == before
+    written = await db_pool.fetchval(
+        "SELECT (SELECT count(*) FROM sd_transition_audit WHERE sd_id = $1) "
+        "+ (SELECT count(*) FROM sd_phase_handoffs WHERE sd_id = $1) "
+        "+ (SELECT count(*) FROM sd_exec_reports WHERE sd_id = $1)",
+        sd.id,
+    )
+    assert written == 0
+
+
+async def test_a_bypass_is_recorded_as_a_bypass_with_its_role_and_actor(
+    db_pool: asyncpg.Pool, worker_dsn: str, tmp_path: Path
+) -> None:
+    sd = await create_sd(db_pool, ready_for="LEAD-TO-PLAN", sd_type="security")
+    caller_dsn = with_user(worker_dsn, "leo_caller_login")
+    worker = await connect(worker_dsn)
+    caller = await connect(caller_dsn)
+    bypass_sql = (
+        "SELECT fn_bypass_completion(p_sd_id => $1, p_actor => $2, p_reason => $3, "
+        "p_request_id => $4)"
+    )
+    request_id = f"bypass-{uuid.uuid4()}"
+    try:
+        gated = await worker.fetchval(
+            "SELECT fn_atomic_lead_to_plan_transition(p_sd_id => $1, p_transition_context => $2)",
+            sd.id,
+            context(gate_summary=PASSED),
+        )
+        assert gated["success"], gated
+        # The bypass is not the worker's: it moves SDs only through their gates.
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await worker.fetchval(bypass_sql, sd.id, "ada", "why", request_id)
+        for actor, reason, fragment in (("", "why", "p_actor"), ("ada", " ", "p_reason")):
+            refused = await caller.fetchval(bypass_sql, sd.id, actor, reason, request_id)
+            assert refused["code"] == "INVALID_INPUT" and fragment in refused["error"], refused
+        result = await caller.fetchval(
+            bypass_sql, sd.sd_key, "ada@example.com", "hotfix shipped by hand", request_id
+        )
+        assert result["success"] and result["bypass"], result
+        assert (result["handoff_type"], result["actor"], result["db_role"]) == (
+            "BYPASS-COMPLETION",
+            "ada@example.com",
+            "leo_caller_login",
+        )
+        again = await caller.fetchval(bypass_sql, sd.id, "ada@example.com", "again", request_id)
+        assert again["idempotent_hit"] and again["audit_id"] == result["audit_id"], again
+        closed = await caller.fetchval(bypass_sql, sd.id, "bob", "twice", f"b-{uuid.uuid4()}")
+        assert closed["code"] == "INVALID_PHASE", closed
+    finally:
+        await worker.close()
+        await caller.close()
+
+    assert await sd_row(db_pool, sd.id) == ("completed", "COMPLETED", 3)
+    handoffs = await db_pool.fetch(
+        "SELECT handoff_type, status, validation_passed, validation_score, db_role, actor, "
+        "metadata ->> 'reason' AS reason FROM sd_phase_handoffs WHERE sd_id = $1 "
+        "ORDER BY created_at",
+        sd.id,
+    )
+    assert [tuple(r) for r in handoffs] == [
+        ("LEAD-TO-PLAN", "accepted", True, 100, "leo_worker_login", None, None),
+        (
+            "BYPASS-COMPLETION",
+            "accepted",
+            None,  # never validated: no gate judged it
+            None,
+            "leo_caller_login",
+            "ada@example.com",
+            "hotfix shipped by hand",
+        ),
+    ]
+    audits = await db_pool.fetch(
+        "SELECT transition_type, status, db_role, actor FROM sd_transition_audit "
+        "WHERE sd_id = $1 ORDER BY completed_at",
+        sd.id,
+    )
+    assert [tuple(r) for r in audits] == [
+        ("LEAD_TO_PLAN", "completed", "leo_worker_login", None),
+        ("BYPASS_COMPLETION", "completed", "leo_caller_login", "ada@example.com"),
+    ]
+
+    # `leo status` and `leo audit` (run with the caller's login: reads are all it needs).
+    cli = Leo(env={"LEO_DATABASE_URL": caller_dsn, "LEO_DATA_DIR": str(tmp_path)})
+    status = await cli.json("status", sd.sd_key)
+    [bypass] = [h for h in status["handoffs"] if h["handoff_type"] == "BYPASS-COMPLETION"]
+    assert (bypass["actor"], bypass["db_role"], bypass["validation_passed"]) == (
+        "ada@example.com",
+        "leo_caller_login",
+        None,
+    )
+    shown = await cli("status", sd.sd_key)
+    assert shown.exit_code == 0, shown.output
+    assert "BYPASSED by ada@example.com" in shown.stdout
+    assert "leo_caller_login" in shown.stdout
+    assert "no gates" in shown.stdout
+    trail = await cli.json("audit", sd.sd_key)
+    assert [(e["transition_type"], e["db_role"], e["actor"]) for e in trail["entries"]] == [
+        ("LEAD-TO-PLAN", "leo_worker_login", None),
+        ("BYPASS-COMPLETION", "leo_caller_login", "ada@example.com"),
+    ]
+    shown = await cli("audit", sd.sd_key)
+    assert shown.exit_code == 0, shown.output
+    assert "1 BYPASSED (completed with no gates)" in shown.stdout
+    assert "leo_caller_login" in shown.stdout
+
+
+async def test_the_orchestrator_reports_no_bypass_or_hand_made_record_as_accepted(
+    client: Client, db_pool: asyncpg.Pool, worker_dsn: str, worker_pool: asyncpg.Pool
+) -> None:
+    """A transition no gate judged (H1's first call, as the owner, who still may) and a
+    BYPASS-COMPLETION are never returned as an accepted handoff by a later `leo handoff`,
+    and the lifecycle shows the bypass as a bypass."""
+    forged = await create_sd(db_pool, ready_for="LEAD-TO-PLAN")
+    made = await db_pool.fetchval(
+        "SELECT fn_atomic_lead_to_plan_transition(p_sd_id => $1, p_transition_context => $2)",
+        forged.id,
+        {"request_id": f"r1-{uuid.uuid4()}"},
+    )
+    assert made["success"], made
+    bypassed = await create_sd(db_pool, ready_for="LEAD-FINAL-APPROVAL")
+    caller = await connect(with_user(worker_dsn, "leo_caller_login"))
+    try:
+        result = await caller.fetchval(
+            "SELECT fn_bypass_completion(p_sd_id => $1, p_actor => 'ada', p_reason => 'urgent')",
+            bypassed.id,
+        )
+        assert result["success"], result
+    finally:
+        await caller.close()
+
+    queue = f"leo-no-forged-{uuid.uuid4().hex[:8]}"
+    async with build_worker(client, worker_pool, task_queue=queue):
+        leo = LeoClient(client, db_pool, queue)
+        with pytest.raises(HandoffFailed) as refused:
+            await leo.run_handoff(HandoffType.LEAD_TO_PLAN, forged.id)
+        assert refused.value.code == "INVALID_PHASE", refused.value
+        with pytest.raises(HandoffFailed) as refused:
+            await leo.run_handoff(HandoffType.LEAD_FINAL_APPROVAL, bypassed.id)
+        assert refused.value.code == "INVALID_PHASE", refused.value
+        assert "BYPASS-COMPLETION" in str(refused.value) and "ada" in str(refused.value)
+
+        lifecycle = LifecycleClient(leo)
+        async with asyncio.timeout(60):
+            final = await lifecycle.wait(await lifecycle.start(bypassed.id))
+    outcomes = {r.step.value: r.outcome for r in final.steps}
+    assert outcomes["LEAD-APPROVAL"] == outcomes["LEAD-FINAL-APPROVAL"] == "bypassed", outcomes
+    assert "accepted" not in outcomes.values()
+    [record] = [r for r in final.steps if r.step.value == "LEAD-FINAL-APPROVAL"]
+    assert (
+        record.detail is not None and "ada" in record.detail and "leo_caller_login" in record.detail
+    )
+
+
+async def test_a_function_the_owner_creates_later_is_not_public_executable(
+    db_pool: asyncpg.Pool, worker_dsn: str
+) -> None:
+    """L9: between a new function's CREATE and the grants, PostgreSQL's default would give
+    PUBLIC EXECUTE; the owner's default privileges (db/privileges.sql) take that away."""
+    name = f"leo_probe_{uuid.uuid4().hex[:8]}"
+    await db_pool.execute(
+        f"CREATE FUNCTION {name}() RETURNS int LANGUAGE sql "
+        "SET search_path = pg_catalog, public, pg_temp AS 'SELECT 1'"
+    )
+    try:
+        stranger = f"leo_stranger_{uuid.uuid4().hex[:8]}"
+        await db_pool.execute(f"CREATE ROLE {stranger} LOGIN")
+        conn = await connect(with_user(worker_dsn, stranger))
+        try:
+            with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                await conn.fetchval(f"SELECT {name}()")
+        finally:
+            await conn.close()
+    finally:
+        await db_pool.execute(f"DROP FUNCTION {name}()")
