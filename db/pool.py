@@ -93,11 +93,27 @@ async def keep_session(conn: asyncpg.Connection) -> None:
 _CONNECT_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
+def server_settings(search_path: str | None) -> dict[str, str]:
+    """Startup settings of a connection: in adopt mode (`Settings.search_path`) schema leo comes
+    first, so LEO's queries and calls reach its views and functions (docs/adoption.md)."""
+    return {"search_path": search_path} if search_path else {}
+
+
 async def create_pool(
-    dsn: str, *, min_size: int = 1, max_size: int = 10, **kwargs: Any
+    dsn: str,
+    *,
+    min_size: int = 1,
+    max_size: int = 10,
+    search_path: str | None = None,
+    **kwargs: Any,
 ) -> asyncpg.Pool:
     """A pool with our JSON codecs and no reset query on release (`keep_session`). Raises
     `DatabaseUnavailable` naming the server when its first connections cannot be opened."""
+    if search_path:
+        kwargs["server_settings"] = {
+            **kwargs.get("server_settings", {}),
+            **server_settings(search_path),
+        }
     kwargs.setdefault("command_timeout", COMMAND_TIMEOUT_SECONDS)
     kwargs.setdefault("timeout", CONNECT_TIMEOUT_SECONDS)
     kwargs.setdefault("reset", keep_session)
@@ -111,10 +127,13 @@ async def create_pool(
     return pool
 
 
-async def connect(dsn: str) -> asyncpg.Connection:
+async def connect(dsn: str, *, search_path: str | None = None) -> asyncpg.Connection:
     """One connection with our JSON codecs; `DatabaseUnavailable` when it cannot be opened."""
     try:
-        conn = await asyncio.wait_for(asyncpg.connect(dsn), CONNECT_TIMEOUT_SECONDS)
+        conn = await asyncio.wait_for(
+            asyncpg.connect(dsn, server_settings=server_settings(search_path)),
+            CONNECT_TIMEOUT_SECONDS,
+        )
     except _CONNECT_ERRORS as exc:
         raise _unavailable(dsn, exc) from exc
     await init_connection(conn)

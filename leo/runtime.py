@@ -158,7 +158,12 @@ async def open_runtime(
     gates = load_gate_registry(settings.gate_plugins)
     client = client or await connect_client(settings)
     await check_search_attributes(client, settings.temporal_namespace)
-    pool = await create_pool(settings.database_url, min_size=pool_min, max_size=pool_max)
+    pool = await create_pool(
+        settings.database_url,
+        min_size=pool_min,
+        max_size=pool_max,
+        search_path=settings.search_path,
+    )
     try:
         yield Runtime(settings=settings, client=client, pool=pool, gates=gates)
     finally:

@@ -98,7 +98,13 @@ class LeoClient:
         if settings.database_url:
             try:
                 pool = await asyncio.wait_for(
-                    create_pool(settings.database_url, min_size=1, max_size=4), step_timeout
+                    create_pool(
+                        settings.database_url,
+                        min_size=1,
+                        max_size=4,
+                        search_path=settings.search_path,
+                    ),
+                    step_timeout,
                 )
             except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 address = redact_url(settings.database_url)

@@ -170,9 +170,16 @@ def shutdown_on_signals() -> Iterator[None]:
 # --- PostgreSQL: the helper every DB command uses ---------------------------------------------
 
 
-async def on_connection(url: str, work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+async def on_connection(
+    url: str,
+    work: Callable[[asyncpg.Connection], Awaitable[T]],
+    *,
+    search_path: str | None = None,
+) -> T:
     try:
-        conn = await connect(url)  # bounded; DatabaseUnavailable names PostgreSQL and the URL
+        conn = await connect(
+            url, search_path=search_path
+        )  # bounded; DatabaseUnavailable names PostgreSQL and the URL
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         reason = one_line(str(exc)) or type(exc).__name__
         raise CliError(
@@ -203,7 +210,7 @@ def run_with_db(settings: Settings, work: Callable[[asyncpg.Connection], Awaitab
     schema problems become exit code 3.
     """
     with open_database(settings) as url:
-        return asyncio.run(on_connection(url, work))
+        return asyncio.run(on_connection(url, work, search_path=settings.search_path))
 
 
 def migrate_database(url: str) -> MigrationReport:

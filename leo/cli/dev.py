@@ -160,7 +160,7 @@ def worker(
         stderr().print(
             f"LEO worker: task queue {resolved.task_queue!r} on {resolved.temporal_address} "
             f"(namespace {resolved.temporal_namespace}, {security}), "
-            f"database {redact_url(url)}{extras}. "
+            f"database {redact_url(url)} (schema mode {resolved.schema_mode}){extras}. "
             "Ctrl-C to stop.",
             markup=False,
         )

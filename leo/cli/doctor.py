@@ -27,7 +27,9 @@ def doctor(as_json: JsonFlag = False) -> None:
     the migrations current (none pending, none edited); the role's rights (owner or superuser
     is a warning); the sub-agent catalogue's executors resolvable here (python callables
     import, commands on PATH). Without TEMPORAL_ADDRESS / LEO_DATABASE_URL it checks the
-    embedded stack of `leo dev`.
+    embedded stack of `leo dev`. Shows LEO_SCHEMA_MODE; in adopt mode the PostgreSQL checks are
+    the adoption current, their schema's fingerprint unchanged and LEO's actor still registered
+    (docs/adoption.md).
 
     `--json` prints {"ok", "checks": [{"name", "ok", "level", "detail", "fix"}]}. Exit code 0
     when no error-level check failed (warnings allowed), 1 otherwise.

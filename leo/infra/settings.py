@@ -6,6 +6,7 @@ import contextlib
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
@@ -38,6 +39,17 @@ TEMPORAL_ENV_VARS = (
     "TEMPORAL_PROFILE",
     "TEMPORAL_CONFIG_FILE",
 )
+
+
+DEFAULT_ADOPT_ACTOR = "LEO-ORCHESTRATOR"
+
+
+def schema_mode(value: str) -> Literal["native", "adopt"]:
+    if value == "native":
+        return "native"
+    if value == "adopt":
+        return "adopt"
+    raise InvalidSetting(f"LEO_SCHEMA_MODE must be native or adopt, not {value!r}")
 
 
 class SettingsError(ValueError):
@@ -78,6 +90,14 @@ class Settings(BaseModel):
     payload_key: SecretStr | None = Field(default=None, description="LEO_PAYLOAD_KEY")
     payload_key_id: str = Field(default="default", min_length=1, description="LEO_PAYLOAD_KEY_ID")
     payload_old_keys: SecretStr | None = Field(default=None, description="LEO_PAYLOAD_OLD_KEYS")
+    # native: LEO's own schema (`leo db migrate`). adopt: beside an existing EHG_Engineer
+    # database, every LEO object in schema leo (`leo db adopt`, docs/adoption.md).
+    schema_mode: Literal["native", "adopt"] = Field(default="native", description="LEO_SCHEMA_MODE")
+    # The created_by of LEO's handoff rows in adopt mode; the owner registers it in their
+    # handoff_actor_policy.
+    adopt_actor: str = Field(
+        default=DEFAULT_ADOPT_ACTOR, min_length=1, max_length=50, description="LEO_ADOPT_ACTOR"
+    )
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -101,8 +121,16 @@ class Settings(BaseModel):
             "payload_key": env.get("LEO_PAYLOAD_KEY") or None,
             "payload_key_id": env.get("LEO_PAYLOAD_KEY_ID") or "default",
             "payload_old_keys": env.get("LEO_PAYLOAD_OLD_KEYS") or None,
+            "schema_mode": schema_mode(env.get("LEO_SCHEMA_MODE") or "native"),
+            "adopt_actor": env.get("LEO_ADOPT_ACTOR") or DEFAULT_ADOPT_ACTOR,
         }
         return cls.model_validate(values)
+
+    @property
+    def search_path(self) -> str | None:
+        """The search_path of LEO's connections: in adopt mode LEO's schema comes first, so
+        the same queries and calls reach its views and functions; None keeps the server's."""
+        return "leo, public" if self.schema_mode == "adopt" else None
 
     def with_embedded_temporal(self, address: str) -> Settings:
         """These settings pointed at the embedded dev server: a plain connection, no TLS."""

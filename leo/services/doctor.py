@@ -3,7 +3,8 @@
 Checks, in order: Temporal reachable (with the TLS/auth in use), the namespace and LEO's search
 attributes (with their types), a worker polling LEO_TASK_QUEUE (DescribeTaskQueue), PostgreSQL
 reachable, the migrations current, the role's rights (owner or superuser is a warning), and the
-sub-agent catalogue's executors resolvable here. A check whose prerequisite failed is reported
+sub-agent catalogue's executors resolvable here; the schema mode is shown, and in adopt mode
+the PostgreSQL checks are those of `doctor_adopt`. A check whose prerequisite failed is reported
 as not checked. Only an error-level failure makes the report not ok.
 """
 
@@ -213,6 +214,15 @@ async def _check_worker(client: Client, task_queue: str, checks: list[Check]) ->
     )
 
 
+def schema_mode_check(settings: Settings) -> Check:
+    """Which schema LEO runs on (LEO_SCHEMA_MODE); informational, always ok."""
+    if settings.schema_mode == "adopt":
+        detail = f"adopt: beside an EHG_Engineer database, actor {settings.adopt_actor}"
+    else:
+        detail = "native: LEO's own schema"
+    return Check(name="leo.schema_mode", ok=True, detail=detail)
+
+
 async def run_doctor(
     settings: Settings, with_database: Callable[[Callable[..., Awaitable[Any]]], Awaitable[Any]]
 ) -> DoctorReport:
@@ -221,8 +231,16 @@ async def run_doctor(
     from leo.services.doctor_postgres import check_postgres
 
     checks, _client = await check_temporal(settings)
+    checks.append(schema_mode_check(settings))
     try:
-        checks += await with_database(check_postgres)
+        if settings.schema_mode == "adopt":
+            from leo.services.doctor_adopt import check_adopted
+
+            checks += await with_database(
+                lambda conn, where: check_adopted(conn, where, settings.adopt_actor)
+            )
+        else:
+            checks += await with_database(check_postgres)
     except (OSError, RuntimeError) as exc:  # DatabaseUnavailable, or the embedded stack's
         checks.append(
             Check(

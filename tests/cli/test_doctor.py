@@ -31,6 +31,7 @@ CHECKS = [
     "temporal.namespace",
     "temporal.search_attributes",
     "temporal.worker",
+    "leo.schema_mode",
     "postgres.connection",
     "postgres.migrations",
     "postgres.role",
