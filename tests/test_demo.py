@@ -66,4 +66,4 @@ async def test_demo_drives_the_hardening_sd_through_the_lifecycle(
     version = await db_pool.fetchval(
         "SELECT transition_version FROM strategic_directives_v2 WHERE sd_key = $1", sd_key
     )
-    assert version == 6
+    assert version == 7  # five transitions and EXEC's report, once

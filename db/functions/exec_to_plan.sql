@@ -1,6 +1,6 @@
 -- EXEC-TO-PLAN: EXEC reports the implementation done; PLAN takes it into verification.
 -- Starts from active / EXEC. Stories that are not blocked become completed and validated
--- (e2e passing where a test path is set), the PRD goes to verification, the SD to
+-- (e2e passing where a test path is set, unless reported failing), the PRD goes to verification, the SD to
 -- EXEC_COMPLETE. All of it, the handoff record and the audit row, or none of it.
 CREATE OR REPLACE FUNCTION fn_atomic_exec_to_plan_transition(
     p_sd_id text, p_prd_id text DEFAULT NULL, p_session_id text DEFAULT NULL,
@@ -34,7 +34,9 @@ BEGIN
         v_step := '1. Transition user stories';
         UPDATE user_stories
         SET status = 'completed', validation_status = 'validated',
-            e2e_test_status = CASE WHEN e2e_test_path IS NOT NULL THEN 'passing' ELSE e2e_test_status END,
+            -- A test EXEC reported failing stays failing (PLAN_VERIFY's TESTING rule reads it).
+            e2e_test_status = CASE WHEN e2e_test_path IS NOT NULL AND e2e_test_status <> 'failing'
+                                   THEN 'passing' ELSE e2e_test_status END,
             completed_by = coalesce(completed_by, 'system:fn_atomic_exec_to_plan_transition'),
             completed_at = coalesce(completed_at, now()), updated_at = now()
         WHERE sd_id = v_state ->> 'sd_id' AND status <> 'blocked';

@@ -379,7 +379,8 @@ async def test_a_whole_sd_lifecycle_runs_with_only_the_documented_grants(
         "WHERE id = $1",
         sd.id,
     )
-    assert tuple(row) == ("completed", "COMPLETED", 6)
+    # Five transitions and EXEC's report (gate evidence: it bumps the version too).
+    assert tuple(row) == ("completed", "COMPLETED", 7)
     claim = await db_pool.fetchval(
         "SELECT release_reason FROM claude_sessions WHERE session_id = 'least-privilege-session'"
     )

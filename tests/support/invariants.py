@@ -3,15 +3,17 @@
 `check_invariants` returns the violations as readable strings (an empty list means all hold);
 `assert_invariants` fails the test with all of them at once. The invariants:
 
-1. `transition_version - 1` equals the SD's number of completed audit rows (every SD starts
-   at version 1, and only a completed transition bumps it).
+1. `transition_version - 1` equals the SD's number of completed audit rows plus its content
+   edits (`sd_changes`) and EXEC reports (every SD starts at version 1; only a completed
+   transition, an edit or a report bumps it, each by one).
 2. No audit row is left `in_progress`, and none is `failed` unless the caller allows it.
 3. Every completed audit row points at exactly one accepted `sd_phase_handoffs` row with the
    same request id and handoff type, and every accepted row belongs to one completed audit:
    one accepted handoff row per completed audit.
-4. Completed audits chain: each one's pre_state version is the previous one's post_state
-   version, each bumps the version by one, and the last one's post_state is the SD row now
-   (status, phase, version): nothing was applied outside an audited transition.
+4. Completed audits chain: each bumps the version by one, and together with the edits and
+   reports they chain from version 1 to the SD's version now, each starting where the one
+   before left it; the last audit's post_state is the SD's status and phase now: nothing was
+   applied outside an audited transition, an edit or a report.
 5. The accepted handoffs form a valid phase chain, in order: each has the from/to phases of
    its type, and each is the successor of the one before it (LEAD-TO-PLAN -> PLAN-TO-EXEC ->
    EXEC-TO-PLAN -> PLAN-TO-LEAD -> LEAD-FINAL-APPROVAL). The first may be any type, since
@@ -73,8 +75,21 @@ async def check_invariants(
     ):
         handoffs[r["sd_id"]].append(r)
 
+    # Version bumps that are not transitions: content edits and EXEC reports, (before, after).
+    bumps: dict[str, list[tuple[int, int]]] = defaultdict(list)
+    for r in await db.fetch(
+        "SELECT sd_id, version_before, version_after FROM sd_changes "
+        "WHERE sd_id = ANY($1::text[]) UNION ALL "
+        "SELECT sd_id, transition_version - 1, transition_version FROM sd_exec_reports "
+        "WHERE sd_id = ANY($1::text[]) AND transition_version IS NOT NULL",
+        ids,
+    ):
+        bumps[r["sd_id"]].append((r[1], r[2]))
+
     for sd_id, sd in sds.items():
-        violations += _check_sd(sd, audits[sd_id], handoffs[sd_id], allow_failed_audits)
+        violations += _check_sd(
+            sd, audits[sd_id], handoffs[sd_id], allow_failed_audits, bumps[sd_id]
+        )
 
     for r in await db.fetch(
         "SELECT idempotency_key, count(*) AS n FROM sub_agent_execution_results "
@@ -101,14 +116,15 @@ def _check_sd(
     audits: Sequence[asyncpg.Record],
     handoffs: Sequence[asyncpg.Record],
     allow_failed_audits: bool,
+    bumps: Sequence[tuple[int, int]] = (),
 ) -> list[str]:
     sd_id = sd["id"]
     out: list[str] = []
     completed = [a for a in audits if a["status"] == "completed"]
-    if sd["transition_version"] - 1 != len(completed):
+    if sd["transition_version"] - 1 != len(completed) + len(bumps):
         out.append(
             f"{sd_id}: transition_version {sd['transition_version']} but "
-            f"{len(completed)} completed audit rows"
+            f"{len(completed)} completed audit rows and {len(bumps)} edits and reports"
         )
     for a in audits:
         if a["status"] == "in_progress" or (a["status"] == "failed" and not allow_failed_audits):
@@ -138,18 +154,28 @@ def _check_sd(
         if h["id"] not in linked
     ]
 
-    version = None
+    steps: list[tuple[int, int, str]] = [
+        (before, after, "an edit or report") for before, after in bumps
+    ]
     for a in completed:
         pre, post = a["pre_state"] or {}, a["post_state"] or {}
         if post.get("sd_version") != pre.get("sd_version", -1) + 1:
             out.append(f"{sd_id}: audit {a['id']} moved version {pre.get('sd_version')} -> {post}")
-        if version is not None and pre.get("sd_version") != version:
-            out.append(f"{sd_id}: audit {a['id']} started from version {pre.get('sd_version')}")
-        version = post.get("sd_version")
+        steps.append((pre.get("sd_version", -1), post.get("sd_version", -1), f"audit {a['id']}"))
+    version = None
+    for before, after, what in sorted(steps):
+        if version is not None and before != version:
+            out.append(f"{sd_id}: {what} started from version {before}, not {version}")
+        version = after
+    if version is not None and version != sd["transition_version"]:
+        out.append(
+            f"{sd_id}: the recorded writes end at version {version}, the SD is at "
+            f"{sd['transition_version']}"
+        )
     if completed:
         post = completed[-1]["post_state"] or {}
-        now = (sd["status"], sd["current_phase"], sd["transition_version"])
-        last = (post.get("sd_status"), post.get("sd_phase"), post.get("sd_version"))
+        now = (sd["status"], sd["current_phase"])
+        last = (post.get("sd_status"), post.get("sd_phase"))
         if now != last:
             out.append(f"{sd_id}: SD is {now} but its last completed audit left it at {last}")
 

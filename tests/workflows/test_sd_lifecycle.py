@@ -117,7 +117,7 @@ async def test_lifecycle_runs_all_handoffs_with_exec_report_and_approval(
         await db_pool.fetchval(
             "SELECT transition_version FROM strategic_directives_v2 WHERE id = $1", sd.id
         )
-        == 6
+        == 7  # five transitions and EXEC's report
     )
     # Its history (updates, children, timers) replays against this code.
     await check_replay(client, lifecycle_workflow_id(sd.id), "restarted_when_completed")
