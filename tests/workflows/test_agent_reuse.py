@@ -8,6 +8,7 @@ import asyncio
 from pathlib import Path
 
 import asyncpg
+import pytest
 
 from leo.api import LeoClient
 from leo.domain.handoff_messages import HandoffOptions, HandoffResult
@@ -121,21 +122,32 @@ async def test_agent_runs_again_when_the_sd_changed(
     assert not by_code(second)[slow].reused
 
 
+@pytest.mark.parametrize(
+    ("refused_table", "when"),
+    [
+        ("sub_agent_execution_results", "true"),
+        # The snapshot step's dry run of the transition (always rolled back) still passes.
+        ("sd_transition_audit", "NEW.request_id NOT LIKE 'preflight:%'"),
+    ],
+    ids=["results-refused", "decision-record-refused"],
+)
 async def test_results_and_the_decision_commit_together_or_not_at_all(
-    leo: LeoClient, db_pool: asyncpg.Pool
+    leo: LeoClient, db_pool: asyncpg.Pool, refused_table: str, when: str
 ) -> None:
-    """The commit step records the agents' rows in the transaction of the transition: while
-    the rows cannot be written, the transition is not applied either, and once they can, both
-    are written, once."""
+    """The commit step records the agents' rows in the transaction of the transition, both
+    ways round: while the rows cannot be written, the transition is not applied, and while the
+    decision cannot be recorded (not even as a failed attempt), no row is written. Once the
+    cause is gone, both are written, once."""
     sd = await create_sd(db_pool, ready_for="LEAD-TO-PLAN", sd_type="infrastructure")
     async with failing_trigger(
         db_pool,
-        table="sub_agent_execution_results",
+        table=refused_table,
         event="INSERT",
         column="sd_id",
         sd_id=sd.id,
         sqlstate="23514",
-        message="result rows refused (test)",
+        message=f"{refused_table} rows refused (test)",
+        when=when,
     ):
         handle = await leo.start_handoff(HandoffType.LEAD_TO_PLAN, sd.id)
         async with asyncio.timeout(60):
@@ -149,7 +161,7 @@ async def test_results_and_the_decision_commit_together_or_not_at_all(
                 if pending:
                     break
                 await asyncio.sleep(0.1)
-        # Two attempts failed on the result rows: nothing of the transition was applied.
+        # Two attempts failed on one side: nothing of either side was written.
         assert (
             await db_pool.fetchval(
                 "SELECT transition_version FROM strategic_directives_v2 WHERE id = $1", sd.id
