@@ -81,7 +81,10 @@ async def test_web_ui_lists_the_demo_workflows_by_search_attribute(
     )
     assert outcome.lifecycle.state == "completed"
     sd_id = outcome.lifecycle.sd_id
-    await asyncio.sleep(2)  # visibility on the dev server is near real time, not instant
+    # The UI lists what visibility has indexed, a moment after the runs: wait until it has all 6.
+    async with asyncio.timeout(30):
+        while (await leo.client.count_workflows(f'LeoSdId="{sd_id}"')).count < 6:
+            await asyncio.sleep(0.2)
 
     query = quote(f'LeoSdId="{sd_id}"')
     url = f"{stack.ui_url}/namespaces/default/workflows?query={query}"

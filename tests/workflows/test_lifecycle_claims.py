@@ -8,6 +8,7 @@ import asyncpg
 import pytest
 from temporalio.client import Client, WithStartWorkflowOperation, WorkflowUpdateFailedError
 from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.service import RPCError, RPCStatusCode
 
 from leo.api import LeoClient, LifecycleClient
 from leo.domain.handoffs import lifecycle_workflow_id
@@ -56,9 +57,19 @@ async def test_a_lost_claim_shows_stops_handoffs_and_reclaim_resumes(
     await lifecycle.report_exec_complete(sd.id, REPORT)
     status = await wait_until(lifecycle, sd.id, "reclaim")
     assert status.current_step is not None and status.current_step.value == "EXEC-TO-PLAN"
-    await asyncio.sleep(1.5)  # visibility is near real time on the dev server
-    started = await leo.client.count_workflows(f"WorkflowId = 'EXEC-TO-PLAN:{sd.id}'")
-    assert started.count == 0
+    # Waiting for reclaim means the workflow task that took the report has completed: a child
+    # start would be in the lifecycle's history now. History and describe are consistent reads
+    # (visibility is not, so a count there could pass only because it lags).
+    history = await handle.fetch_history()
+    children = [
+        e.start_child_workflow_execution_initiated_event_attributes.workflow_id
+        for e in history.events
+        if e.HasField("start_child_workflow_execution_initiated_event_attributes")
+    ]
+    assert f"EXEC-TO-PLAN:{sd.id}" not in children, children
+    with pytest.raises(RPCError) as not_found:
+        await leo.client.get_workflow_handle(f"EXEC-TO-PLAN:{sd.id}").describe()
+    assert not_found.value.status == RPCStatusCode.NOT_FOUND
     assert (
         await db_pool.fetchval(
             "SELECT current_phase FROM strategic_directives_v2 WHERE id = $1", sd.id
