@@ -34,6 +34,7 @@ from leo.infra.client import connect_client
 from leo.infra.payloads import InputCheckInterceptor
 from leo.infra.settings import Settings
 from leo.infra.telemetry import flush_traces, metrics_runtime
+from leo.sub_agents.accounts import AgentUserError
 from leo.sub_agents.reaping import prepare_worker_process
 from workflows.registry import HANDOFF_WORKFLOWS
 from workflows.sd_lifecycle import SdLifecycleWorkflow
@@ -172,7 +173,10 @@ async def open_runtime(
 
 async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> None:
     """Run one worker until `stop` is set (or SIGINT/SIGTERM), then shut down gracefully."""
-    prepare_worker_process()  # non-dumpable; kill what dead workers' agents left behind
+    try:  # the agents' user; non-dumpable; kill what dead workers' agents left behind
+        prepare_worker_process(settings.agent_user)
+    except AgentUserError as exc:
+        raise ConfigurationError(str(exc)) from exc
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -155,6 +155,7 @@ def worker(
                 if resolved.metrics_bind
                 else "",
                 ", payloads encrypted" if resolved.payload_key else "",
+                f", agents as {resolved.agent_user}" if resolved.agent_user else "",
             ]
         )
         stderr().print(

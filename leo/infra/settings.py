@@ -98,6 +98,9 @@ class Settings(BaseModel):
     adopt_actor: str = Field(
         default=DEFAULT_ADOPT_ACTOR, min_length=1, max_length=50, description="LEO_ADOPT_ACTOR"
     )
+    # The unprivileged OS user command agents run as (the worker must be root to switch);
+    # leo/sub_agents/accounts.py. None: agents run as the worker's own user.
+    agent_user: str | None = Field(default=None, description="LEO_AGENT_USER")
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -123,6 +126,7 @@ class Settings(BaseModel):
             "payload_old_keys": env.get("LEO_PAYLOAD_OLD_KEYS") or None,
             "schema_mode": schema_mode(env.get("LEO_SCHEMA_MODE") or "native"),
             "adopt_actor": env.get("LEO_ADOPT_ACTOR") or DEFAULT_ADOPT_ACTOR,
+            "agent_user": env.get("LEO_AGENT_USER") or None,
         }
         return cls.model_validate(values)
 

@@ -2,9 +2,9 @@
 
 Checks, in order: Temporal reachable (with the TLS/auth in use), the namespace and LEO's search
 attributes (with their types), a worker polling LEO_TASK_QUEUE (DescribeTaskQueue), PostgreSQL
-reachable, the migrations current, the role's rights (owner or superuser is a warning), and the
-sub-agent catalogue's executors resolvable here; the schema mode is shown, and in adopt mode
-the PostgreSQL checks are those of `doctor_adopt`. A check whose prerequisite failed is reported
+reachable, the migrations current, the role's rights (owner or superuser is a warning), the
+sub-agent catalogue's executors resolvable here, and the agents' OS user (LEO_AGENT_USER); the
+schema mode is shown, and in adopt mode the PostgreSQL checks are those of `doctor_adopt`. A check whose prerequisite failed is reported
 as not checked. Only an error-level failure makes the report not ok.
 """
 
@@ -252,5 +252,38 @@ async def run_doctor(
         )
         for name in ("postgres.migrations", "postgres.role", "sub_agents.executors"):
             checks.append(not_checked(name, "PostgreSQL is unreachable"))
+    checks.append(check_agent_user(settings))
     ok = all(check.ok or check.level == "warning" for check in checks)
     return DoctorReport(ok=ok, checks=checks)
+
+
+def check_agent_user(settings: Settings) -> Check:
+    """Which OS user command agents run as (LEO_AGENT_USER), checked as this process would."""
+    import os
+
+    from leo.sub_agents.accounts import AgentUserError, resolve
+
+    name = "sub_agents.user"
+    if not settings.agent_user:
+        return Check(
+            name=name,
+            ok=False,
+            level="warning",
+            detail=f"LEO_AGENT_USER is unset: agents run as the worker's own user (uid "
+            f"{os.geteuid()}) and can read its files",
+            fix="run the worker as root with LEO_AGENT_USER set to an unprivileged user "
+            "that has a range in /etc/subuid (docs/sub-agents.md, Agent users)",
+        )
+    try:
+        account = resolve(settings.agent_user)
+    except AgentUserError as exc:
+        return Check(name=name, ok=False, detail=str(exc), fix="see docs/sub-agents.md")
+    return Check(
+        name=name,
+        ok=account.per_run,
+        level="warning",
+        detail=f"agents run as {account.describe()}",
+        fix=""
+        if account.per_run
+        else f"give {account.name} a range: usermod --add-subuids 200000-265535 {account.name}",
+    )

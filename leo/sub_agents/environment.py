@@ -2,7 +2,8 @@
 
 Never the worker's secrets: a declared name that is, or may be, one of the worker's own
 settings or credentials (LEO_*, TEMPORAL_*, libpq's PG*, DATABASE_URL) is refused, as is
-TMPDIR, which is the run's private temp dir. The same rule is a CHECK on `leo_sub_agents`
+TMPDIR, which is the run's private temp dir (and, with LEO_AGENT_USER, HOME as well: see
+leo.sub_agents.accounts). The same rule is a CHECK on `leo_sub_agents`
 (db/migrations/0007_sub_agent_env.sql).
 """
 

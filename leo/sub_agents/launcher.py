@@ -186,7 +186,7 @@ def main() -> None:
     except Stop:
         pass
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    _kill_descendants(config.get("uid"))
+    _kill_descendants(config.get("uid") if config.get("own_uid") else None)
     if status is None:
         os._exit(128 + signal.SIGTERM)
     if os.WIFSIGNALED(status):

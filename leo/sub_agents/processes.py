@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from leo.sub_agents import launcher
+from leo.sub_agents import accounts, launcher
 from leo.sub_agents.reaping import (
     CAP_LAST_CAP,
     COPY_VAR,
@@ -41,6 +41,7 @@ from leo.sub_agents.reaping import (
     kill_cgroup,
     kill_copy,
     kill_previous_copies,
+    kill_uid,
     worker_identity,
 )
 
@@ -148,19 +149,35 @@ class AgentProcess:
         self.cgroup: Path | None = None
         self.proc: asyncio.subprocess.Process | None = None
         self.pidfd: int | None = None
+        self.account = accounts.configured()
+        self.uid: accounts.UidLease | None = None
+
+    def _switch_user(self) -> None:
+        # LEO_AGENT_USER: the run's uid (its own, when the account has a range), and a private
+        # HOME (= TMPDIR) that belongs to it.
+        if self.account is None:
+            return
+        self.uid = accounts.lease(self.account)
+        os.chown(self.tmpdir, self.uid.uid, self.account.gid)
+        self.env["HOME"] = str(self.tmpdir)
 
     def _launcher_argv(self) -> list[str]:
-        config = {
+        config: dict[str, Any] = {
             "worker": os.getpid(),
             "cgroup_procs": str(self.cgroup / "cgroup.procs") if self.cgroup else None,
             "cap_last_cap": CAP_LAST_CAP,
         }
+        if self.account is not None and self.uid is not None:
+            config |= {"uid": self.uid.uid, "gid": self.account.gid, "home": str(self.tmpdir)}
+            # kill(-1) as the run's uid ends its whole tree, only when no other run shares it.
+            config["own_uid"] = self.account.per_run
         return [sys.executable, "-I", "-S", LAUNCHER, json.dumps(config), *self.argv]
 
     async def __aenter__(self) -> AgentProcess:
         spawn: asyncio.Future[asyncio.subprocess.Process] | None = None
         try:
             await _off_loop(kill_previous_copies, self.run_key)
+            await _off_loop(self._switch_user)
             root = cgroup_root()
             if root is not None:
                 self.cgroup = root / cgroup_name(self.run_key, self.identity, self.copy)
@@ -238,7 +255,11 @@ class AgentProcess:
         if self.cgroup is not None:
             kill_cgroup(self.cgroup)
         kill_copy(self.copy)
+        if self.uid is not None and self.account is not None and self.account.per_run:
+            kill_uid(self.uid.uid)  # every process of the run's own uid is the run's
         shutil.rmtree(self.tmpdir, ignore_errors=True)
+        if self.uid is not None:
+            self.uid.release()
         if self.pidfd is not None:
             os.close(self.pidfd)
             self.pidfd = None

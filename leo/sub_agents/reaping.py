@@ -23,6 +23,8 @@ from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 
+from leo.sub_agents import accounts
+
 log = logging.getLogger(__name__)
 
 RUN_VAR = "LEO_AGENT_RUN"
@@ -212,6 +214,34 @@ def kill_copy(copy: str) -> int:
     return _kill_marked(lambda env: env.get(COPY_VAR) == copy)
 
 
+def kill_uid(uid: int) -> int:
+    """Kill every process that has `uid` (a run's own uid: all of them are that run's), each
+    checked again through its pidfd. Repeated until none is left (bounded)."""
+    killed = 0
+    for _ in range(20):
+        targets = accounts.process_uids().get(uid, [])
+        if not targets:
+            break
+        killed += sum(kill_verified(pid, lambda p: uid in accounts.uids_of(p)) for pid in targets)
+        time.sleep(0.02)
+    return killed
+
+
+def sweep_dead_runs_uids(account: accounts.AgentAccount | None) -> int:
+    """Processes with a uid of the agent range that no live run holds (its worker died)."""
+    if account is None or not account.per_run:
+        return 0
+    killed = 0
+    for uid in sorted(u for u in accounts.process_uids() if account.owns(u)):
+        fd = accounts.try_lock(uid)
+        if fd is not None:  # nobody holds it: its worker is gone
+            try:
+                killed += kill_uid(uid)
+            finally:
+                os.close(fd)
+    return killed
+
+
 def kill_previous_copies(run_key: str) -> int:
     """Kill whatever is left of earlier runs of this handoff attempt's agent (a dead worker's
     grandchildren, or a copy whose activity attempt was abandoned), before a new copy starts."""
@@ -226,6 +256,7 @@ def kill_previous_copies(run_key: str) -> int:
 def sweep_dead_workers() -> int:
     """What workers that died left on this host: marked processes, cgroups, temp dirs."""
     killed = _kill_marked(lambda env: not worker_alive(env.get(WORKER_VAR, "")))
+    killed += sweep_dead_runs_uids(accounts.configured())
     root = cgroup_root()
     if root is not None:
         for path in root.iterdir():
@@ -239,12 +270,16 @@ def sweep_dead_workers() -> int:
     return killed
 
 
-def prepare_worker_process() -> None:
-    """Worker start-up: non-dumpable, and sweep what dead workers on this host left."""
+def prepare_worker_process(agent_user: str | None = None) -> None:
+    """Worker start-up: the agents' account (LEO_AGENT_USER; AgentUserError if unusable),
+    non-dumpable, and sweep what dead workers on this host left."""
+    account = accounts.configure(agent_user)
     dumpable_off = make_non_dumpable()
     killed = sweep_dead_workers()
     log.info(
-        "agent boundary: worker non-dumpable=%s, cgroup=%s, swept %d orphaned agent processes",
+        "agent boundary: agents run as %s; worker non-dumpable=%s, cgroup=%s, swept %d "
+        "orphaned agent processes",
+        account.describe() if account else "the worker's own user (LEO_AGENT_USER unset)",
         dumpable_off,
         cgroup_root(),
         killed,

@@ -36,6 +36,7 @@ CHECKS = [
     "postgres.migrations",
     "postgres.role",
     "sub_agents.executors",
+    "sub_agents.user",
 ]
 
 
@@ -90,7 +91,9 @@ async def test_doctor_on_a_healthy_stack_is_ready_with_a_superuser_warning(
     code, checks = await doctor(doctor_env)
 
     assert code == 0
-    assert failing(checks) == {"postgres.role"}
+    assert failing(checks) == {"postgres.role", "sub_agents.user"}
+    agents = checks["sub_agents.user"]
+    assert agents["level"] == "warning" and "LEO_AGENT_USER is unset" in agents["detail"]
     role = checks["postgres.role"]
     assert role["level"] == "warning" and "worker-grants.sql" in role["fix"]
     assert "(plaintext)" in checks["temporal.connection"]["detail"]
@@ -110,7 +113,7 @@ async def test_doctor_names_a_missing_worker_namespace_or_server(
 ) -> None:
     code, checks = await doctor(doctor_env, LEO_TASK_QUEUE=f"nobody-{uuid.uuid4().hex[:6]}")
     assert code == 1
-    assert failing(checks) == {"temporal.worker", "postgres.role"}
+    assert failing(checks) == {"temporal.worker", "postgres.role", "sub_agents.user"}
     assert "leo worker" in checks["temporal.worker"]["fix"]
 
     code, checks = await doctor(doctor_env, TEMPORAL_NAMESPACE="no-such-namespace")
@@ -189,7 +192,7 @@ async def test_doctor_finds_database_problems_one_at_a_time(
         # An edited migration file: its recorded checksum no longer matches.
         await conn.execute("UPDATE leo_schema_migrations SET checksum = 'x' WHERE version = '0001'")
         code, checks = await doctor(doctor_env)
-        assert failing(checks) == {"postgres.migrations", "postgres.role"}
+        assert failing(checks) == {"postgres.migrations", "postgres.role", "sub_agents.user"}
         assert (
             "edited after they were applied: 0001_schema.sql"
             in (checks["postgres.migrations"]["detail"])

@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import sys
+import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,16 +20,21 @@ import psutil
 import pytest
 from pydantic import SecretStr
 from temporalio.client import Client
+from temporalio.service import TLSConfig
 
 from leo.api import LeoClient
+from leo.dev_stack import Stack
 from leo.domain.handoff_messages import HandoffOptions, HandoffResult
-from leo.domain.handoffs import HandoffType
+from leo.domain.handoffs import HandoffType, lifecycle_workflow_id
 from leo.domain.verdicts import Verdict
 from leo.infra.client import connect_client
 from leo.infra.codec import new_key
 from leo.infra.settings import Settings
+from tests.support.agent_user import HOLDER, PRYING, ensure_agent_user, system_python
 from tests.support.factories import add_agent, create_sd
 from tests.support.faults import WorkerProcess, worker_env
+from tests.tls.certs import Certificates, make_certificates
+from tests.tls.proxy import mtls_proxy
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="Linux process semantics")
 
@@ -273,3 +281,112 @@ async def test_an_agent_sees_no_worker_secret(
         assert value not in json.dumps(env)
     # The worker is non-dumpable and the agent has no capability: its environ is closed.
     assert seen["worker_environ"] == "refused: PermissionError"
+
+
+# --- LEO_AGENT_USER: an agent cannot act on the control plane ---------------------------------
+
+
+@pytest.fixture(scope="module")
+def certificates(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
+    return make_certificates(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture(scope="module")
+def mtls_temporal(
+    stack: Stack, certificates: Certificates, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """Temporal behind a proxy that requires the client certificate, as compose's frontend
+    does (deploy/temporal/tls): the worker has the certificate, its agents cannot read it."""
+    with mtls_proxy(certificates, stack.temporal_address, tmp_path_factory.mktemp("proxy")) as at:
+        yield at
+
+
+@pytest.mark.slow
+async def test_an_agent_user_cannot_approve_read_secrets_or_leave_a_grandchild(
+    settings: Settings,
+    db_pool: asyncpg.Pool,
+    certificates: Certificates,
+    mtls_temporal: str,
+    tmp_path: Path,
+) -> None:
+    account = ensure_agent_user()
+    python = system_python()
+    meet = Path(tempfile.mkdtemp(prefix="leo-meet-"))
+    meet.chmod(0o1777)
+    ca = meet / "ca.pem"  # the CA certificate is public; the client key is not
+    shutil.copy(certificates.ca.cert, ca)
+    ca.chmod(0o644)
+    sd = await create_sd(db_pool, ready_for="LEAD-TO-PLAN", sd_type="infrastructure")
+    holder = await add_agent(db_pool, kind="command", ref=[python, "-c", HOLDER, str(meet)])
+    await db_pool.execute(
+        "UPDATE leo_sub_agents SET env_passthrough = '{HOLDER_TOKEN}' WHERE code = $1", holder
+    )
+    site_packages = next(p for p in sys.path if p.endswith("site-packages"))
+    attempt = [
+        python, "-c", PRYING, str(meet), str(certificates.client.key),
+        site_packages, mtls_temporal, str(ca), lifecycle_workflow_id(sd.id),
+    ]  # fmt: skip
+    prying = await add_agent(db_pool, kind="command", ref=attempt)
+    queue = f"leo-agent-user-{uuid.uuid4().hex[:8]}"
+    assert settings.database_url
+    env = {
+        **worker_env(settings.database_url, mtls_temporal, queue),
+        "TEMPORAL_TLS_SERVER_CA_CERT_PATH": str(certificates.ca.cert),
+        "TEMPORAL_TLS_SERVER_NAME": "localhost",
+        "TEMPORAL_TLS_CLIENT_CERT_PATH": str(certificates.client.cert),
+        "TEMPORAL_TLS_CLIENT_KEY_PATH": str(certificates.client.key),
+        "LEO_AGENT_USER": account.name,
+        "HOLDER_TOKEN": "hunter2-token",
+        "COLUMNS": "250",
+    }
+    worker = WorkerProcess(env, log=tmp_path / "worker.log")
+    worker.argv = [str(Path(sys.executable).parent / "leo"), "worker"]  # with its banner
+    worker.start()
+    try:
+        temporal = await Client.connect(
+            mtls_temporal,
+            namespace="default",
+            tls=TLSConfig(
+                server_root_ca_cert=certificates.ca.cert.read_bytes(),
+                client_cert=certificates.client.cert.read_bytes(),
+                client_private_key=certificates.client.key.read_bytes(),
+                domain="localhost",
+            ),
+        )
+        client = LeoClient(temporal, db_pool, queue)
+        handle = await client.start_handoff(
+            HandoffType.LEAD_TO_PLAN,
+            sd.id,
+            options=HandoffOptions(extra_sub_agents=[holder, prying]),
+        )
+        result = await asyncio.wait_for(client.wait(handle), 90)
+        grandchild = int((meet / "grandchild").read_text())
+        assert worker.process is not None
+        worker_pid = worker.process.pid
+        log = worker.output()
+    finally:
+        worker.stop()
+        shutil.rmtree(meet, ignore_errors=True)
+    agents = by_code(result)
+    assert agents[holder].verdict == Verdict.PASS, agents[holder].critical_issues
+    assert agents[prying].verdict == Verdict.PASS, agents[prying].critical_issues
+    seen = json.loads(agents[prying].detailed_analysis)
+    assert account.owns(seen["uid"]) and account.owns(seen["holder_uid"])
+    assert seen["uid"] != seen["holder_uid"]
+    # Temporal: the agent has the (public) CA but not the client certificate's key, which only
+    # the worker can read: the proxy ends the TLS session before any call. The same connect
+    # with the certificate (this test's client, and the worker's) went through.
+    assert seen["temporal_tls"].startswith("refused: RuntimeError: Failed client connect")
+    # (TLS 1.3: the alert `CertificateRequired` arrives after the client's handshake, or the
+    # connection is closed first.)
+    assert any(w in seen["temporal_tls"] for w in ("CertificateRequired", "connection closed"))
+    assert seen["temporal_plain"].startswith("refused: RuntimeError: Failed client connect")
+    assert seen["secret_file"] == "refused: PermissionError"  # the worker's client key
+    assert seen["worker_environ"] == "refused: PermissionError"
+    assert seen["holder_environ"] == "refused: PermissionError"
+    assert seen["token_seen_in"] == []
+    assert not alive(grandchild), "the setsid grandchild outlived the run"
+    # ...and the handoff was judged normally.
+    assert result.accepted, result
+    assert f"agents as {account.name}" in log
+    assert worker_pid

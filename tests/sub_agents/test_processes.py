@@ -7,9 +7,12 @@ import asyncio
 import contextlib
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +21,13 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.sub_agents import run_with_deadline
 from leo.domain.verdicts import Verdict
-from leo.sub_agents import processes, reaping
+from leo.infra.settings import Settings
+from leo.services.doctor import check_agent_user
+from leo.sub_agents import accounts, processes, reaping
 from leo.sub_agents.environment import agent_environment, refused_names
 from leo.sub_agents.executors import MAX_OUTPUT_BYTES, ExecutorConfigError, run_executor
 from tests.support import builders
+from tests.support.agent_user import HOLDER, PRYING, ensure_agent_user, system_python
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="Linux process semantics")
 
@@ -378,3 +384,72 @@ def test_a_verified_kill_never_signals_a_process_the_check_does_not_recognise() 
     finally:
         with contextlib.suppress(ProcessLookupError):
             sleeper.kill()
+
+
+# --- LEO_AGENT_USER: each run its own uid -------------------------------------------------------
+
+
+@pytest.fixture
+def agent_user() -> Iterator[accounts.AgentAccount]:
+    account = ensure_agent_user()
+    configured = accounts.configure(account.name)
+    assert configured is not None
+    try:
+        yield configured
+    finally:
+        accounts.configure(None)
+
+
+async def test_agents_of_an_agent_user_cannot_read_each_other_the_worker_or_its_files(
+    agent_user: accounts.AgentAccount, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(processes, "cgroup_root", lambda: None)
+    python = system_python()
+    meet = Path(tempfile.mkdtemp(prefix="leo-meet-"))
+    meet.chmod(0o1777)
+    secret = tmp_path / "client.key"  # as the worker's certificate key: root's, 0600
+    secret.write_text("hunter2-key")
+    secret.chmod(0o600)
+    monkeypatch.setenv("HOLDER_TOKEN", "hunter2-token")
+    try:
+        holder, prying = await asyncio.gather(
+            run_executor(
+                spec([python, "-c", HOLDER, str(meet)], env_passthrough=("HOLDER_TOKEN",)),
+                builders.snapshot(),
+            ),
+            run_executor(spec([python, "-c", PRYING, str(meet), str(secret)]), builders.snapshot()),
+        )
+        grandchild = int((meet / "grandchild").read_text())
+    finally:
+        shutil.rmtree(meet, ignore_errors=True)
+    assert holder.verdict is Verdict.PASS, holder.critical_issues
+    assert prying.verdict is Verdict.PASS, prying.critical_issues
+    seen = json.loads(prying.detailed_analysis)
+    assert agent_user.owns(seen["uid"]) and seen["uid"] == seen["euid"]
+    assert agent_user.owns(seen["holder_uid"])
+    assert seen["uid"] != seen["holder_uid"], "two runs got the same uid"
+    assert seen["gid"] == agent_user.gid and seen["groups"] == []
+    assert seen["home_owner"] == seen["uid"] and seen["home_is_tmpdir"]
+    assert seen["holder_environ"] == "refused: PermissionError"
+    assert seen["worker_environ"] == "refused: PermissionError"
+    assert seen["secret_file"] == "refused: PermissionError"
+    assert seen["token_seen_in"] == []
+    assert await gone(grandchild), "the agent user's setsid grandchild outlived the run"
+    assert reaped(grandchild)
+    assert not accounts.process_uids().keys() & {seen["uid"], seen["holder_uid"]}
+
+
+def test_an_agent_user_that_cannot_be_used_is_refused_with_the_fix() -> None:
+    with pytest.raises(accounts.AgentUserError, match="no such user; create it"):
+        accounts.resolve("leo-no-such-user-here")
+    with pytest.raises(accounts.AgentUserError, match="is root"):
+        accounts.resolve("root")
+
+
+def test_doctor_names_the_agent_user_and_its_uid_range(agent_user: accounts.AgentAccount) -> None:
+    check = check_agent_user(Settings(agent_user=agent_user.name))
+    assert check.ok, check
+    assert check.detail.startswith(f"agents run as {agent_user.name}")
+    assert "one uid per run" in check.detail
+    missing = check_agent_user(Settings(agent_user="leo-no-such-user-here"))
+    assert not missing.ok and missing.level == "error" and "no such user" in missing.detail
