@@ -67,6 +67,9 @@ class ClaimInput(BaseModel):
 class ReleaseInput(BaseModel):
     session_id: str
     reason: str = "completed"
+    # For a heartbeat: the SD the claim must be on (a session that moved to another SD has
+    # lost this one). Absent in histories recorded before issue 17: the session's claim only.
+    sd_id: str | None = None
 
 
 class ClaimResult(BaseModel):
@@ -127,7 +130,7 @@ class LifecycleActivities:
 
     @activity.defn(name="heartbeat_sd_claim")
     async def heartbeat_sd_claim(self, request: ReleaseInput) -> ClaimResult:
-        raw = await db_lifecycle.heartbeat_sd_claim(self._pool, request.session_id)
+        raw = await db_lifecycle.heartbeat_sd_claim(self._pool, request.session_id, request.sd_id)
         return ClaimResult.model_validate(raw)
 
     @activity.defn(name="release_sd")

@@ -54,10 +54,18 @@ async def claim_sd(conn: Executor, sd_id: str, session_id: str) -> dict[str, Any
     return raw
 
 
-async def heartbeat_sd_claim(conn: Executor, session_id: str) -> dict[str, Any]:
-    raw: dict[str, Any] = await conn.fetchval(
-        "SELECT heartbeat_sd_claim(p_session_id => $1)", session_id
-    )
+async def heartbeat_sd_claim(
+    conn: Executor, session_id: str, sd_id: str | None = None
+) -> dict[str, Any]:
+    """Refresh the session's claim; with `sd_id`, only a claim on that SD."""
+    if sd_id is None:
+        raw: dict[str, Any] = await conn.fetchval(
+            "SELECT heartbeat_sd_claim(p_session_id => $1)", session_id
+        )
+    else:
+        raw = await conn.fetchval(
+            "SELECT heartbeat_sd_claim(p_session_id => $1, p_sd_id => $2)", session_id, sd_id
+        )
     return raw
 
 

@@ -16,7 +16,12 @@ from typing import NoReturn
 
 from temporalio import workflow
 from temporalio.common import WorkflowIDReusePolicy
-from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    ChildWorkflowError,
+    WorkflowAlreadyStartedError,
+)
 
 with workflow.unsafe.imports_passed_through():
     from activities.lifecycle import (
@@ -49,7 +54,9 @@ with workflow.unsafe.imports_passed_through():
     from workflows.registry import HANDOFF_RUN
     from workflows.sd_lifecycle_base import (
         ACTIVITY_RETRY,
+        CHILD_CONFLICT,
         CLAIM_WATCH,
+        RESUME_LOST_CLAIM,
         ContinueAsNewSuggested,
         DeadlinePassed,
         handoff_record,
@@ -61,14 +68,23 @@ with workflow.unsafe.imports_passed_through():
 class SdLifecycleWorkflow(LifecycleMessages):
     @workflow.run
     async def run(self, request: LifecycleInput) -> LifecycleStatus:
-        sd, session = await self._load(request)
+        if request.resume is not None and workflow.info().continued_run_id is None:
+            # Only a run continued as new carries a resume state: a client's would skip waits.
+            raise ApplicationError(
+                "resume is set only by the lifecycle itself when it continues as new; "
+                "start the lifecycle without it",
+                type=RefusalCode.INVALID_INPUT,
+                non_retryable=True,
+            )
         resume = request.resume
+        # A continued run answers messages "continuing as new" until it is back in its wait.
+        self._closing = resume is not None
+        sd, session = await self._load(request)
         start = START_STEP[sd.current_phase]
         if resume is None:
             self._record_already_done(sd, start)
-        elif resume.waiting_for == "retry" and resume.current_step is not None:
-            # The SD has not moved since the rejection: wait for `retry` again, do not re-run.
-            start, self._resume_retry = resume.current_step, True
+        else:
+            start = self._resume_at(resume, start)
         if start is None:
             return self._finish("completed")
 
@@ -76,13 +92,11 @@ class SdLifecycleWorkflow(LifecycleMessages):
             # Continued as new while the claim was lost: still lost, still waiting for reclaim.
             self._lose_claim(resume.claim_lost_to)
         else:
-            await self._activity(
-                LifecycleActivities.claim_sd,
-                ClaimInput(sd_id=sd.sd_id, session_id=session),
-                summary=f"claim {sd.sd_key} for {session}",
-            )
-            self._status = self._status.model_copy(update={"claim": f"held by {session}"})
-        heartbeat = asyncio.create_task(self._heartbeat(session, request.claim_heartbeat_seconds))
+            await self._claim(sd, session, resumed=resume is not None)
+        self._closing = False
+        heartbeat = asyncio.create_task(
+            self._heartbeat(sd.sd_id, session, request.claim_heartbeat_seconds)
+        )
         try:
             outcome = await self._chain(sd, start, request, session)
         except ContinueAsNewSuggested:
@@ -171,10 +185,35 @@ class SdLifecycleWorkflow(LifecycleMessages):
             )
         return sd, session
 
+    async def _claim(self, sd: LifecycleState, session: str, *, resumed: bool) -> None:
+        try:
+            await self._activity(
+                LifecycleActivities.claim_sd,
+                ClaimInput(sd_id=sd.sd_id, session_id=session),
+                summary=f"claim {sd.sd_key} for {session}",
+            )
+        except ApplicationError as err:
+            # A continued run whose claim was taken over since the last heartbeat: the claim is
+            # lost, as a heartbeat would have found; wait for `reclaim`, do not fail.
+            if not (
+                resumed
+                and err.type == RefusalCode.CLAIMED_BY_OTHER_SESSION
+                and workflow.patched(RESUME_LOST_CLAIM)
+            ):
+                raise
+            details = err.details[0] if err.details else None
+            holder = details.get("claimed_by") if isinstance(details, dict) else None
+            self._lose_claim(str(holder or "another session"))
+            return
+        self._status = self._status.model_copy(update={"claim": f"held by {session}"})
+
     async def _continue_as_new(self, request: LifecycleInput) -> NoReturn:
-        """Keep the claim; the next run picks up this wait where it is."""
+        """Keep the claim; the next run picks up this wait where it is, with every message this
+        run accepted. Updates arriving from now on are refused with a retryable answer."""
+        self._closing = True
         await workflow.wait_condition(workflow.all_handlers_finished)
         status = self._status
+        decision, approval = self._decision or (None, None)
         workflow.continue_as_new(
             request.model_copy(
                 update={
@@ -187,6 +226,11 @@ class SdLifecycleWorkflow(LifecycleMessages):
                         deadline=self._deadline,
                         runs=status.runs + 1,
                         claim_lost_to=self._claim_lost,
+                        exec_report=self._exec_report,
+                        decision=decision,
+                        approval=approval,
+                        retry_requested=self._retry_requested,
+                        steps_omitted=status.steps_omitted,
                     )
                 }
             )
@@ -226,11 +270,7 @@ class SdLifecycleWorkflow(LifecycleMessages):
         self, handoff: HandoffType, sd: LifecycleState, request: LifecycleInput, session: str
     ) -> None:
         step = Step(handoff.value)
-        attempt = sum(
-            1
-            for r in self._status.steps
-            if r.step is step and r.outcome in ("accepted", "rejected")
-        )
+        attempt = self._attempts(step)
         # Continued as new while waiting for `retry`: wait again before the next attempt.
         awaiting_retry, self._resume_retry = self._resume_retry, False
         while True:
@@ -240,17 +280,11 @@ class SdLifecycleWorkflow(LifecycleMessages):
                     await self._wait_for("reclaim", lambda: self._claim_lost is None)
                 attempt += 1
                 try:
-                    result: HandoffResult = await workflow.execute_child_workflow(
-                        HANDOFF_RUN[handoff],
-                        HandoffInput(sd_id=sd.sd_id, session_id=session, options=request.options),
-                        id=workflow_id_for(handoff, sd.sd_id),
-                        task_queue=workflow.info().task_queue,
-                        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
-                        static_summary=f"{handoff.value} {sd.sd_key}",
-                    )
+                    result = await self._run_child(handoff, sd, request, session)
                 except ChildWorkflowError as err:
-                    record = self._rejection_record(handoff, attempt, err)
-                    self._append(record)
+                    self._retry_requested = False
+                    self._append(self._rejection_record(handoff, attempt, err))
+                    record = self._status.steps[-1]
                     reason = "; ".join(record.issues) or record.detail or "rejected"
                     self._status = self._status.model_copy(
                         update={"last_rejection": f"{handoff.value}: {reason}"}
@@ -272,35 +306,42 @@ class SdLifecycleWorkflow(LifecycleMessages):
                         type=FailureType.RETRIES_EXHAUSTED,
                         non_retryable=True,
                     )
+            # A retry carried over from the previous run (accepted while it closed) counts.
             awaiting_retry = False
-            self._retry_requested = False
             await self._wait_for("retry", lambda: self._retry_requested)
+            self._retry_requested = False
             used = self._status.retries_used.get(handoff.value, 0)
             self._status = self._status.model_copy(
                 update={"retries_used": {**self._status.retries_used, handoff.value: used + 1}}
             )
 
-    def _rejection_record(
-        self, handoff: HandoffType, attempt: int, err: ChildWorkflowError
-    ) -> StepRecord:
-        cause = err.cause
-        if (
-            isinstance(cause, ApplicationError)
-            and cause.type == FailureType.HANDOFF_REJECTED
-            and cause.details
-        ):
-            result = HandoffResult.model_validate(cause.details[0])
-            return handoff_record(Step(handoff.value), attempt, result, workflow.now())
-        message = getattr(cause, "message", None) or str(err)
-        code = cause.type if isinstance(cause, ApplicationError) else type(cause).__name__
-        return StepRecord(
-            step=Step(handoff.value),
-            outcome="rejected",
-            attempt=attempt,
-            failed_gate=code,
-            issues=(message,),
-            at=workflow.now(),
-        )
+    async def _run_child(
+        self, handoff: HandoffType, sd: LifecycleState, request: LifecycleInput, session: str
+    ) -> HandoffResult:
+        """The handoff as a child workflow. When its id is taken (a standalone `leo handoff` of
+        the same SD is running, or was accepted since the lifecycle loaded the SD), wait for that
+        run to end and start again: a start after an accepted run returns its accepted record,
+        one after a failed run judges again."""
+        reuse = WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY
+        delay = 1.0
+        while True:
+            try:
+                return await workflow.execute_child_workflow(
+                    HANDOFF_RUN[handoff],
+                    HandoffInput(sd_id=sd.sd_id, session_id=session, options=request.options),
+                    id=workflow_id_for(handoff, sd.sd_id),
+                    task_queue=workflow.info().task_queue,
+                    id_reuse_policy=reuse,
+                    static_summary=f"{handoff.value} {sd.sd_key}",
+                )
+            except WorkflowAlreadyStartedError:
+                if not workflow.patched(CHILD_CONFLICT):
+                    raise
+            if self._deadline is not None and workflow.now() >= self._deadline:
+                raise DeadlinePassed
+            await workflow.sleep(delay, summary=f"{handoff.value} is running elsewhere")
+            delay = min(delay * 2, 30.0)
+            reuse = WorkflowIDReusePolicy.ALLOW_DUPLICATE
 
     async def _wait_for(self, kind: str, condition: Callable[[], bool]) -> None:
         self._status = self._status.model_copy(update={"waiting_for": kind, "state": "waiting"})
@@ -320,7 +361,7 @@ class SdLifecycleWorkflow(LifecycleMessages):
             raise ContinueAsNewSuggested
         self._status = self._status.model_copy(update={"waiting_for": None, "state": "running"})
 
-    async def _heartbeat(self, session: str, every: float) -> None:
+    async def _heartbeat(self, sd_id: str, session: str, every: float) -> None:
         while True:
             if self._claim_lost is not None:
                 await workflow.wait_condition(lambda: self._claim_lost is None)
@@ -329,7 +370,7 @@ class SdLifecycleWorkflow(LifecycleMessages):
                 continue
             result: ClaimResult = await self._activity(
                 LifecycleActivities.heartbeat_sd_claim,
-                ReleaseInput(session_id=session),
+                ReleaseInput(session_id=session, sd_id=sd_id),
                 summary="heartbeat claim",
             )
             if not result.success and workflow.patched(CLAIM_WATCH):

@@ -23,16 +23,20 @@ with workflow.unsafe.imports_passed_through():
         LIFECYCLE,
         START_STEP,
         STEPS,
+        HandoffType,
         Step,
     )
     from leo.domain.lifecycle_messages import (
         ApprovalInput,
         ExecReport,
+        LifecycleResume,
         LifecycleStatus,
         StepRecord,
+        bounded_steps,
     )
     from leo.domain.refusals import (
         LIFECYCLE_ACTIVITY_ERROR_TYPES,
+        FailureType,
         RefusalCode,
         UpdateRefusal,
     )
@@ -43,6 +47,13 @@ OUTCOME = SearchAttributeKey.for_keyword(search_attributes.OUTCOME)
 # Patch id: a refused claim heartbeat (or a handoff refused for a foreign claim) marks the claim
 # lost; the lifecycle starts no handoff until `reclaim` succeeds.
 CLAIM_WATCH = "claim-watch"
+# Patch ids (issue 17): a continued run resumes at the step it was at whatever it waited for
+# (also `reclaim`); a continued run whose claim was taken over waits for `reclaim` instead of
+# failing; a child handoff that is already running (or completed) is waited for and started
+# again, instead of failing the lifecycle.
+RESUME_AT_STEP = "lifecycle-resume-at-step"
+RESUME_LOST_CLAIM = "lifecycle-resume-lost-claim"
+CHILD_CONFLICT = "lifecycle-child-conflict"
 ACTIVITY_RETRY = RetryPolicy(
     maximum_interval=timedelta(seconds=5),
     non_retryable_error_types=list(LIFECYCLE_ACTIVITY_ERROR_TYPES),
@@ -101,6 +112,39 @@ class LifecycleBase:
         self._deadline: datetime | None = None
         # The session that took the SD's claim over (or "nobody" when it was released).
         self._claim_lost: str | None = None
+        # Set once the run is continuing as new: updates are refused (retryably) from then on.
+        self._closing = False
+
+    def _resume_at(self, resume: LifecycleResume, phase_start: Step | None) -> Step | None:
+        """Restore what the previous run accepted and say where this run starts: at the step the
+        previous run was at, whatever it waited for, unless the SD has moved past it."""
+        self._exec_report = resume.exec_report
+        if resume.decision is not None and resume.approval is not None:
+            self._decision = (resume.decision, resume.approval)
+        self._retry_requested = resume.retry_requested
+        step = resume.current_step
+        if step is None:
+            return phase_start
+        if resume.waiting_for == "retry":
+            # The SD has not moved since the rejection: wait for `retry` again, do not re-run.
+            self._resume_retry = True
+            return step
+        if phase_start is None or STEPS.index(phase_start) >= STEPS.index(step):
+            return phase_start
+        # The SD's phase points at an earlier step (EXEC for EXEC-TO-PLAN, LEAD_FINAL for
+        # LEAD-FINAL-APPROVAL): going back there would wait again for a message already taken.
+        return step if workflow.patched(RESUME_AT_STEP) else phase_start
+
+    def _attempts(self, step: Step) -> int:
+        """How many times this handoff step has run (dropped old records included)."""
+        return max(
+            (
+                r.attempt
+                for r in self._status.steps
+                if r.step is step and r.outcome in ("accepted", "rejected")
+            ),
+            default=0,
+        )
 
     def _sd_name(self) -> str:
         """The SD this lifecycle is for, also before it has loaded it (from its workflow id)."""
@@ -110,7 +154,17 @@ class LifecycleBase:
             or workflow.info().workflow_id.removeprefix(f"{LIFECYCLE}:")
         )
 
+    def _refuse_while_closing(self, what: str) -> None:
+        if self._closing:
+            raise ApplicationError(
+                f"the lifecycle of {self._sd_name()} is continuing as new: nothing was done; "
+                f"send {what} again in a moment",
+                type=UpdateRefusal.CONTINUING_AS_NEW,
+                non_retryable=True,
+            )
+
     def _require_waiting(self, kind: str, what: str) -> None:
+        self._refuse_while_closing(what)
         if self._status.waiting_for != kind:
             now = self._status.waiting_for or self._status.state
             where = (
@@ -141,6 +195,28 @@ class LifecycleBase:
         details = cause.details[0] if cause.details else None
         holder = details.get("claimed_by") if isinstance(details, dict) else None
         return str(holder or "another session")
+
+    def _rejection_record(
+        self, handoff: HandoffType, attempt: int, err: ChildWorkflowError
+    ) -> StepRecord:
+        cause = err.cause
+        if (
+            isinstance(cause, ApplicationError)
+            and cause.type == FailureType.HANDOFF_REJECTED
+            and cause.details
+        ):
+            result = HandoffResult.model_validate(cause.details[0])
+            return handoff_record(Step(handoff.value), attempt, result, workflow.now())
+        message = getattr(cause, "message", None) or str(err)
+        code = cause.type if isinstance(cause, ApplicationError) else type(cause).__name__
+        return StepRecord(
+            step=Step(handoff.value),
+            outcome="rejected",
+            attempt=attempt,
+            failed_gate=code,
+            issues=(message,),
+            at=workflow.now(),
+        )
 
     async def _release(self, session: str, reason: str) -> None:
         await self._activity(
@@ -197,7 +273,10 @@ class LifecycleBase:
             )
 
     def _append(self, record: StepRecord) -> None:
-        self._status = self._status.model_copy(update={"steps": [*self._status.steps, record]})
+        steps, dropped = bounded_steps([*self._status.steps, record])
+        self._status = self._status.model_copy(
+            update={"steps": steps, "steps_omitted": self._status.steps_omitted + dropped}
+        )
         workflow.set_current_details(
             "\n".join(
                 f"- {r.step.value}: {r.outcome}"

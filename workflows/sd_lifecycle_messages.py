@@ -158,6 +158,7 @@ class LifecycleMessages(LifecycleBase):
 
     @reclaim.validator
     def _validate_reclaim(self, request: ReclaimInput) -> None:
+        self._refuse_while_closing("reclaim")
         if self._claim_lost is None:
             raise ApplicationError(
                 f"the lifecycle of {self._sd_name()} has not lost its claim "

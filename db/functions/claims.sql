@@ -90,6 +90,30 @@ BEGIN
     RETURN jsonb_build_object('success', true, 'code', 'OK', 'sd_id', v_sd_id, 'session_id', p_session_id);
 END $$;
 
+-- The heartbeat of a claim on one SD (issue 17): keyed by SD and session, so a session that
+-- moved its claim to another SD learns that it lost this one (and does not keep the other
+-- one alive). Refused with who holds the SD now, if anyone.
+CREATE OR REPLACE FUNCTION heartbeat_sd_claim(p_session_id text, p_sd_id text)
+RETURNS jsonb LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
+DECLARE
+    v_sd_id text := leo_resolve_sd_id(p_sd_id);
+    v_holder claude_sessions;
+BEGIN
+    UPDATE claude_sessions SET heartbeat_at = now()
+    WHERE session_id = p_session_id AND status = 'active' AND sd_id = v_sd_id;
+    IF NOT FOUND THEN
+        v_holder := leo_live_claim(v_sd_id);
+        RETURN leo_refusal('NO_ACTIVE_CLAIM',
+            format('session %s holds no active claim on %s%s', p_session_id,
+                   coalesce(v_sd_id, p_sd_id),
+                   CASE WHEN v_holder.session_id IS NOT NULL
+                        THEN format('; it is claimed by session %s', v_holder.session_id)
+                        ELSE '' END),
+            jsonb_build_object('sd_id', v_sd_id, 'claimed_by', v_holder.session_id));
+    END IF;
+    RETURN jsonb_build_object('success', true, 'code', 'OK', 'sd_id', v_sd_id, 'session_id', p_session_id);
+END $$;
+
 CREATE OR REPLACE FUNCTION release_sd(p_session_id text, p_reason text DEFAULT 'manual')
 RETURNS jsonb LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
 DECLARE

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
-from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle
+from temporalio.client import (
+    WorkflowExecutionStatus,
+    WorkflowFailureError,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+)
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 
@@ -20,7 +26,12 @@ from leo.domain.lifecycle_messages import (
     ReclaimInput,
     RetryInput,
 )
+from leo.domain.refusals import UpdateRefusal
 from workflows.sd_lifecycle import SdLifecycleWorkflow
+
+# An update refused because the lifecycle was continuing as new is sent again this many times,
+# this far apart (a switch takes one workflow task).
+CLOSING_RETRIES, CLOSING_RETRY_SECONDS = 50, 0.2
 
 
 class LifecycleConflict(RuntimeError):
@@ -113,37 +124,43 @@ class LifecycleClient:
             code = cause.type if isinstance(cause, ApplicationError) else None
             raise HandoffFailed(getattr(cause, "message", None) or str(err), code) from err
 
-    async def report_exec_complete(self, sd_id: str, report: ExecReport) -> MessageAck:
+    async def _update(self, sd_id: str, update: Any, arg: Any) -> MessageAck:
+        """Send an update; one refused because the lifecycle was continuing as new (nothing was
+        done) is sent again to the next run."""
         handle = await self.handle(sd_id)
-        # The SDK's update typing does not see through an async handler's coroutine type.
-        ack: MessageAck = await handle.execute_update(
-            SdLifecycleWorkflow.report_exec_complete,  # type: ignore[arg-type]
-            report,
-        )
-        return ack
+        for attempt in range(CLOSING_RETRIES + 1):
+            try:
+                ack: MessageAck = await handle.execute_update(update, arg)
+            except WorkflowUpdateFailedError as err:
+                cause = err.cause
+                closing = (
+                    isinstance(cause, ApplicationError)
+                    and cause.type == UpdateRefusal.CONTINUING_AS_NEW
+                )
+                if not closing or attempt == CLOSING_RETRIES:
+                    raise
+                await asyncio.sleep(CLOSING_RETRY_SECONDS)
+            else:
+                return ack
+        raise AssertionError("unreachable")
+
+    async def report_exec_complete(self, sd_id: str, report: ExecReport) -> MessageAck:
+        return await self._update(sd_id, SdLifecycleWorkflow.report_exec_complete, report)
 
     async def approve(self, sd_id: str, approver: str, reason: str = "") -> MessageAck:
-        handle = await self.handle(sd_id)
-        return await handle.execute_update(
-            SdLifecycleWorkflow.approve, ApprovalInput(approver=approver, reason=reason)
+        return await self._update(
+            sd_id, SdLifecycleWorkflow.approve, ApprovalInput(approver=approver, reason=reason)
         )
 
     async def reject(self, sd_id: str, approver: str, reason: str) -> MessageAck:
-        handle = await self.handle(sd_id)
-        return await handle.execute_update(
-            SdLifecycleWorkflow.reject, ApprovalInput(approver=approver, reason=reason)
+        return await self._update(
+            sd_id, SdLifecycleWorkflow.reject, ApprovalInput(approver=approver, reason=reason)
         )
 
     async def retry(self, sd_id: str, reason: str = "") -> MessageAck:
-        handle = await self.handle(sd_id)
-        return await handle.execute_update(SdLifecycleWorkflow.retry, RetryInput(reason=reason))
+        return await self._update(sd_id, SdLifecycleWorkflow.retry, RetryInput(reason=reason))
 
     async def reclaim(self, sd_id: str, reason: str = "") -> MessageAck:
         """Claim the SD again after the lifecycle lost its claim ("claim lost to ..." in its
         status); refused with CLAIMED_BY_OTHER_SESSION while the other session's claim is live."""
-        handle = await self.handle(sd_id)
-        ack: MessageAck = await handle.execute_update(
-            SdLifecycleWorkflow.reclaim,  # type: ignore[arg-type]
-            ReclaimInput(reason=reason),
-        )
-        return ack
+        return await self._update(sd_id, SdLifecycleWorkflow.reclaim, ReclaimInput(reason=reason))

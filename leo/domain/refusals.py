@@ -34,6 +34,9 @@ class UpdateRefusal(StrEnum):
     ALREADY_DECIDED = "ALREADY_DECIDED"
     # `reclaim` while the lifecycle still holds (or never had) its claim.
     CLAIM_NOT_LOST = "CLAIM_NOT_LOST"
+    # Any update sent while the lifecycle is continuing as new: nothing was done; send it again
+    # (LifecycleClient does, after a moment).
+    CONTINUING_AS_NEW = "LIFECYCLE_CONTINUING_AS_NEW"
 
 
 class FailureType(StrEnum):

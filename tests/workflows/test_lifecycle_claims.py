@@ -10,6 +10,7 @@ from temporalio.client import Client, WithStartWorkflowOperation, WorkflowUpdate
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError, RPCStatusCode
 
+from db.pool import Executor
 from leo.api import LeoClient, LifecycleClient
 from leo.domain.handoffs import lifecycle_workflow_id
 from leo.domain.lifecycle_messages import ApprovalInput, LifecycleInput, LifecycleStatus
@@ -29,7 +30,7 @@ async def status_when(
             await asyncio.sleep(0.1)
 
 
-async def take_over(pool: asyncpg.Pool, sd_id: str, stale: str, thief: str) -> None:
+async def take_over(pool: Executor, sd_id: str, stale: str, thief: str) -> None:
     """Another session takes the SD over once `stale`'s heartbeat is older than 300 s."""
     await pool.execute(
         "UPDATE claude_sessions SET heartbeat_at = now() - interval '301 seconds' "
