@@ -4,14 +4,17 @@ child's id is waited for instead of failing the lifecycle; a claim is watched pe
 from __future__ import annotations
 
 import asyncpg
+import pytest
+from temporalio.client import WorkflowFailureError
 
 from leo.api import LeoClient, LifecycleClient
 from leo.domain.handoff_messages import HandoffOptions
 from leo.domain.handoffs import HandoffType, Step
 from tests.support.factories import add_agent, seed_accepted_handoff
-from tests.support.workflows import start_handoff
+from tests.support.workflows import check_replay, patches_in, start_handoff
 from tests.workflows.test_lifecycle_claims import status_when
 from tests.workflows.test_sd_lifecycle import lifecycle_sd, wait_until
+from workflows.sd_lifecycle_base import CHILD_CONFLICT
 
 
 async def test_a_child_already_running_is_waited_for_not_a_failure(
@@ -47,6 +50,10 @@ async def test_a_child_already_running_is_waited_for_not_a_failure(
     description = await standalone.describe()
     assert description.close_time is not None  # the lifecycle ran after it ended
     await handle.cancel()
+    with pytest.raises(WorkflowFailureError):
+        await handle.result()
+    history = await check_replay(leo.client, handle.id, "child_conflict")
+    assert CHILD_CONFLICT in patches_in(history)
 
 
 async def test_a_session_that_moved_to_another_sd_has_lost_this_one(

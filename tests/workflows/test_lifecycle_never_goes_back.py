@@ -17,7 +17,8 @@ from pathlib import Path
 
 import asyncpg
 import pytest
-from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.client import Client, WorkflowHistory, WorkflowUpdateFailedError
+from temporalio.worker import Replayer
 
 from leo.api import LeoClient, LifecycleClient
 from leo.dev_stack import TemporalDevServer, free_port
@@ -26,14 +27,44 @@ from leo.domain.handoffs import Step
 from leo.domain.lifecycle_messages import LifecycleStatus, ReclaimInput
 from leo.domain.refusals import UpdateRefusal
 from leo.infra.client import connect_client
+from leo.infra.failures import LEO_DATA_CONVERTER
 from leo.infra.settings import Settings
 from leo.runtime import build_worker
 from tests.support.db import fetch_one
 from tests.support.factories import seed_accepted_handoff
+from tests.support.workflows import ALL_WORKFLOWS, check_replay, patches_in
 from tests.workflows.test_lifecycle_claims import status_when, take_over
 from tests.workflows.test_sd_lifecycle import REPORT, lifecycle_sd, wait_until
+from workflows.sd_lifecycle_base import CHILD_CONFLICT, RESUME_AT_STEP, RESUME_LOST_CLAIM
+
+LIFECYCLE_PATCHES = {RESUME_AT_STEP, RESUME_LOST_CLAIM, CHILD_CONFLICT}
 
 SUGGEST_AFTER_EVENTS = 40
+
+
+async def replay_runs(client: Client, workflow_id: str, scenario: str) -> set[str]:
+    """Replay every run of a lifecycle (walking back through continue-as-new) and return the
+    patch ids they recorded; a run with a patch id no earlier run had is added to the corpus
+    when recording (LEO_RECORD_HISTORIES)."""
+    histories: list[tuple[str | None, WorkflowHistory]] = []
+    run_id: str | None = None
+    while True:
+        history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
+        started = history.events[0].workflow_execution_started_event_attributes
+        histories.insert(0, (run_id, history))
+        run_id = started.continued_execution_run_id
+        if not run_id:
+            break
+    seen: set[str] = set()
+    replayer = Replayer(workflows=ALL_WORKFLOWS, data_converter=LEO_DATA_CONVERTER)
+    for number, (run, history) in enumerate(histories, start=1):
+        new = set(patches_in(history)) - seen
+        if new & LIFECYCLE_PATCHES:
+            await check_replay(client, workflow_id, f"{scenario}_run{number}", run_id=run)
+        else:
+            await replayer.replay_workflow(history)
+        seen |= new
+    return seen
 
 
 @pytest.fixture(scope="module")
@@ -149,6 +180,7 @@ async def test_the_whole_chain_continues_as_new_at_every_wait_and_never_goes_bac
         (Step.LEAD_FINAL_APPROVAL, "accepted"),
     ]
     assert final.runs >= 6
+    assert RESUME_AT_STEP in await replay_runs(can_client, handle.id, "never_back")
     # The report was recorded once: one report row, its commit appended once, one retrospective.
     assert (
         await db_pool.fetchval("SELECT count(*) FROM sd_exec_reports WHERE sd_id = $1", sd.id) == 1
@@ -249,3 +281,4 @@ async def test_a_continued_run_whose_claim_was_taken_over_waits_for_reclaim(
         await lifecycle.approve(sd.id, approver="lead")
         final = await lifecycle.wait(handle)
     assert final.state == "completed"
+    assert RESUME_LOST_CLAIM in await replay_runs(can_client, handle.id, "claim_taken_in_can")
