@@ -36,6 +36,13 @@ stories:
 """
 
 
+ADOPT_CREATE_REFUSAL = (
+    "adopt mode (LEO_SCHEMA_MODE=adopt): SDs, PRDs and stories are created with the "
+    "EHG_Engineer tooling, whose creation rules apply to them; LEO runs their handoffs "
+    "(docs/adoption.md)"
+)
+
+
 @sd_app.command(
     "create",
     epilog=f"Example (YAML):\n\n```yaml\n{SD_FILE_EXAMPLE}```",
@@ -55,10 +62,14 @@ def sd_create(
 
     The file is validated first (unknown or misspelt fields are errors), and everything is
     written in one transaction: an invalid file or a taken key writes nothing (exit code 2).
-    The SD starts as draft / LEAD_APPROVAL.
+    The SD starts as draft / LEAD_APPROVAL. Refused in adopt mode (LEO_SCHEMA_MODE=adopt):
+    there, SDs, PRDs and stories are created with the EHG_Engineer tooling.
     """
+    configured = settings()
+    if configured.schema_mode == "adopt":
+        raise CliError(ADOPT_CREATE_REFUSAL, ExitCode.BAD_INPUT)
     spec = load_sd_spec(file)
-    details = run_with_db(settings(), lambda conn: create_new_sd(conn, spec))
+    details = run_with_db(configured, lambda conn: create_new_sd(conn, spec))
     if as_json:
         print_json(details.model_dump(mode="json"))
         return

@@ -7,9 +7,10 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
+from db.adopt.runner import adopt
 from db.pool import connect
 from leo.dev_stack import Stack
-from tests.adopt.fixture import ehg_database
+from tests.adopt.fixture import LEO_ACTOR, ehg_database, register_actor
 
 
 @pytest.fixture
@@ -23,6 +24,19 @@ async def ehg_dsn(stack: Stack) -> AsyncIterator[str]:
 async def ehg(ehg_dsn: str) -> AsyncIterator[asyncpg.Connection]:
     """A connection to it as the owner (Supabase's `postgres`: not a superuser)."""
     conn = await connect(ehg_dsn)
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+async def adopted(ehg: asyncpg.Connection, ehg_dsn: str) -> AsyncIterator[asyncpg.Connection]:
+    """The fixture adopted (actor registered, `leo db adopt` run), and a connection on it as LEO
+    connects in adopt mode: schema leo first on the search_path."""
+    await register_actor(ehg)
+    await adopt(ehg, actor=LEO_ACTOR)
+    conn = await connect(ehg_dsn, search_path="leo, public")
     try:
         yield conn
     finally:

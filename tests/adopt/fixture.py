@@ -93,7 +93,7 @@ async def register_actor(conn: asyncpg.Connection, actor: str = LEO_ACTOR) -> No
 async def table_checksums(conn: asyncpg.Connection, schema: str = "public") -> dict[str, str]:
     """md5 over every row (in primary-key/text order) of every table of `schema`."""
     tables = await conn.fetch(
-        "SELECT c.oid::regclass::text AS name FROM pg_class c "
+        "SELECT format('%I.%I', n.nspname, c.relname) AS name FROM pg_class c "
         "JOIN pg_namespace n ON n.oid = c.relnamespace "
         "WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') ORDER BY 1",
         schema,
@@ -161,3 +161,63 @@ async def catalogue_dump(conn: asyncpg.Connection) -> dict[str, list[dict[str, A
 
 def digest(value: Any) -> str:
     return hashlib.sha256(repr(value).encode()).hexdigest()
+
+
+# --- an SD for LEO to drive ------------------------------------------------------------------
+
+
+async def new_sd(
+    conn: asyncpg.Connection,
+    *,
+    quality_checked: bool = True,
+    stories: int = 2,
+    blocked_story: bool = False,
+) -> tuple[str, str]:
+    """A fresh SD in their tables, ready for LEAD-TO-PLAN: (its id, a UUID string; its key).
+
+    With a PRD (their content CHECKs satisfied) and stories with their required fields."""
+    n = uuid.uuid4().hex[:8].upper()
+    key = f"SD-ADOPT-{n}"
+    sd_id = str(uuid.uuid4())
+    await conn.execute(
+        "INSERT INTO public.strategic_directives_v2 (id, sd_key, title, status, category, "
+        "priority, description, rationale, scope, current_phase, sd_type, quality_checked, "
+        "success_criteria) VALUES ($1, $2, $3, 'active', 'infrastructure', 'high', "
+        "'Adopted directive.', 'To test adoption.', 'Adoption.', 'LEAD_APPROVAL', "
+        "'infrastructure', $4, '[\"it works\"]')",
+        sd_id,
+        key,
+        f"Adopted {n}",
+        quality_checked,
+    )
+    await conn.execute(
+        "INSERT INTO public.product_requirements_v2 (id, sd_id, directive_id, title, status, "
+        "functional_requirements, acceptance_criteria, test_scenarios, executive_summary) "
+        'VALUES ($1, $2, $2, $3, \'planning\', \'["a", "b", "c"]\', \'["x"]\', \'["t"]\', '
+        "'The PRD.')",
+        f"PRD-{key}",
+        sd_id,
+        f"PRD of {key}",
+    )
+    for i in range(1, stories + 1):
+        await conn.execute(
+            "INSERT INTO public.user_stories (story_key, prd_id, sd_id, title, user_role, "
+            "user_want, user_benefit, status, validation_status) "
+            "VALUES ($1, $2, $3, $4, 'operator', 'a feature', 'it helps', $5, $6)",
+            f"{key}:US-{i:03d}",
+            f"PRD-{key}",
+            sd_id,
+            f"Story {i}",
+            "blocked" if blocked_story and i == 1 else "ready",
+            "failed" if blocked_story and i == 1 else "pending",
+        )
+    return sd_id, key
+
+
+async def register_session(conn: asyncpg.Connection, session_id: str) -> None:
+    """A session of their tooling (their claim_sd refuses unregistered ones)."""
+    await conn.execute(
+        "INSERT INTO public.claude_sessions (session_id, status, heartbeat_at) "
+        "VALUES ($1, 'idle', now())",
+        session_id,
+    )

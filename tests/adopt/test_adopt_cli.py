@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import asyncpg
 import pytest
 
@@ -102,3 +104,24 @@ def test_schema_mode_settings() -> None:
     )
     with pytest.raises(InvalidSetting, match="LEO_SCHEMA_MODE must be native or adopt"):
         Settings.from_env({"LEO_SCHEMA_MODE": "shadow"})
+
+
+async def test_sd_creation_is_refused_in_adopt_mode(
+    adopted: asyncpg.Connection, ehg_dsn: str, tmp_path: Path
+) -> None:
+    spec = tmp_path / "sd.yaml"
+    spec.write_text("sd_key: SD-NEW-001\ntitle: New\nsd_type: feature\n")
+    before = await adopted.fetchval("SELECT count(*) FROM public.strategic_directives_v2")
+    result = await leo_for(ehg_dsn, tmp_path, LEO_SCHEMA_MODE="adopt")("sd", "create", str(spec))
+    assert result.exit_code == 2
+    assert "adopt mode (LEO_SCHEMA_MODE=adopt): SDs, PRDs and stories are created with" in (
+        result.stderr
+    )
+    # Edits (PRD and story creation included) are refused by leo.fn_update_sd.
+    edit = await adopted.fetchval(
+        "SELECT fn_update_sd(p_sd_id => 'SD-FIX-006', p_changes => $1, p_actor => 'me')",
+        {"prd": {"title": "x"}},
+    )
+    assert edit["success"] is False and edit["code"] == "INVALID_INPUT"
+    assert "created and edited with the EHG_Engineer tooling" in edit["error"]
+    assert await adopted.fetchval("SELECT count(*) FROM public.strategic_directives_v2") == before

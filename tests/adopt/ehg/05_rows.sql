@@ -85,7 +85,16 @@ VALUES ('Their security agent', 'SECURITY', 90, 'automatic', '{}'),
        ('Their stories agent', 'STORIES', 60, 'automatic', '{}'),
        ('Their design agent', 'DESIGN', 70, 'manual', '{}'),
        ('Their retro agent', 'RETRO', NULL, 'automatic', '{}'),
-       ('Their own agent', 'CONTEXT_WEAVER', 10, 'manual', '{}');
+       ('Their own agent', 'CONTEXT_WEAVER', 10, 'manual', '{}'),
+       ('Their validation agent', 'VALIDATION', 80, 'automatic', '{}'),
+       ('Their github agent', 'GITHUB', 70, 'automatic', '{}'),
+       ('Their risk agent', 'RISK', 60, 'automatic', '{}'),
+       ('Their docs agent', 'DOCMON', 50, 'automatic', '{}'),
+       ('Their performance agent', 'PERFORMANCE', 80, 'manual', '{}'),
+       ('Their UAT agent', 'UAT', 70, 'manual', '{}'),
+       ('Their API agent', 'API', 70, 'manual', '{}'),
+       ('Their regression agent', 'REGRESSION', 70, 'manual', '{}'),
+       ('Their dependency agent', 'DEPENDENCY', 50, 'manual', '{}');
 
 INSERT INTO sub_agent_execution_results (sd_id, sub_agent_code, sub_agent_name, verdict, confidence,
     detailed_analysis, execution_time, phase, source, metadata, invocation_id)
