@@ -33,21 +33,119 @@ RETURNS claude_sessions LANGUAGE sql STABLE SET search_path = pg_catalog, public
     LIMIT 1;
 $$;
 
+-- The state of an SD as an audit row's pre_state and post_state record it: one shape for the
+-- step-by-step path (leo_sd_state) and the one-statement path of each transition.
+CREATE OR REPLACE FUNCTION leo_state_object(
+    p_sd_id text, p_sd_key text, p_sd_status text, p_sd_phase text, p_sd_version integer,
+    p_sd_progress integer, p_is_working_on boolean, p_claiming_session_id text,
+    p_prd_id text, p_prd_status text, p_prd_phase text, p_stories jsonb)
+RETURNS jsonb LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, public, pg_temp AS $$
+    SELECT jsonb_build_object(
+        'sd_id', p_sd_id, 'sd_key', p_sd_key, 'sd_status', p_sd_status, 'sd_phase', p_sd_phase,
+        'sd_version', p_sd_version, 'sd_progress', p_sd_progress, 'is_working_on', p_is_working_on,
+        'claiming_session_id', p_claiming_session_id,
+        'prd_id', p_prd_id, 'prd_status', p_prd_status, 'prd_phase', p_prd_phase,
+        'stories', coalesce(p_stories, '{}'));
+$$;
+
 CREATE OR REPLACE FUNCTION leo_sd_state(p_canonical_sd_id text)
 RETURNS jsonb LANGUAGE sql STABLE SET search_path = pg_catalog, public, pg_temp AS $$
-    SELECT jsonb_build_object(
-        'sd_id', sd.id, 'sd_key', sd.sd_key, 'sd_status', sd.status, 'sd_phase', sd.current_phase,
-        'sd_version', sd.transition_version, 'sd_progress', sd.progress_percentage,
-        'is_working_on', sd.is_working_on, 'claiming_session_id', sd.claiming_session_id,
-        'prd_id', prd.id, 'prd_status', prd.status, 'prd_phase', prd.phase,
-        'stories', coalesce((
-            SELECT jsonb_object_agg(st.status, st.n)
-            FROM (SELECT status, count(*) AS n FROM user_stories
-                  WHERE sd_id = sd.id GROUP BY status) st), '{}'::jsonb))
+    SELECT leo_state_object(
+        sd.id, sd.sd_key, sd.status, sd.current_phase, sd.transition_version,
+        sd.progress_percentage, sd.is_working_on, sd.claiming_session_id,
+        prd.id, prd.status, prd.phase,
+        (SELECT jsonb_object_agg(st.status, st.n)
+         FROM (SELECT status, count(*) AS n FROM user_stories
+               WHERE sd_id = sd.id GROUP BY status) st))
     FROM strategic_directives_v2 sd
     LEFT JOIN product_requirements_v2 prd ON prd.sd_id = sd.id
     WHERE sd.id = p_canonical_sd_id;
 $$;
+
+-- What a completed transition returns (and its audit row keeps as `result`): one shape for
+-- both paths.
+CREATE OR REPLACE FUNCTION leo_transition_result(
+    p_handoff_type text, p_request_id text, p_sd_id text, p_sd_key text, p_audit_id uuid,
+    p_handoff_id uuid, p_version integer, p_pre jsonb, p_post jsonb, p_extra jsonb)
+RETURNS jsonb LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, public, pg_temp AS $$
+    SELECT jsonb_build_object(
+        'success', true, 'code', 'OK', 'idempotent_hit', false,
+        'handoff_type', p_handoff_type, 'request_id', p_request_id,
+        'sd_id', p_sd_id, 'sd_key', p_sd_key,
+        'audit_id', p_audit_id, 'handoff_id', p_handoff_id, 'transition_version', p_version,
+        'pre_state', p_pre, 'post_state', p_post) || coalesce(p_extra, '{}');
+$$;
+
+-- The argument checks of every transition: a refusal (INVALID_INPUT, nothing written) or NULL.
+CREATE OR REPLACE FUNCTION leo_transition_args(p_sd_id text, p_session_id text, p_context jsonb)
+RETURNS jsonb LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, public, pg_temp AS $$
+DECLARE
+    v_expected jsonb;
+BEGIN
+    IF p_sd_id IS NULL OR btrim(p_sd_id) = '' THEN
+        RETURN leo_refusal('INVALID_INPUT', 'p_sd_id is required');
+    END IF;
+    IF length(p_sd_id) > 200 THEN
+        RETURN leo_refusal('INVALID_INPUT', 'p_sd_id is longer than 200 characters');
+    END IF;
+    IF p_session_id IS NOT NULL AND (btrim(p_session_id) = '' OR length(p_session_id) > 200) THEN
+        RETURN leo_refusal('INVALID_INPUT',
+            'p_session_id must be NULL or 1 to 200 characters');
+    END IF;
+    IF p_context IS NULL OR jsonb_typeof(p_context) <> 'object' THEN
+        RETURN leo_refusal('INVALID_INPUT',
+            'p_transition_context must be a JSON object with a request_id');
+    END IF;
+    IF jsonb_typeof(p_context -> 'request_id') IS DISTINCT FROM 'string'
+       OR btrim(p_context ->> 'request_id') = '' OR length(p_context ->> 'request_id') > 300 THEN
+        RETURN leo_refusal('INVALID_INPUT',
+            'p_transition_context.request_id (the idempotency key) must be a non-empty string of at most 300 characters');
+    END IF;
+    v_expected := p_context -> 'expected_version';
+    -- CASE, not OR: SQL does not promise to evaluate OR left to right, and the cast must
+    -- only ever see digits.
+    IF v_expected IS NOT NULL AND jsonb_typeof(v_expected) <> 'null' AND NOT (CASE
+           WHEN jsonb_typeof(v_expected) = 'number' AND (v_expected #>> '{}') ~ '^[0-9]{1,9}$'
+           THEN (v_expected #>> '{}')::integer >= 1 ELSE false END) THEN
+        RETURN leo_refusal('INVALID_INPUT',
+            'p_transition_context.expected_version must be a positive integer',
+            jsonb_build_object('expected_version', v_expected));
+    END IF;
+    IF p_context ? 'gate_summary' AND jsonb_typeof(p_context -> 'gate_summary') <> 'object' THEN
+        RETURN leo_refusal('INVALID_INPUT',
+            'p_transition_context.gate_summary must be an object');
+    END IF;
+    -- A malformed gate summary fails closed here, before anything is written; it must not
+    -- pass as "not false" or surface later as a failed write of the handoff record.
+    IF p_context ? 'gate_summary'
+       AND jsonb_typeof(p_context #> '{gate_summary,passed}') IS DISTINCT FROM 'boolean' THEN
+        RETURN leo_refusal('INVALID_INPUT',
+            'p_transition_context.gate_summary.passed must be true or false');
+    END IF;
+    IF (p_context #> '{gate_summary,passed}') = 'false'::jsonb THEN
+        -- Defence in depth: the orchestrator never sends this, a hand-made call might.
+        RETURN leo_refusal('INVALID_INPUT',
+            'the gate summary says the gates did not pass; a rejected handoff cannot transition');
+    END IF;
+    IF jsonb_typeof(p_context #> '{gate_summary,normalized_score}') <> 'null' AND NOT (CASE
+           WHEN jsonb_typeof(p_context #> '{gate_summary,normalized_score}') = 'number'
+           THEN (p_context #>> '{gate_summary,normalized_score}')::numeric BETWEEN 0 AND 100
+           ELSE false END) THEN
+        RETURN leo_refusal('INVALID_INPUT',
+            'p_transition_context.gate_summary.normalized_score must be a number from 0 to 100',
+            jsonb_build_object('normalized_score', p_context #> '{gate_summary,normalized_score}'));
+    END IF;
+    IF pg_column_size(p_context -> 'gate_summary') > 102400 THEN
+        RETURN leo_refusal('INVALID_INPUT',
+            'p_transition_context.gate_summary is larger than 100 KB');
+    END IF;
+    IF p_context ? 'metadata' AND jsonb_typeof(p_context -> 'metadata') <> 'object' THEN
+        RETURN leo_refusal('INVALID_INPUT',
+            'p_transition_context.metadata must be an object');
+    END IF;
+
+    RETURN NULL;
+END $$;
 
 -- Step 0 of every transition. Returns either {"early": <result to return as is>} (a refusal,
 -- or the first outcome of a repeated request id) or the transition's working
@@ -59,74 +157,17 @@ RETURNS jsonb LANGUAGE plpgsql SET search_path = pg_catalog, public, pg_temp AS 
 DECLARE
     v_sd_id      text;
     v_request_id text;
-    v_expected   jsonb;
+    v_refusal    jsonb;
     v_prd        product_requirements_v2;
     v_sd         strategic_directives_v2;
     v_audit      sd_transition_audit;
 BEGIN
     -- Argument checks: every malformed input gets INVALID_INPUT and nothing is written.
-    IF p_sd_id IS NULL OR btrim(p_sd_id) = '' THEN
-        RETURN jsonb_build_object('early', leo_refusal('INVALID_INPUT', 'p_sd_id is required'));
-    END IF;
-    IF length(p_sd_id) > 200 THEN
-        RETURN jsonb_build_object('early', leo_refusal('INVALID_INPUT', 'p_sd_id is longer than 200 characters'));
-    END IF;
-    IF p_session_id IS NOT NULL AND (btrim(p_session_id) = '' OR length(p_session_id) > 200) THEN
-        RETURN jsonb_build_object('early', leo_refusal('INVALID_INPUT',
-            'p_session_id must be NULL or 1 to 200 characters'));
-    END IF;
-    IF p_context IS NULL OR jsonb_typeof(p_context) <> 'object' THEN
-        RETURN jsonb_build_object('early', leo_refusal('INVALID_INPUT',
-            'p_transition_context must be a JSON object with a request_id'));
-    END IF;
-    IF jsonb_typeof(p_context -> 'request_id') IS DISTINCT FROM 'string'
-       OR btrim(p_context ->> 'request_id') = '' OR length(p_context ->> 'request_id') > 300 THEN
-        RETURN jsonb_build_object('early', leo_refusal('INVALID_INPUT',
-            'p_transition_context.request_id (the idempotency key) must be a non-empty string of at most 300 characters'));
+    v_refusal := leo_transition_args(p_sd_id, p_session_id, p_context);
+    IF v_refusal IS NOT NULL THEN
+        RETURN jsonb_build_object('early', v_refusal);
     END IF;
     v_request_id := p_context ->> 'request_id';
-    v_expected := p_context -> 'expected_version';
-    -- CASE, not OR: SQL does not promise to evaluate OR left to right, and the cast must
-    -- only ever see digits.
-    IF v_expected IS NOT NULL AND jsonb_typeof(v_expected) <> 'null' AND NOT (CASE
-           WHEN jsonb_typeof(v_expected) = 'number' AND (v_expected #>> '{}') ~ '^[0-9]{1,9}$'
-           THEN (v_expected #>> '{}')::integer >= 1 ELSE false END) THEN
-        RETURN jsonb_build_object('early', leo_refusal('INVALID_INPUT',
-            'p_transition_context.expected_version must be a positive integer',
-            jsonb_build_object('expected_version', v_expected)));
-    END IF;
-    IF p_context ? 'gate_summary' AND jsonb_typeof(p_context -> 'gate_summary') <> 'object' THEN
-        RETURN jsonb_build_object('early', leo_refusal('INVALID_INPUT',
-            'p_transition_context.gate_summary must be an object'));
-    END IF;
-    -- A malformed gate summary fails closed here, before anything is written; it must not
-    -- pass as "not false" or surface later as a failed write of the handoff record.
-    IF p_context ? 'gate_summary'
-       AND jsonb_typeof(p_context #> '{gate_summary,passed}') IS DISTINCT FROM 'boolean' THEN
-        RETURN jsonb_build_object('early', leo_refusal('INVALID_INPUT',
-            'p_transition_context.gate_summary.passed must be true or false'));
-    END IF;
-    IF (p_context #> '{gate_summary,passed}') = 'false'::jsonb THEN
-        -- Defence in depth: the orchestrator never sends this, a hand-made call might.
-        RETURN jsonb_build_object('early', leo_refusal('INVALID_INPUT',
-            'the gate summary says the gates did not pass; a rejected handoff cannot transition'));
-    END IF;
-    IF jsonb_typeof(p_context #> '{gate_summary,normalized_score}') <> 'null' AND NOT (CASE
-           WHEN jsonb_typeof(p_context #> '{gate_summary,normalized_score}') = 'number'
-           THEN (p_context #>> '{gate_summary,normalized_score}')::numeric BETWEEN 0 AND 100
-           ELSE false END) THEN
-        RETURN jsonb_build_object('early', leo_refusal('INVALID_INPUT',
-            'p_transition_context.gate_summary.normalized_score must be a number from 0 to 100',
-            jsonb_build_object('normalized_score', p_context #> '{gate_summary,normalized_score}')));
-    END IF;
-    IF pg_column_size(p_context -> 'gate_summary') > 102400 THEN
-        RETURN jsonb_build_object('early', leo_refusal('INVALID_INPUT',
-            'p_transition_context.gate_summary is larger than 100 KB'));
-    END IF;
-    IF p_context ? 'metadata' AND jsonb_typeof(p_context -> 'metadata') <> 'object' THEN
-        RETURN jsonb_build_object('early', leo_refusal('INVALID_INPUT',
-            'p_transition_context.metadata must be an object'));
-    END IF;
 
     v_sd_id := leo_resolve_sd_id(p_sd_id);
     IF v_sd_id IS NULL THEN
@@ -292,12 +333,9 @@ BEGIN
 
     v_post := leo_sd_state(p_state ->> 'sd_id') || coalesce(p_extra, '{}');
     v_pre := p_state -> 'pre_state';
-    v_result := jsonb_build_object(
-        'success', true, 'code', 'OK', 'idempotent_hit', false,
-        'handoff_type', p_state ->> 'handoff_type', 'request_id', p_state ->> 'request_id',
-        'sd_id', p_state ->> 'sd_id', 'sd_key', p_state #>> '{sd,sd_key}',
-        'audit_id', p_audit_id, 'handoff_id', v_handoff_id, 'transition_version', v_version,
-        'pre_state', v_pre, 'post_state', v_post) || coalesce(p_extra, '{}');
+    v_result := leo_transition_result(
+        p_state ->> 'handoff_type', p_state ->> 'request_id', p_state ->> 'sd_id',
+        p_state #>> '{sd,sd_key}', p_audit_id, v_handoff_id, v_version, v_pre, v_post, p_extra);
 
     INSERT INTO sd_transition_audit (
         id, sd_id, transition_type, session_id, request_id, pre_state, post_state, status,
@@ -351,4 +389,32 @@ BEGIN
         p_state ->> 'session_id', p_state ->> 'request_id', v_pre, 'failed', v_details,
         v_result, now());
     RETURN v_result;
+END $$;
+
+-- The one-statement path's error handler (every fn_atomic_*: the handoff's one data-modifying
+-- statement runs in a sub-block). A deadlock or serialization failure is transient, not a
+-- failed transition: re-raised, naming the step whose table the statement was waiting for
+-- (`p_steps`: {table, step} pairs in step order), so that the whole call rolls back and the
+-- caller retries. Anything else returns, and the step-by-step path takes over.
+CREATE OR REPLACE FUNCTION leo_transition_transient(
+    p_handoff_type text, p_steps text[], p_sqlstate text, p_message text, p_detail text,
+    p_error_context text)
+RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, public, pg_temp AS $$
+DECLARE
+    v_pair text[];
+    v_step text;
+BEGIN
+    IF p_sqlstate NOT IN ('40P01', '40001') THEN
+        RETURN;
+    END IF;
+    FOREACH v_pair SLICE 1 IN ARRAY p_steps LOOP
+        IF strpos(coalesce(p_error_context, ''), format('relation "%s"', v_pair[1])) > 0 THEN
+            v_step := v_pair[2];
+            EXIT;
+        END IF;
+    END LOOP;
+    RAISE EXCEPTION '% at step "%": %', p_handoff_type,
+        coalesce(v_step, 'the transition statement'), p_message
+        USING ERRCODE = p_sqlstate, DETAIL = coalesce(p_detail, ''),
+              HINT = 'transient conflict with another transaction; nothing was applied, retry';
 END $$;

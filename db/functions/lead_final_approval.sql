@@ -3,10 +3,14 @@
 -- 100, is no longer worked on, and its session claim is released. On an SD that is already
 -- completed it is an idempotent success that applies nothing, unless a BYPASS-COMPLETION
 -- completed it: that is refused with INVALID_PHASE, naming the bypass.
-CREATE OR REPLACE FUNCTION fn_atomic_lead_final_approval_transition(
-    p_sd_id text, p_prd_id text DEFAULT NULL, p_session_id text DEFAULT NULL,
-    p_transition_context jsonb DEFAULT NULL)
-RETURNS jsonb LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
+--
+-- Two paths, one outcome (docs/architecture.md, "The transition functions"): the entry point
+-- below tries the whole transition as one data-modifying statement; everything else (a
+-- refusal, a repeated request id, a failed step, a concurrent change) is answered by the
+-- step-by-step path here. Keep their writes the same.
+CREATE OR REPLACE FUNCTION leo_lead_final_approval_steps(
+    p_sd_id text, p_prd_id text, p_session_id text, p_transition_context jsonb)
+RETURNS jsonb LANGUAGE plpgsql SET search_path = pg_catalog, public, pg_temp AS $$
 DECLARE
     v_state   jsonb;
     v_refusal jsonb;
@@ -69,4 +73,116 @@ BEGIN
             RETURN leo_transition_fail(v_state, v_audit, v_step, v_partial, v_state_code, v_msg, v_detail);
         END;
     END;
+END $$;
+
+CREATE OR REPLACE FUNCTION fn_atomic_lead_final_approval_transition(
+    p_sd_id text, p_prd_id text DEFAULT NULL, p_session_id text DEFAULT NULL,
+    p_transition_context jsonb DEFAULT NULL)
+RETURNS jsonb LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
+DECLARE
+    v_ctx      jsonb := p_transition_context;
+    v_request  text := p_transition_context ->> 'request_id';
+    v_expected integer;
+    v_result   jsonb;
+    v_written  boolean;
+    v_code text; v_msg text; v_detail text; v_where text;
+BEGIN
+    v_result := leo_transition_args(p_sd_id, p_session_id, v_ctx);
+    IF v_result IS NOT NULL THEN RETURN v_result; END IF;
+    v_expected := (v_ctx ->> 'expected_version')::integer;
+    BEGIN
+        WITH sd0 AS (
+            SELECT s.ctid AS row_ctid, s.* FROM strategic_directives_v2 s
+            WHERE s.id = p_sd_id OR s.sd_key = p_sd_id ORDER BY s.id = p_sd_id DESC LIMIT 1
+        ), prd0 AS (
+            SELECT p.ctid AS row_ctid, p.* FROM product_requirements_v2 p JOIN sd0 ON p.sd_id = sd0.id
+        ), ids AS (
+            SELECT gen_random_uuid() AS audit_id
+        ), sd AS (
+            -- 1. Complete SD, with every guard (first: the SD row is locked before its claims)
+            UPDATE strategic_directives_v2 s
+            SET status = 'completed', current_phase = 'COMPLETED', progress_percentage = 100,
+                is_working_on = false, active_session_id = NULL, claiming_session_id = NULL,
+                completion_date = now(), transition_version = s.transition_version + 1
+            FROM sd0 o LEFT JOIN prd0 p ON true
+            WHERE s.id = o.id AND s.ctid = o.row_ctid
+              AND (o.status, o.current_phase) = ('pending_approval', 'LEAD_FINAL')
+              AND (p_prd_id IS NULL OR p.id = p_prd_id)
+              AND (v_expected IS NULL OR o.transition_version = v_expected)
+              AND NOT EXISTS (
+                  SELECT 1 FROM claude_sessions c
+                  WHERE c.sd_id = o.id AND c.status = 'active'
+                    AND c.heartbeat_at > now() - interval '300 seconds'
+                    AND c.session_id IS DISTINCT FROM p_session_id)
+              AND pg_try_advisory_xact_lock(hashtextextended('leo:sd:' || o.id, 0))
+              AND pg_try_advisory_xact_lock(hashtextextended('leo:request:' || v_request, 0))
+            RETURNING s.*
+        ), cl AS (
+            -- 2. Release session claim
+            UPDATE claude_sessions c
+            SET status = 'released', released_at = now(), release_reason = 'completed'
+            FROM sd
+            WHERE c.sd_id = sd.id AND c.status = 'active'
+            RETURNING c.session_id
+        ), h AS (
+            -- Record handoff
+            INSERT INTO sd_phase_handoffs (
+                sd_id, handoff_type, from_phase, to_phase, status, validation_score,
+                validation_passed, validation_details, metadata, request_id, session_id,
+                accepted_at)
+            SELECT sd.id, 'LEAD-FINAL-APPROVAL', 'LEAD', 'COMPLETED', 'accepted',
+                   (v_ctx #>> '{gate_summary,normalized_score}')::numeric, true,
+                   coalesce(v_ctx -> 'gate_summary', '{}'),
+                   coalesce(v_ctx -> 'metadata', '{}') || jsonb_build_object('audit_id', ids.audit_id),
+                   v_request, p_session_id, now()
+            FROM sd, ids
+            ON CONFLICT (request_id) DO NOTHING
+            RETURNING id
+        ), state AS (
+            SELECT leo_state_object(
+                       o.id, o.sd_key, o.status, o.current_phase, o.transition_version,
+                       o.progress_percentage, o.is_working_on, o.claiming_session_id,
+                       p.id, p.status, p.phase, x.stories) AS pre,
+                   leo_state_object(
+                       s.id, s.sd_key, s.status, s.current_phase, s.transition_version,
+                       s.progress_percentage, s.is_working_on, s.claiming_session_id,
+                       p.id, p.status, p.phase, x.stories)
+                   || jsonb_build_object('claims_released', n.claims_released) AS post,
+                   jsonb_build_object('claims_released', n.claims_released) AS extra
+            FROM sd0 o LEFT JOIN prd0 p ON true, sd s,
+                 (SELECT count(*) AS claims_released FROM cl) n,
+                 LATERAL (SELECT (SELECT jsonb_object_agg(g.status, g.n)
+                        FROM (SELECT u.status, count(*) AS n FROM user_stories u
+                              WHERE u.sd_id = o.id GROUP BY u.status) g) AS stories) x
+        ), a AS (
+            INSERT INTO sd_transition_audit (
+                id, sd_id, transition_type, session_id, request_id, pre_state, post_state,
+                status, result, handoff_id, completed_at)
+            SELECT ids.audit_id, s.id, 'LEAD_FINAL_APPROVAL', p_session_id, v_request, x.pre, x.post,
+                   'completed',
+                   leo_transition_result('LEAD-FINAL-APPROVAL', v_request, s.id, s.sd_key, ids.audit_id,
+                                         h.id, s.transition_version, x.pre, x.post, x.extra),
+                   h.id, now()
+            FROM sd s, ids, h, state x
+            ON CONFLICT (request_id) DO NOTHING
+            RETURNING result
+        )
+        SELECT EXISTS (SELECT 1 FROM sd), (SELECT result FROM a) INTO v_written, v_result;
+        IF v_written AND v_result IS NULL THEN
+            RAISE EXCEPTION 'LEAD-FINAL-APPROVAL applied in part; undone' USING ERRCODE = 'LE001';
+        END IF;
+    EXCEPTION WHEN OTHERS THEN
+        GET STACKED DIAGNOSTICS v_code = RETURNED_SQLSTATE, v_msg = MESSAGE_TEXT,
+                                v_detail = PG_EXCEPTION_DETAIL, v_where = PG_EXCEPTION_CONTEXT;
+        PERFORM leo_transition_transient('LEAD-FINAL-APPROVAL', ARRAY[
+            ['strategic_directives_v2', '1. Complete SD'],
+            ['claude_sessions', '2. Release session claim'],
+            ['sd_phase_handoffs', '3. Record handoff'],
+            ['sd_transition_audit', '3. Record handoff']], v_code, v_msg, v_detail, v_where);
+        v_result := NULL;
+    END;
+    -- Not applied in one statement: a refusal, a repeated request id, a failed step or a row
+    -- that changed since it was read. The step-by-step path gives the answer.
+    RETURN coalesce(v_result,
+        leo_lead_final_approval_steps(p_sd_id, p_prd_id, p_session_id, p_transition_context));
 END $$;
