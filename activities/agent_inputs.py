@@ -19,13 +19,13 @@ from leo.domain.snapshot_budget import agent_view
 from leo.domain.verdicts import AgentOutput, SubAgentResult, Verdict, error_output, fit_result
 from leo.infra import metrics, telemetry
 from leo.sub_agents.executors import ExecutorConfigError, builtin_rule
+from leo.sub_agents.fingerprint import world_fingerprints
 
 if TYPE_CHECKING:
     from db.pool import Executor
 
-# What the handoff machinery itself writes between attempts (results, handoff records) and the
-# read time: not part of what an agent's reusable answer depends on.
-NOT_AGENT_INPUT = {"loaded_at", "evidence", "handoffs", "already_accepted"}
+# Never an agent's input: an agent runs only when the handoff was not accepted before.
+NOT_AGENT_INPUT = {"already_accepted"}
 
 
 class AgentKey(BaseModel):
@@ -33,8 +33,9 @@ class AgentKey(BaseModel):
 
     # This handoff attempt's key (canonical SD id, phase, code, attempt).
     idempotency_key: str
-    # The input's key (canonical SD id, phase, code, hash of the agent's input).
-    reuse_key: str
+    # The input's key (canonical SD id, phase, code, time bucket, hash of the agent's input
+    # and world fingerprint); None when the agent is never reused.
+    reuse_key: str | None = None
 
 
 class PreparedHandoff(BaseModel):
@@ -76,26 +77,68 @@ def sub_agent_idempotency_key(canonical_sd_id: str, phase: str, code: str, attem
 
 
 def input_hash(snapshot: HandoffSnapshot, spec: SubAgentSpec) -> str:
-    """sha256 of the agent's input: its view of the SD, PRD, stories and retrospectives and its
-    own catalogue row (without the reuse window itself)."""
-    view = agent_view(snapshot, spec).model_dump(mode="json", exclude=NOT_AGENT_INPUT)
+    """sha256 of the agent's input: every part of the snapshot it declares it reads (all of
+    them, the read time, evidence and handoff records included, when it declares none) and its
+    own catalogue row (without the bucket width itself)."""
+    exclude = set(NOT_AGENT_INPUT)
+    if spec.input_parts is not None:
+        # Declared parts: the view holds only those (agent_view); the read time it still
+        # carries is not one of them.
+        exclude.add("loaded_at")
+    view = agent_view(snapshot, spec).model_dump(mode="json", exclude=exclude)
     for row in view.get("sub_agents", []):
         row.pop("reuse_window_seconds", None)
     raw = json.dumps(view, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
-def reuse_key(canonical_sd_id: str, phase: str, code: str, digest: str) -> str:
-    raw = f"{canonical_sd_id}::{phase}::{code}::{digest}"
+def time_bucket(snapshot: HandoffSnapshot, width_seconds: int) -> int:
+    """The plan's time bucket: the snapshot's database read time, in buckets of the agent's
+    width (LEO shipped one hour)."""
+    return int(snapshot.loaded_at.timestamp()) // width_seconds
+
+
+def reuse_key(
+    canonical_sd_id: str,
+    phase: str,
+    code: str,
+    bucket: int,
+    digest: str,
+    fingerprint: str | None = None,
+) -> str:
+    raw = f"{canonical_sd_id}::{phase}::{code}::{bucket}::{digest}::{fingerprint or ''}"
     return "reuse_" + hashlib.sha256(raw.encode()).hexdigest()[:40]
 
 
-def agent_keys(snapshot: HandoffSnapshot, attempt: str) -> dict[str, AgentKey]:
+def agent_reuse_key(
+    snapshot: HandoffSnapshot, spec: SubAgentSpec, fingerprint: str | None
+) -> str | None:
+    """None when the agent is never reused: no bucket width, or a command or python agent
+    (whose verdict may depend on the world outside the snapshot) without a fingerprint of
+    that world."""
+    if spec.reuse_window_seconds <= 0:
+        return None
+    if spec.executor_kind != "builtin" and fingerprint is None:
+        return None
+    return reuse_key(
+        snapshot.sd.id,
+        snapshot.phase,
+        spec.code,
+        time_bucket(snapshot, spec.reuse_window_seconds),
+        input_hash(snapshot, spec),
+        fingerprint,
+    )
+
+
+def agent_keys(
+    snapshot: HandoffSnapshot, attempt: str, fingerprints: dict[str, str | None] | None = None
+) -> dict[str, AgentKey]:
     sd, phase = snapshot.sd.id, snapshot.phase
+    prints = fingerprints or {}
     return {
         s.code: AgentKey(
             idempotency_key=sub_agent_idempotency_key(sd, phase, s.code, attempt),
-            reuse_key=reuse_key(sd, phase, s.code, input_hash(snapshot, s)),
+            reuse_key=agent_reuse_key(snapshot, s, prints.get(s.code)),
         )
         for s in snapshot.sub_agents
     }
@@ -159,7 +202,10 @@ def agent_result(
 async def prepare_agents(
     conn: Executor, snapshot: HandoffSnapshot, attempt: str
 ) -> PreparedHandoff:
-    keys = agent_keys(snapshot, attempt)
+    fingerprints = await world_fingerprints(
+        s for s in snapshot.sub_agents if s.reuse_window_seconds > 0
+    )
+    keys = agent_keys(snapshot, attempt, fingerprints)
     specs = {s.code: s for s in snapshot.sub_agents}
     ready: dict[str, SubAgentResult] = {}
     if specs:

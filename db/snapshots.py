@@ -58,7 +58,8 @@ RETROSPECTIVES_SQL = (
 )
 CATALOGUE_SQL = (
     "SELECT code, name, priority, depends_on, timeout_seconds, executor_kind, executor_ref, "
-    "metadata, env_passthrough, reuse_window_seconds, input_parts FROM leo_sub_agents "
+    "metadata, env_passthrough, reuse_window_seconds, input_parts, reuse_fingerprint "
+    "FROM leo_sub_agents "
     "WHERE active"
 )
 

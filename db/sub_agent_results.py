@@ -75,8 +75,10 @@ async def insert_result(
 
 
 # The results already recorded for this handoff attempt's keys, and, for agents with a reuse
-# window, the newest non-ERROR result on the same input within the window: one query for all
-# agents. A row recorded under the attempt's own key wins over a reusable one.
+# key, the newest non-ERROR result recorded under that key: the same canonical SD, phase, agent,
+# time bucket, input and world fingerprint (activities/agent_inputs.py). One query for all
+# agents. A row recorded under the attempt's own key wins over a reusable one. ERROR is never
+# reused. (window_seconds is kept for callers; the bucket in the key bounds reuse now.)
 RECORDED_RESULTS = """
 SELECT DISTINCT ON (k.code) k.code, r.id, r.verdict, r.confidence, r.critical_issues,
        r.warnings, r.recommendations, r.detailed_analysis,
@@ -86,8 +88,8 @@ FROM unnest($1::text[], $2::text[], $3::text[], $4::integer[])
      AS k(code, idempotency_key, reuse_key, window_seconds)
 JOIN sub_agent_execution_results r
   ON r.idempotency_key = k.idempotency_key
-  OR (k.window_seconds > 0 AND r.reuse_key = k.reuse_key AND r.verdict <> 'ERROR'
-      AND r.created_at > now() - make_interval(secs => k.window_seconds))
+  OR (k.window_seconds > 0 AND k.reuse_key IS NOT NULL AND r.reuse_key = k.reuse_key
+      AND r.verdict <> 'ERROR')
 ORDER BY k.code, (r.idempotency_key = k.idempotency_key) DESC, r.created_at DESC
 """
 
@@ -103,7 +105,7 @@ async def find_recorded_results(
     conn: Executor,
     codes: list[str],
     idempotency_keys: list[str],
-    reuse_keys: list[str],
+    reuse_keys: list[str | None],
     windows: list[int],
 ) -> list[asyncpg.Record]:
     return await conn.fetch(RECORDED_RESULTS, codes, idempotency_keys, reuse_keys, windows)

@@ -97,10 +97,14 @@ class SubAgentSpec(Frozen):
     metadata: dict[str, Any] = Field(default_factory=dict)
     # Names of worker environment variables a command agent also gets (docs/sub-agents.md).
     env_passthrough: tuple[str, ...] = ()
-    # How long a recorded result may stand in for a new run on the same input (0 = never).
+    # The width of the reuse time bucket: a recorded result stands in for a new run on the
+    # same input within the same bucket (0 = never reuse; docs/sub-agents.md).
     reuse_window_seconds: int = 0
     # The snapshot parts the agent reads (None = all); see leo.domain.snapshot_budget.
     input_parts: tuple[str, ...] | None = None
+    # argv of a command whose output fingerprints the world outside the snapshot the agent's
+    # verdict depends on; a command or python agent without one is never reused.
+    reuse_fingerprint: tuple[str, ...] | None = None
 
     @classmethod
     def from_row(cls, row: Any) -> SubAgentSpec:
@@ -109,6 +113,8 @@ class SubAgentSpec(Frozen):
         data["env_passthrough"] = tuple(data.get("env_passthrough") or ())
         if data.get("input_parts") is not None:
             data["input_parts"] = tuple(data["input_parts"])
+        if data.get("reuse_fingerprint") is not None:
+            data["reuse_fingerprint"] = tuple(data["reuse_fingerprint"])
         if isinstance(data.get("timeout_seconds"), Decimal):
             data["timeout_seconds"] = float(data["timeout_seconds"])
         return cls.model_validate(data)

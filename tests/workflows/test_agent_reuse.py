@@ -1,6 +1,8 @@
 """Issue 13: a recorded result stands in for a new run when nothing the agent depends on changed,
-within the agent's reuse window (leo_sub_agents.reuse_window_seconds; 0 = never); agents only
-run, and the commit step records their results with the decision."""
+within the agent's time bucket (leo_sub_agents.reuse_window_seconds; 0 = never); agents only
+run, and the commit step records their results with the decision. Issue 17 item 4: an agent
+whose verdict depends on the world outside the snapshot is reused only while its fingerprint
+of that world is the same."""
 
 from __future__ import annotations
 
@@ -26,9 +28,17 @@ def runs(directory: Path) -> int:
     return len(list(directory.iterdir())) if directory.exists() else 0
 
 
-async def set_window(pool: asyncpg.Pool, code: str, seconds: int) -> None:
+async def set_window(
+    pool: asyncpg.Pool, code: str, seconds: int, fingerprint: list[str] | None = None
+) -> None:
+    """The bucket width, and what the agent reads: only the SD (so the snapshot's read time is
+    not its input), and a world that stays the same unless a fingerprint is given."""
     await pool.execute(
-        "UPDATE leo_sub_agents SET reuse_window_seconds = $2 WHERE code = $1", code, seconds
+        "UPDATE leo_sub_agents SET reuse_window_seconds = $2, input_parts = '{sd}', "
+        "reuse_fingerprint = $3 WHERE code = $1",
+        code,
+        seconds,
+        fingerprint or ["sh", "-c", "echo same world"],
     )
 
 
@@ -222,3 +232,65 @@ async def test_builtin_rules_run_in_the_snapshot_step_and_dependants_still_wait_
     assert sorted(r["sub_agent_code"] for r in recorded) == sorted(
         ["VALIDATION", "RISK", after_validation]
     )
+
+
+def world_agent_argv(flag: Path) -> list[str]:
+    """A command agent whose verdict depends on the world: PASS while `flag` exists."""
+    ok = '{"verdict": "PASS", "confidence": 90}'
+    fail = '{"verdict": "FAIL", "confidence": 90, "critical_issues": ["no flag"]}'
+    return ["sh", "-c", f"if [ -f '{flag}' ]; then echo '{ok}'; else echo '{fail}'; fi"]
+
+
+async def world_agent(pool: asyncpg.Pool, flag: Path, fingerprint: list[str] | None) -> str:
+    code = await add_agent(pool, kind="command", ref=world_agent_argv(flag), priority=90)
+    await pool.execute(
+        "UPDATE leo_sub_agents SET reuse_window_seconds = 3600, input_parts = '{sd}', "
+        "reuse_fingerprint = $2 WHERE code = $1",
+        code,
+        fingerprint,
+    )
+    return code
+
+
+async def test_a_fail_is_not_reused_after_the_world_was_fixed(
+    leo: LeoClient, db_pool: asyncpg.Pool, tmp_path: Path
+) -> None:
+    """Review F4's reproduction: an agent that checks something outside the snapshot, with a
+    reuse window. Without a fingerprint it always runs; with one, it is reused while the world
+    is the same and runs again once it changed."""
+    for fingerprint in (None, ["sh", "-c", f"ls -a '{tmp_path}'"]):
+        flag = tmp_path / f"ok-{fingerprint is None}"
+        agent = await world_agent(db_pool, flag, fingerprint)
+        sd = await create_sd(db_pool, ready_for="LEAD-TO-PLAN", sd_type="infrastructure")
+        options = HandoffOptions(extra_sub_agents=[agent])
+        first = await leo.run_handoff(HandoffType.LEAD_TO_PLAN, sd.id, options=options)
+        assert not first.accepted and by_code(first)[agent].verdict == Verdict.FAIL
+        if fingerprint is not None:
+            # Nothing changed, in the snapshot or in the world: the FAIL stands, reused.
+            same = await leo.run_handoff(HandoffType.LEAD_TO_PLAN, sd.id, options=options)
+            assert not same.accepted and by_code(same)[agent].reused
+        flag.touch()
+        fixed = await leo.run_handoff(HandoffType.LEAD_TO_PLAN, sd.id, options=options)
+        assert fixed.accepted, (fingerprint, fixed.issues)
+        assert by_code(fixed)[agent].verdict == Verdict.PASS
+        assert not by_code(fixed)[agent].reused
+
+
+async def test_a_pass_is_not_reused_after_a_regression(
+    leo: LeoClient, db_pool: asyncpg.Pool, tmp_path: Path
+) -> None:
+    flag = tmp_path / "ok"
+    flag.touch()
+    agent = await world_agent(db_pool, flag, None)
+    blocker = await add_agent(db_pool, priority=90, metadata={"verdict": "FAIL"})
+    sd = await create_sd(db_pool, ready_for="LEAD-TO-PLAN", sd_type="infrastructure")
+    options = HandoffOptions(extra_sub_agents=[agent, blocker])
+    first = await leo.run_handoff(HandoffType.LEAD_TO_PLAN, sd.id, options=options)
+    assert not first.accepted and by_code(first)[agent].verdict == Verdict.PASS
+    # The world regresses, and the other agent is fixed: the PASS must not carry the handoff.
+    flag.unlink()
+    await set_verdict(db_pool, blocker, "PASS")
+    second = await leo.run_handoff(HandoffType.LEAD_TO_PLAN, sd.id, options=options)
+
+    assert not second.accepted
+    assert by_code(second)[agent].verdict == Verdict.FAIL and not by_code(second)[agent].reused
