@@ -1,7 +1,8 @@
 """Static checks of the production deploy files: docker-compose.yml, Dockerfile, deploy/.
 
 No Docker engine runs here, so nothing is built or started. Instead the files are parsed and
-checked against each other and against our code: the services and their start order, pinned
+checked against each other and against our code (and the certificates job's script is run, its
+output put in front of a real Temporal through an mTLS proxy): the services and their start order, pinned
 images, that the worker scales, that the env the containers get is what `leo.infra.settings` reads,
 that the search attributes match `leo.domain.search_attributes.SEARCH_ATTRIBUTES`, that mounted files exist, and
 that the Dockerfile installs from the hash-checked lock and copies every package we ship.
@@ -10,6 +11,7 @@ that the Dockerfile installs from the hash-checked lock and copies every package
 from __future__ import annotations
 
 import fnmatch
+import importlib.util
 import json
 import re
 import shutil
@@ -23,9 +25,14 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 from pydantic import SecretStr
+from temporalio.client import Client
+from temporalio.service import TLSConfig
 
+from leo.dev_stack import Stack
 from leo.domain.search_attributes import SEARCH_ATTRIBUTES
 from leo.infra.settings import TEMPORAL_ENV_VARS, Settings
+from tests.tls.certs import Certificates, Pair
+from tests.tls.proxy import mtls_proxy
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -33,10 +40,12 @@ DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 SHELL_SCRIPTS = sorted((ROOT / "deploy").rglob("*.sh"))
+MAKE_CERTS = ROOT / "deploy" / "temporal" / "make-certs.py"
 
 EXPECTED_SERVICES = {
     "postgresql",
     "temporal-admin-tools",
+    "temporal-certs",
     "temporal",
     "temporal-create-namespace",
     "temporal-ui",
@@ -52,11 +61,21 @@ EXPECTED_IMAGES = {
     "temporal-ui": ("temporalio/ui", "2.34.0"),
 }
 OUR_SERVICES = ("leo-migrate", "worker")
+# Built from our image too, but not running `leo`: the mTLS certificates job.
+OUR_IMAGE_JOBS = ("temporal-certs",)
 DEPENDS_CONDITIONS = {"service_started", "service_healthy", "service_completed_successfully"}
 # `temporal server start-dev --search-attribute` / `operator search-attribute create` types.
 SEARCH_ATTRIBUTE_TYPES = {"Text", "Keyword", "Int", "Double", "Bool", "Datetime", "KeywordList"}
 TEMPORAL_WORKDIR = PurePosixPath("/etc/temporal")  # the server resolves relative paths here
 SETTINGS_ENV_PREFIXES = ("LEO_", "TEMPORAL_")
+# What an operator sets in .env: compose refuses to start without each (`${VAR:?message}`).
+REQUIRED_SECRETS = {
+    "POSTGRES_PASSWORD": "pg-s3cret",
+    "TEMPORAL_DB_PASSWORD": "temporal-s3cret",
+    "LEO_DB_PASSWORD": "leo-s3cret",
+    "LEO_WORKER_DB_PASSWORD": "worker-s3cret",
+}
+SECRET_NAME = re.compile(r"PASSWORD|PASSWD|PWD|SECRET|TOKEN|API_KEY|PRIVATE_KEY")
 
 
 # --- helpers ---------------------------------------------------------------------------------
@@ -67,9 +86,14 @@ _INTERPOLATION = re.compile(
 )
 
 
+class Required(Exception):
+    """A `${VAR:?message}` that is not set: compose refuses to start with `message`."""
+
+
 def interpolate(value: object, env: dict[str, str] | None = None) -> str:
-    """Compose-style `${VAR:-default}` interpolation, with no variables set by default."""
-    env = env or {}
+    """Compose-style `${VAR:-default}` / `${VAR:?message}` interpolation; by default only the
+    required secrets are set (as an operator's .env would)."""
+    env = REQUIRED_SECRETS if env is None else env
 
     def replace(match: re.Match[str]) -> str:
         if match["escaped"]:
@@ -83,6 +107,8 @@ def interpolate(value: object, env: dict[str, str] | None = None) -> str:
             return current
         if op in (":-", "-"):
             return arg
+        if op == ":?":
+            raise Required(f"{name}: {arg}")
         pytest.fail(f"${{{name}}} has no default in {COMPOSE_FILE.name}: {value!r}")
 
     return _INTERPOLATION.sub(replace, str(value))
@@ -272,7 +298,7 @@ def test_admin_tools_match_the_server_version() -> None:
         assert split_image(SERVICES[name]["image"])[1] == server_tag
 
 
-@pytest.mark.parametrize("name", OUR_SERVICES)
+@pytest.mark.parametrize("name", [*OUR_SERVICES, *OUR_IMAGE_JOBS])
 def test_our_services_build_this_repository(name: str) -> None:
     build = SERVICES[name]["build"]
     context = build if isinstance(build, str) else build["context"]
@@ -311,12 +337,17 @@ def test_dependency_graph_has_no_cycles() -> None:
 
 def test_start_order() -> None:
     assert depends_on("temporal-admin-tools") == {"postgresql": "service_healthy"}
-    assert depends_on("temporal") == {"temporal-admin-tools": "service_completed_successfully"}
+    assert depends_on("temporal") == {
+        "temporal-admin-tools": "service_completed_successfully",
+        "temporal-certs": "service_completed_successfully",
+    }
+    assert depends_on("temporal-certs") == {}
     assert depends_on("temporal-create-namespace") == {"temporal": "service_healthy"}
     assert depends_on("temporal-ui") == {"temporal": "service_healthy"}
     assert depends_on("leo-migrate") == {"postgresql": "service_healthy"}
     assert depends_on("worker") == {
         "leo-migrate": "service_completed_successfully",
+        "temporal-certs": "service_completed_successfully",
         "temporal": "service_healthy",
         "temporal-create-namespace": "service_completed_successfully",
     }
@@ -371,13 +402,15 @@ def test_settings_field_descriptions_name_the_env_vars_from_env_reads() -> None:
     # The descriptions are what the next test uses to map env vars to fields; prove them.
     fields = settings_env_fields()
     assert set(fields.values()) == set(Settings.model_fields) - {PASS_THROUGH_FIELD}
+    constrained = {"LEO_SCHEMA_MODE": "adopt"}  # only its allowed values are accepted
     for env_name, field in fields.items():
-        assert_lands_in_field(env_name, f"/probe/{env_name.lower()}", field)
+        probe = constrained.get(env_name, f"/probe/{env_name.lower()}")
+        assert_lands_in_field(env_name, probe, field)
 
 
 @pytest.mark.parametrize("name", OUR_SERVICES)
-def test_env_of_our_services_lands_in_settings(name: str) -> None:
-    env = service_env(name)
+def test_env_of_our_services_lands_in_settings(name: str, made_certs: dict[str, Path]) -> None:
+    env = with_local_certs(service_env(name), made_certs)
     ours = {key: value for key, value in env.items() if key.startswith(SETTINGS_ENV_PREFIXES)}
     fields = settings_env_fields()
     unknown = set(ours) - set(fields) - set(TEMPORAL_ENV_VARS)
@@ -385,20 +418,69 @@ def test_env_of_our_services_lands_in_settings(name: str) -> None:
     assert "LEO_DATABASE_URL" in ours
     settings = Settings.from_env(env)
     for key, value in ours.items():
+        if key not in fields:  # the SDK's TLS variables: temporal_env (checked below)
+            continue
         assert_lands_in_field(key, value, fields[key])
         assert getattr(settings, fields[key]) == getattr(
             Settings.from_env({key: value}), fields[key]
         )
 
 
-def test_worker_passes_the_temporal_client_configuration_through() -> None:
+# The worker's Temporal client certificate, from the temporal-certs volume, unless overridden.
+WORKER_TLS_DEFAULTS = {
+    "TEMPORAL_TLS_CLIENT_CERT_PATH": "client.pem",
+    "TEMPORAL_TLS_CLIENT_KEY_PATH": "client.key",
+    "TEMPORAL_TLS_SERVER_CA_CERT_PATH": "ca.pem",
+}
+WORKER_TLS_DIR = PurePosixPath("/etc/leo/temporal-tls")
+
+
+def load_make_certs() -> Any:
+    spec = importlib.util.spec_from_file_location("make_certs", MAKE_CERTS)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def made_certs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """What the temporal-certs job writes, made here with the same script."""
+    out = tmp_path_factory.mktemp("compose-certs")
+    files: dict[str, Path] = load_make_certs().make(out / "server", out / "worker", out / "tools")
+    return files
+
+
+def with_local_certs(env: dict[str, str], made: dict[str, Path]) -> dict[str, str]:
+    """The worker's env with its certificate volume's paths pointing at `made` ones."""
+    local = made["worker_cert"].parent
+    return {
+        key: value.replace(str(WORKER_TLS_DIR), str(local))
+        if key.startswith("TEMPORAL_TLS")
+        else value
+        for key, value in env.items()
+    }
+
+
+def test_worker_passes_the_temporal_client_configuration_through(
+    made_certs: dict[str, Path],
+) -> None:
     """TLS, API keys and profiles (Temporal Cloud) reach the worker from the host or an .env
-    file, exactly the variables the SDK's environment configuration reads."""
+    file, exactly the variables the SDK's environment configuration reads; the client
+    certificate, its CA and server name default to compose's own (mTLS)."""
     assert passed_through("worker") == set(TEMPORAL_ENV_VARS) - {
         "TEMPORAL_ADDRESS",
         "TEMPORAL_NAMESPACE",
+        "TEMPORAL_TLS_SERVER_NAME",
+        *WORKER_TLS_DEFAULTS,
     }
     env = service_env("worker")
+    for variable, name in WORKER_TLS_DEFAULTS.items():
+        assert env[variable] == str(WORKER_TLS_DIR / name)
+        raw = SERVICES["worker"]["environment"][variable]
+        assert interpolate(raw, {**REQUIRED_SECRETS, variable: "/mine"}) == "/mine"
+    assert env["TEMPORAL_TLS_SERVER_NAME"] == "temporal"
+    env = with_local_certs(service_env("worker"), made_certs)
     for name in ("TEMPORAL_ADDRESS", "TEMPORAL_NAMESPACE"):
         # Overridable from the host, defaulting to the compose stack's server.
         assert SERVICES["worker"]["environment"][name].startswith(f"${{{name}:-"), name
@@ -409,8 +491,8 @@ def test_worker_passes_the_temporal_client_configuration_through() -> None:
     assert settings.temporal_address == "temporal:7233"
 
 
-def test_worker_env_points_at_the_stack() -> None:
-    env = service_env("worker")
+def test_worker_env_points_at_the_stack(made_certs: dict[str, Path]) -> None:
+    env = with_local_certs(service_env("worker"), made_certs)
     assert set(env) >= {"LEO_DATABASE_URL", "TEMPORAL_ADDRESS", "TEMPORAL_NAMESPACE"}
     settings = Settings.from_env(env)
     assert settings.temporal_namespace == "default"
@@ -472,28 +554,179 @@ def test_database_urls_match_the_roles_created_on_postgresql() -> None:
     assert re.search(r"REVOKE\s+CREATE\s+ON\s+SCHEMA\s+public\s+FROM\s+PUBLIC", sql, re.I)
 
 
-def test_postgres_credentials_agree() -> None:
+def init_sql() -> str:
+    path = host_path_for(
+        "postgresql", PurePosixPath("/docker-entrypoint-initdb.d/10-init-leo-db.sql")
+    )
+    assert path is not None
+    return path.read_text()
+
+
+def test_temporal_logs_in_as_its_own_role_not_the_superuser() -> None:
+    """The Temporal server and its schema job use `temporal`, made by the init script with
+    CREATEDB and no superuser; only the postgresql service knows the superuser's password."""
+    sql = init_sql()
+    variables = dict(re.findall(r"\\getenv\s+(\w+)\s+(\w+)", sql))
+    role = re.search(r"CREATE\s+ROLE\s+temporal\s+([^;]*?)PASSWORD\s+:'(\w+)'([^;]*);", sql, re.I)
+    assert role, "no role temporal in the init script"
+    options = f"{role[1]} {role[3]}".upper().split()
+    assert "LOGIN" in options and "CREATEDB" in options
+    assert not {"SUPERUSER", "CREATEROLE", "REPLICATION", "BYPASSRLS"} & set(options)
     postgres = service_env("postgresql")
+    assert postgres["POSTGRES_USER"] == "postgres"
     for name in ("temporal-admin-tools", "temporal"):
         env = service_env(name)
         assert env["DB"] == "postgres12"
         assert env["POSTGRES_SEEDS"] == "postgresql"
-        assert env["POSTGRES_USER"] == postgres["POSTGRES_USER"]
-        assert env["POSTGRES_PWD"] == postgres["POSTGRES_PASSWORD"]
-    assert service_env("temporal-admin-tools")["SQL_PASSWORD"] == postgres["POSTGRES_PASSWORD"]
+        assert env["POSTGRES_USER"] == "temporal"
+        assert env["POSTGRES_PWD"] == postgres[variables[role[2]]]
+        assert env["POSTGRES_PWD"] != postgres["POSTGRES_PASSWORD"]
+    assert service_env("temporal-admin-tools")["SQL_PASSWORD"] == postgres[variables[role[2]]]
+    # Only LEO's roles may connect to LEO's database.
+    assert re.search(r"REVOKE\s+ALL\s+ON\s+DATABASE\s+leo\s+FROM\s+PUBLIC", sql, re.I)
+    superuser = json.dumps(
+        {n: s.get("environment") for n, s in SERVICES.items() if n != "postgresql"}
+    )
+    assert "POSTGRES_PASSWORD" not in superuser
 
 
-def test_passwords_come_from_the_environment() -> None:
-    postgres = SERVICES["postgresql"]["environment"]
-    for variable in ("POSTGRES_PASSWORD", "LEO_DB_PASSWORD", "LEO_WORKER_DB_PASSWORD"):
-        raw = postgres[variable]
-        assert re.fullmatch(rf"\$\{{{variable}:-[^}}]+\}}", raw), f"{variable}: {raw!r}"
-        assert interpolate(raw, {variable: "s3cret"}) == "s3cret"
+def test_the_compose_file_has_no_default_secret() -> None:
+    """Every password is `${VAR:?message}`: without it `docker compose up` refuses to start
+    and says how to set it. No secret has a default anywhere, nor a literal value."""
+    text = COMPOSE_FILE.read_text()
+    for match in _INTERPOLATION.finditer(text):
+        name = match["braced"] or match["bare"] or ""
+        if SECRET_NAME.search(name):
+            assert match["op"] == ":?", f"${{{name}}} must be required (:?), is {match[0]!r}"
+            message = match["arg"] or ""
+            assert name in message and "docs/deployment.md" in message, match[0]
+            assert ".env" in message, f"{name}: the message says where to set it"
+    required = {(m["braced"] or "") for m in _INTERPOLATION.finditer(text) if m["op"] == ":?"}
+    assert required == set(REQUIRED_SECRETS)
+
+    def literal_secrets(node: object, where: str) -> list[str]:
+        found = []
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if isinstance(value, str) and SECRET_NAME.search(str(key)) and "${" not in value:
+                    found.append(f"{where}.{key}={value!r}")
+                found += literal_secrets(value, f"{where}.{key}")
+        elif isinstance(node, list):
+            for index, item in enumerate(node):
+                found += literal_secrets(item, f"{where}[{index}]")
+        return found
+
+    assert literal_secrets(COMPOSE, "compose") == []
+    for service in SERVICES.values():  # a URL carries no literal password either
+        for value in (service.get("environment") or {}).values():
+            url = urlsplit(str(value)) if "://" in str(value) else None
+            if url is not None and url.password is not None:
+                assert str(value).count("${") and ":?" in str(value), value
+    # Unset, every one of them stops compose with its own message.
+    for name in REQUIRED_SECRETS:
+        missing = {k: v for k, v in REQUIRED_SECRETS.items() if k != name}
+        raws = [
+            value
+            for service in SERVICES.values()
+            for value in (service.get("environment") or {}).values()
+            if isinstance(value, str) and f"${{{name}:?" in value
+        ]
+        assert raws, f"{name} is required but used nowhere"
+        for raw in raws:
+            with pytest.raises(Required, match=f"^{name}: set {name} "):
+                interpolate(raw, missing)
+
+
+def test_passwords_reach_only_the_services_that_need_them() -> None:
+    postgres = service_env("postgresql")
+    assert set(REQUIRED_SECRETS) <= set(postgres)
     worker_env = json.dumps(SERVICES["worker"]["environment"])
-    assert "${LEO_WORKER_DB_PASSWORD:-" in worker_env
-    # The owner's password never reaches a worker (nor, through it, a sub-agent).
-    assert "LEO_DB_PASSWORD" not in worker_env and "POSTGRES_PASSWORD" not in worker_env
-    assert "${LEO_DB_PASSWORD:-" in SERVICES["leo-migrate"]["environment"]["LEO_DATABASE_URL"]
+    assert "${LEO_WORKER_DB_PASSWORD:?" in worker_env
+    # The owner's and the superuser's passwords never reach a worker (nor, through it, an agent).
+    for other in ("LEO_DB_PASSWORD", "POSTGRES_PASSWORD", "TEMPORAL_DB_PASSWORD"):
+        assert other not in worker_env
+    assert "${LEO_DB_PASSWORD:?" in SERVICES["leo-migrate"]["environment"]["LEO_DATABASE_URL"]
+
+
+def service_volumes(name: str) -> dict[str, str]:
+    """Named volume -> container path, for the service's named-volume mounts."""
+    found = {}
+    for volume in SERVICES[name].get("volumes") or []:
+        source, _, rest = str(volume).partition(":")
+        if source and not source.startswith((".", "/", "~")):
+            found[source] = rest.split(":")[0]
+    return found
+
+
+def test_temporal_frontend_requires_a_client_certificate() -> None:
+    env = service_env("temporal")
+    assert env["TEMPORAL_TLS_REQUIRE_CLIENT_AUTH"] == "true"
+    mounted = service_volumes("temporal")["temporal-tls-server"]
+    for variable in (
+        "TEMPORAL_TLS_SERVER_CA_CERT", "TEMPORAL_TLS_SERVER_CERT", "TEMPORAL_TLS_SERVER_KEY",
+        "TEMPORAL_TLS_FRONTEND_CERT", "TEMPORAL_TLS_FRONTEND_KEY", "TEMPORAL_TLS_CLIENT1_CA_CERT",
+    ):  # fmt: skip
+        assert PurePosixPath(env[variable]).parent == PurePosixPath(mounted), variable
+    assert env["TEMPORAL_TLS_FRONTEND_SERVER_NAME"] == "temporal"
+    # Each certificate volume is mounted only where it is used: the workers' key nowhere else.
+    users = {
+        volume: sorted(n for n in SERVICES if volume in service_volumes(n))
+        for volume in ("temporal-tls-server", "temporal-tls-worker", "temporal-tls-tools")
+    }
+    assert users == {
+        "temporal-tls-server": ["temporal", "temporal-certs"],
+        "temporal-tls-worker": ["temporal-certs", "worker"],
+        "temporal-tls-tools": ["temporal-certs", "temporal-create-namespace", "temporal-ui"],
+    }
+    assert set(users) <= set(COMPOSE["volumes"])
+    certs = as_list(SERVICES["temporal-certs"]["command"])
+    assert host_path_for("temporal-certs", PurePosixPath(certs[1])) == MAKE_CERTS
+    by_dir = {PurePosixPath(p) for p in certs[2:]}
+    assert by_dir == {PurePosixPath(p) for p in service_volumes("temporal-certs").values()}
+    tools = service_env("temporal-create-namespace")
+    assert tools["TEMPORAL_TLS_CLIENT_KEY_PATH"].startswith(
+        service_volumes("temporal-create-namespace")["temporal-tls-tools"]
+    )
+    ui = service_env("temporal-ui")
+    assert ui["TEMPORAL_TLS_KEY"].startswith(service_volumes("temporal-ui")["temporal-tls-tools"])
+    worker_dir = service_volumes("worker")["temporal-tls-worker"]
+    assert PurePosixPath(worker_dir) == WORKER_TLS_DIR
+
+
+def test_the_certificates_job_makes_a_working_mtls_set(made_certs: dict[str, Path]) -> None:
+    """What temporal-certs writes: one CA signs the server (named `temporal`) and both
+    clients; the workers' key is 0600; the CA's key is written nowhere."""
+    for name in ("server_cert", "worker_cert", "tools_cert"):
+        done = subprocess.run(
+            ["openssl", "verify", "-CAfile", str(made_certs["server_ca"]), str(made_certs[name])],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stdout + done.stderr
+    text = subprocess.run(
+        ["openssl", "x509", "-noout", "-ext", "subjectAltName", "-in", str(made_certs["server_cert"])],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    assert "DNS:temporal" in text
+    assert made_certs["worker_key"].stat().st_mode & 0o777 == 0o600
+    written = {p.name for p in made_certs["server_ca"].parent.parent.rglob("*") if p.is_file()}
+    assert written == {
+        "ca.pem",
+        "server.pem",
+        "server.key",
+        "client.pem",
+        "client.key",
+        "tools.pem",
+        "tools.key",
+    }
+    before = {p: p.read_bytes() for p in made_certs.values()}
+    again = load_make_certs().make(
+        *(made_certs[k].parent for k in ("server_ca", "worker_ca", "tools_ca"))
+    )
+    assert {p: p.read_bytes() for p in again.values()} == before, "a restart changes nothing"
+
+
+def test_services_that_start_processes_run_an_init() -> None:
+    assert SERVICES["worker"].get("init") is True
 
 
 def test_search_attributes_registered_in_compose_match_leo_stack() -> None:
@@ -647,20 +880,30 @@ def test_dockerfile_copies_every_package_we_ship() -> None:
         assert (ROOT / source).exists(), f"COPY {source}: not in the repository"
 
 
-def test_dockerfile_runs_as_a_non_root_user() -> None:
-    users = [(i, args) for i, (keyword, args) in enumerate(INSTRUCTIONS) if keyword == "USER"]
-    assert users, "no USER: the worker would run as root"
-    index, user = users[-1]
-    name = user.split(":")[0]
-    assert name not in ("root", "0")
-    last_run = max(i for i, (keyword, _) in enumerate(INSTRUCTIONS) if keyword == "RUN")
-    assert index > last_run, "USER comes after the installs, so they run as root"
-    created = [
-        args
-        for keyword, args in INSTRUCTIONS
-        if keyword == "RUN" and re.search(rf"\buseradd\b[^&;]*\s{re.escape(name)}(\s|$)", args)
-    ]
-    assert created, f"user {name} is never created"
+def test_the_worker_runs_as_root_only_to_run_agents_as_the_agent_user() -> None:
+    """The image's default user is root so that the worker can run each agent as its own uid
+    of LEO_AGENT_USER (docs/sub-agents.md, Agent users); the migration job runs as `leo`."""
+    assert not [args for keyword, args in INSTRUCTIONS if keyword == "USER"]
+    env_lines = " ".join(args for keyword, args in INSTRUCTIONS if keyword == "ENV")
+    match = re.search(r"\bLEO_AGENT_USER=(\S+)", env_lines)
+    assert match, "the image does not set LEO_AGENT_USER"
+    agent = match[1]
+    runs = " ".join(args for keyword, args in INSTRUCTIONS if keyword == "RUN")
+    created = re.search(rf"\buseradd\b([^&;]*)\s{re.escape(agent)}(\s|;|$)", runs)
+    assert created, f"user {agent} is never created"
+    assert "--system" not in created[1] and "nologin" in created[1]
+    assert re.search(rf"usermod\s+--add-subuids\s+\d+-\d+\s+[^&;]*\b{agent}\b", runs), (
+        "the agent user gets a subordinate uid range (one uid per run)"
+    )
+    assert as_list(SERVICES["worker"].get("user", "0:0")) in (["0:0"], ["root"])
+    assert SERVICES["leo-migrate"]["user"] == "leo"
+    assert re.search(r"\buseradd\b[^&;]*\sleo(\s|$)", runs)
+    worker = SERVICES["worker"]
+    assert worker["cap_drop"] == ["ALL"]
+    assert set(worker["cap_add"]) == {
+        "CHOWN", "DAC_OVERRIDE", "FOWNER", "KILL", "SETGID", "SETUID", "SETPCAP",
+    }  # fmt: skip
+    assert "no-new-privileges:true" in worker["security_opt"]
 
 
 def test_dockerfile_default_command_is_leo_worker() -> None:
@@ -671,12 +914,12 @@ def test_dockerfile_default_command_is_leo_worker() -> None:
     assert "leo" in PYPROJECT["project"]["scripts"]
 
 
-def test_dockerfile_data_dir_is_writable_by_the_user() -> None:
+def test_dockerfile_data_dir_is_writable_by_the_migration_user() -> None:
     env_lines = " ".join(args for keyword, args in INSTRUCTIONS if keyword == "ENV")
     match = re.search(r"\bLEO_DATA_DIR=(\S+)", env_lines)
     assert match, "LEO_DATA_DIR is not set; the default .leo under /app is not writable"
     data_dir = match[1]
-    user = [args for keyword, args in INSTRUCTIONS if keyword == "USER"][-1].split(":")[0]
+    user = SERVICES["leo-migrate"]["user"]  # the worker is root
     assert any(
         keyword == "RUN" and re.search(rf"chown\s+{user}(:\w+)?\s+{re.escape(data_dir)}\b", args)
         for keyword, args in INSTRUCTIONS
@@ -779,3 +1022,33 @@ def test_worker_exposes_the_metrics_port_it_binds() -> None:
     assert host == "0.0.0.0", "bind all interfaces inside the container, or nothing can scrape"
     assert int(port) in container_ports("worker")
     assert not SERVICES["worker"].get("ports"), "a host port would stop --scale worker=N"
+
+
+async def test_the_made_certificates_admit_the_worker_and_refuse_a_client_without_one(
+    made_certs: dict[str, Path], stack: Stack, tmp_path: Path
+) -> None:
+    """The same set in front of a real Temporal (haproxy requiring a client certificate, as
+    compose's frontend does): the workers' certificate connects, verifying the server as
+    `temporal`; the CA alone, which an agent could copy, does not."""
+    pair = Pair(made_certs["server_cert"], made_certs["server_key"])
+    certs = Certificates(
+        directory=tmp_path,
+        ca=Pair(made_certs["server_ca"], made_certs["server_ca"]),
+        server=pair,
+        client=Pair(made_certs["worker_cert"], made_certs["worker_key"]),
+        other_ca=Pair(made_certs["server_ca"], made_certs["server_ca"]),
+    )
+    ca = made_certs["worker_ca"].read_bytes()
+    with mtls_proxy(certs, stack.temporal_address, tmp_path) as address:
+        worker = await Client.connect(
+            address,
+            tls=TLSConfig(
+                server_root_ca_cert=ca,
+                client_cert=made_certs["worker_cert"].read_bytes(),
+                client_private_key=made_certs["worker_key"].read_bytes(),
+                domain="temporal",
+            ),
+        )
+        assert await worker.service_client.check_health()
+        with pytest.raises(RuntimeError, match="Failed client connect"):
+            await Client.connect(address, tls=TLSConfig(server_root_ca_cert=ca, domain="temporal"))

@@ -4,7 +4,8 @@
 #
 #   create-namespace.sh LeoSdId=Keyword LeoScore=Double ...
 #
-# Environment: TEMPORAL_ADDRESS (host:port), DEFAULT_NAMESPACE, MAX_ATTEMPTS (optional).
+# Environment: TEMPORAL_ADDRESS (host:port), DEFAULT_NAMESPACE, MAX_ATTEMPTS (optional), and the
+# `temporal` CLI's TEMPORAL_TLS_* client certificate (compose's frontend requires mTLS).
 # Idempotent: an existing namespace is kept, and an attribute that is already registered with
 # the same type counts as done. Unlike the upstream samples script, every variable used here is
 # defined, so `set -u` cannot abort the failure branch.
