@@ -114,9 +114,12 @@ def patches_in_workflow_code() -> set[str]:
             if isinstance(arg, ast.Constant):
                 found.add(str(arg.value))
                 continue
-            assert isinstance(arg, ast.Name), ast.dump(arg)
+            where = f"workflows/{source.name}:{node.lineno}"
+            assert isinstance(arg, ast.Name), f"{where}: name the patch id by a module constant"
             module = module or importlib.import_module(f"workflows.{source.stem}")
-            found.add(getattr(module, arg.id))
+            patch_id = getattr(module, arg.id, None)
+            assert isinstance(patch_id, str), f"{where}: {arg.id} is not a constant of the module"
+            found.add(patch_id)
     return found
 
 

@@ -1,5 +1,7 @@
 """The scenarios the replay corpus (histories/, see its README.md) records: every branch of
 today's workflow code that a running workflow can be in when a new release is deployed.
+(Which patches each history went through is checked for the whole corpus, by
+test_lifecycle_and_replay.py: here only what each scenario did.)
 
 Each test drives a real workflow into one shape, checks that its history really went that way
 (so a recorded file is what its name says), and replays it. `bin/record-histories <shape>` runs
@@ -42,8 +44,6 @@ from tests.workflows.test_agent_reuse import rejected_then_retried
 from tests.workflows.test_lifecycle_claims import status_when, take_over
 from tests.workflows.test_sd_lifecycle import REPORT, drive, lifecycle_sd, wait_until
 from tests.workflows.test_thresholds_and_starts import plan_to_lead_ready
-from workflows.outcome import DECIDE_ONCE
-from workflows.pipeline import BOUNDED_AGENT_INPUT, LEAN_HANDOFF, LOCAL_DATABASE_STEPS
 from workflows.sd_lifecycle_base import CLAIM_WATCH
 
 
@@ -56,7 +56,6 @@ async def test_a_rejected_handoff(leo: LeoClient, client: Client, db_pool: async
         client, workflow_id_for(HandoffType.PLAN_TO_LEAD, sd_id), "rejected"
     )
     assert ending(history) == f"failed:{FailureType.HANDOFF_REJECTED.value}"
-    assert {DECIDE_ONCE, LEAN_HANDOFF, LOCAL_DATABASE_STEPS} <= set(patches_in(history))
 
 
 async def test_a_handoff_started_again_after_it_was_accepted(
@@ -73,9 +72,8 @@ async def test_a_handoff_started_again_after_it_was_accepted(
     history = await check_replay(
         client, workflow_id_for(HandoffType.LEAD_TO_PLAN, sd.id), "accepted_again"
     )
-    # The decide-once branch that returns the accepted record: no agent, no gates.
+    # The branch that returns the accepted record: no agent, no gates.
     assert ending(history) == "completed"
-    assert DECIDE_ONCE in patches_in(history)
     scheduled = [
         e for e in history.events if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
     ]
@@ -115,7 +113,6 @@ async def test_a_handoff_that_reuses_a_recorded_agent_result(
         and e.activity_task_scheduled_event_attributes.activity_type.name == "run_sub_agent"
     ]
     assert agents_run and slow not in agents_run
-    assert BOUNDED_AGENT_INPUT in patches_in(history)
     await check_replay(
         client,
         workflow_id_for(HandoffType.LEAD_TO_PLAN, sd_id),
