@@ -90,6 +90,7 @@ def build_worker(
             handoff.evaluate_handoff_gates,
             handoff.apply_handoff_decision,
             handoff.commit_handoff_decision,
+            handoff.decide_and_commit_handoff,
             sub_agents.run_sub_agent,
             lifecycle.load_lifecycle_state,
             lifecycle.claim_sd,

@@ -87,8 +87,7 @@ async def test_one_handoff_is_one_trace_with_agent_and_transition_spans(
     assert under_root == [
         "CompleteWorkflow:LEAD-TO-PLAN",
         "RunWorkflow:LEAD-TO-PLAN",
-        "StartActivity:commit_handoff_decision",
-        "StartActivity:evaluate_handoff_gates",
+        "StartActivity:decide_and_commit_handoff",
         "StartActivity:prepare_handoff",
         # Only the catalogue agent is an activity: the built-in rules run in the snapshot step.
         "StartActivity:run_sub_agent",
@@ -118,7 +117,7 @@ async def test_one_handoff_is_one_trace_with_agent_and_transition_spans(
         "leo.outcome": "accepted",
     }
     [commit_run] = [s for s in first if s.context.span_id == transition.parent.span_id]  # type: ignore[union-attr]
-    assert commit_run.name == "RunActivity:commit_handoff_decision"
+    assert commit_run.name == "RunActivity:decide_and_commit_handoff"
 
     # The refused handoff is its own trace; its dry run met INVALID_PHASE, so no agent ran and
     # no transition span was opened.

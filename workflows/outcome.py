@@ -13,7 +13,7 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
-    from activities.agent_inputs import SubAgentRecord
+    from activities.agent_inputs import PreparedHandoff, SubAgentRecord
     from activities.commit import CommitDecisionInput, CommitOutcome
     from activities.handoff import (
         ApplyDecisionInput,
@@ -175,3 +175,19 @@ def accepted_result(
         workflow_id=record.workflow_id or info.workflow_id,
         run_id=record.run_id or info.run_id,
     )
+
+
+def carry_over(
+    prepared: PreparedHandoff, carried: dict[str, tuple[str, SubAgentResult]]
+) -> PreparedHandoff:
+    """A handoff that judges again (the SD changed while it ran) keeps the result of every
+    agent whose input did not change (the same reuse key): it does not run again. Marked
+    reused: its row was recorded with the refused commit."""
+    if not carried:
+        return prepared
+    ready = dict(prepared.ready)
+    for code, (reuse_key, result) in carried.items():
+        key = prepared.keys.get(code)
+        if code not in ready and key is not None and key.reuse_key == reuse_key:
+            ready[code] = result.model_copy(update={"reused": True})
+    return prepared.model_copy(update={"ready": ready})

@@ -1,9 +1,16 @@
-"""The one handoff pipeline all five workflow types share.
+"""The one handoff pipeline all five workflow types share, in the bare floor's shape (issue 19).
 
-load snapshot -> sub-agents (parallel, in `depends_on` order) -> the gates' verdict (recorded)
--> the verdict applied (atomic transition or rejection record). Snapshot and verdict are local
-activities, so the server sees two rounds of activities per handoff: that is the latency.
-Workflow code here is deterministic and does no I/O.
+The server sees what a workflow of parallel activities alone would make it see:
+1. the first workflow task runs the snapshot step as a local activity (the snapshot, each
+   agent's keys, the results already recorded, the built-in rules' verdicts) and schedules
+   every agent that can start;
+2. the agents, the only activities (dependants start when their `depends_on` are done);
+3. the workflow task that sees the last agent's result runs the gates and the commit as one
+   local activity and completes the workflow.
+"Decided once" rests on the database: the gates are a pure function of what history holds (the
+snapshot and the results), and the commit is idempotent on the handoff's request id, so a
+repeat reports the verdict first committed. Histories recorded before run the old pipeline
+(workflows/legacy_pipeline.py). Workflow code here is deterministic and does no I/O.
 """
 
 from __future__ import annotations
@@ -12,9 +19,7 @@ import asyncio
 from datetime import timedelta
 from typing import Any
 
-from pydantic import BaseModel
 from temporalio import workflow
-from temporalio.common import RetryPolicy, SearchAttributeKey
 from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
 with workflow.unsafe.imports_passed_through():
@@ -27,19 +32,18 @@ with workflow.unsafe.imports_passed_through():
     from activities.handoff import (
         CommitHandoffInput,
         CommitHandoffResult,
+        DecideAndCommitInput,
         HandoffActivities,
-        HandoffDecision,
         LoadSnapshotInput,
     )
     from activities.sub_agents import RunSubAgentInput, SubAgentActivities
-    from leo.domain import search_attributes
     from leo.domain.handoff_messages import (
         HandoffInput,
         HandoffProgress,
         HandoffResult,
     )
     from leo.domain.handoffs import HandoffType, workflow_id_for
-    from leo.domain.refusals import DOMAIN_ERROR_TYPES, FailureType
+    from leo.domain.refusals import FailureType, RefusalCode
     from leo.domain.snapshot import HandoffSnapshot, SubAgentSpec
     from leo.domain.snapshot_budget import agent_view
     from leo.domain.verdicts import SUCCESSFUL_VERDICTS, SubAgentResult, Verdict
@@ -52,53 +56,28 @@ with workflow.unsafe.imports_passed_through():
         rejection_message,
         result_details,
     )
-    from workflows.outcome import DECIDE_ONCE, accepted_result, apply_decision, handoff_result
+    from workflows.legacy_pipeline import run_legacy
+    from workflows.outcome import accepted_result, carry_over, handoff_result
+    from workflows.steps import (
+        BACKSTOP_GRACE_SECONDS,
+        BARE_FLOOR_SHAPE,
+        BOUNDED_AGENT_INPUT,
+        COMMIT_RETRY,
+        HANDOFF_TYPE,
+        HEARTBEAT_TIMEOUT,
+        MAX_REJUDGES,
+        OUTCOME,
+        SCORE,
+        SD_ID,
+        SD_TYPE,
+        SNAPSHOT_RETRY,
+        SUB_AGENT_RETRY,
+        domain_failure,
+        failure_type,
+    )
 
-SD_ID = SearchAttributeKey.for_keyword(search_attributes.SD_ID)
-SD_TYPE = SearchAttributeKey.for_keyword(search_attributes.SD_TYPE)
-HANDOFF_TYPE = SearchAttributeKey.for_keyword(search_attributes.HANDOFF_TYPE)
-OUTCOME = SearchAttributeKey.for_keyword(search_attributes.OUTCOME)
-SCORE = SearchAttributeKey.for_float(search_attributes.SCORE)
-
-SNAPSHOT_RETRY = RetryPolicy(
-    initial_interval=timedelta(milliseconds=200),
-    maximum_interval=timedelta(seconds=5),
-    non_retryable_error_types=list(DOMAIN_ERROR_TYPES),
-)
-# CONCURRENT_LOCK and TRANSIENT_CONFLICT (a deadlock or serialization failure) are retried
-# here with backoff (and jitter, via next_retry_delay).
-COMMIT_RETRY = RetryPolicy(
-    initial_interval=timedelta(milliseconds=100),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=3),
-    maximum_attempts=30,
-    non_retryable_error_types=list(DOMAIN_ERROR_TYPES),
-)
-SUB_AGENT_RETRY = RetryPolicy(
-    initial_interval=timedelta(milliseconds=200),
-    maximum_interval=timedelta(seconds=5),
-)
-# Patch id: snapshot and commit run as local activities from this version on.
-LOCAL_DATABASE_STEPS = "local-database-steps"
-# Patch id: each sub-agent gets its bounded view of the snapshot, not a full copy.
-BOUNDED_AGENT_INPUT = "bounded-agent-input"
-# Patch id (issue 13): the snapshot step returns each agent's keys, the results already recorded
-# or reusable, and the built-in rules' verdicts; agents only run; the commit step records every
-# new result in the transaction of the transition or the rejection.
-LEAN_HANDOFF = "lean-handoff"
-# The activity enforces the agent's own timeout (and reports ERROR); Temporal's start-to-close
-# timeout is a backstop a little later, for an agent that blocks the worker's event loop.
-BACKSTOP_GRACE_SECONDS = 10
-HEARTBEAT_TIMEOUT = timedelta(seconds=5)
-
-
-def domain_failure(err: ActivityError) -> BaseException:
-    """Fail the workflow with the activity's own error type (INVALID_PHASE, ...), so that
-    callers and the Web UI see the refusal, not a generic "activity task failed"."""
-    cause = err.cause
-    if isinstance(cause, ApplicationError):
-        return ApplicationError(cause.message, *cause.details, type=cause.type, non_retryable=True)
-    return err
+# What the lifecycle workflow takes from here.
+__all__ = ["HANDOFF_TYPE", "SD_ID", "SD_TYPE", "HandoffWorkflowBase", "domain_failure"]
 
 
 class HandoffWorkflowBase:
@@ -117,7 +96,10 @@ class HandoffWorkflowBase:
         # Metrics only: replay-safe, no commands. Other exceptions fail the workflow task,
         # which is retried: they are not an outcome.
         try:
-            result = await self._run_handoff(request)
+            if workflow.patched(BARE_FLOOR_SHAPE):
+                result = await self._run_handoff(request)
+            else:
+                result = await run_legacy(self, request)
         except (FailureError, asyncio.CancelledError) as err:
             metrics.record_handoff(self.handoff_type.value, metrics.handoff_outcome(err))
             raise
@@ -126,95 +108,78 @@ class HandoffWorkflowBase:
 
     async def _run_handoff(self, request: HandoffInput) -> HandoffResult:
         info = workflow.info()
-        load = LoadSnapshotInput(
-            handoff_type=self.handoff_type,
-            sd_id=request.sd_id,
-            session_id=request.session_id,
-            extra_sub_agents=request.options.extra_sub_agents,
-            attempt=info.workflow_start_time.isoformat(),
-        )
-        prepared: PreparedHandoff | None = None
-        if workflow.patched(LEAN_HANDOFF):
-            prepared = await self._database_step(
+        attempt = info.workflow_start_time.isoformat()
+        carried: dict[str, tuple[str, SubAgentResult]] = {}
+        for round_ in range(MAX_REJUDGES + 1):
+            # A round after the first judges again on the SD's new version: a new snapshot,
+            # new keys; an agent whose input did not change keeps its result.
+            suffix = f"#{round_}" if round_ else ""
+            prepared = await self._local_step(
                 HandoffActivities.prepare_handoff,
-                load,
-                start_to_close=timedelta(seconds=15),
+                LoadSnapshotInput(
+                    handoff_type=self.handoff_type,
+                    sd_id=request.sd_id,
+                    session_id=request.session_id,
+                    extra_sub_agents=request.options.extra_sub_agents,
+                    attempt=attempt + suffix,
+                ),
+                schedule_to_close=timedelta(seconds=60),
                 retry_policy=SNAPSHOT_RETRY,
                 summary=f"load snapshot of {request.sd_id}",
             )
             snapshot = prepared.snapshot
-        else:
-            snapshot = await self._database_step(
-                HandoffActivities.load_handoff_snapshot,
-                load.model_copy(update={"attempt": None}),
-                start_to_close=timedelta(seconds=15),
-                retry_policy=SNAPSHOT_RETRY,
-                summary=f"load snapshot of {request.sd_id}",
-            )
-        expected_id = workflow_id_for(self.handoff_type, snapshot.sd.id)
-        if info.workflow_id != expected_id:
-            # Starts are idempotent only because the id is derived from the canonical SD id.
-            raise ApplicationError(
-                f"this handoff must run with workflow id {expected_id!r}, not {info.workflow_id!r}, "
-                "so that starting it twice cannot run it twice",
-                type=FailureType.WRONG_WORKFLOW_ID,
-                non_retryable=True,
-            )
-        workflow.upsert_search_attributes(
-            [
-                SD_ID.value_set(snapshot.sd.id),
-                SD_TYPE.value_set(snapshot.sd.sd_type),
-                HANDOFF_TYPE.value_set(self.handoff_type.value),
-            ]
-        )
-        if snapshot.already_accepted is not None and workflow.patched(DECIDE_ONCE):
-            # Accepted by an earlier run: return that result; nothing runs again.
-            return self._finish(
-                accepted_result(self.handoff_type, snapshot, snapshot.already_accepted)
-            )
-        self._progress = HandoffProgress(stage="sub_agents", sd_key=snapshot.sd.sd_key)
-        sub_agents = await self._run_sub_agents(snapshot, request, prepared)
-
-        self._progress = self._progress.model_copy(update={"stage": "committing"})
-        commit_input = CommitHandoffInput(
-            handoff_type=self.handoff_type,
-            snapshot=snapshot,
-            sub_agents=sub_agents,
-            # One request id per handoff attempt: retries of the commit are no-ops.
-            request_id=f"{info.workflow_id}/{info.run_id}",
-            session_id=request.session_id,
-            metadata={"workflow_id": info.workflow_id, "run_id": info.run_id},
-        )
-        commit: CommitHandoffResult
-        if workflow.patched(DECIDE_ONCE):
-            # The gates decide once; the decision is recorded before it is applied.
-            decision: HandoffDecision = await self._database_step(
-                HandoffActivities.evaluate_handoff_gates,
-                commit_input,
-                start_to_close=timedelta(seconds=30),
-                retry_policy=SNAPSHOT_RETRY,
-                summary=f"{self.handoff_type.value} gates",
-            )
-            try:
-                commit = await apply_decision(
-                    self.handoff_type,
-                    commit_input,
-                    decision,
-                    COMMIT_RETRY,
-                    records=self._records(prepared, sub_agents),
+            if round_ == 0:
+                self._check_workflow_id(snapshot)
+            if snapshot.already_accepted is not None:
+                # Accepted by an earlier run: return that result; nothing runs again.
+                return self._finish(
+                    accepted_result(self.handoff_type, snapshot, snapshot.already_accepted),
+                    snapshot,
                 )
-            except ActivityError as err:
-                raise domain_failure(err) from err
-        else:
-            commit = await self._database_step(
-                HandoffActivities.commit_handoff,
-                commit_input,
-                start_to_close=timedelta(seconds=30),
-                retry_policy=COMMIT_RETRY,
-                summary=f"gates + {self.handoff_type.value} transition",
-            )
+            prepared = carry_over(prepared, carried)
+            self._progress = HandoffProgress(stage="sub_agents", sd_key=snapshot.sd.sd_key)
+            sub_agents = await self._run_sub_agents(snapshot, request, prepared, floor=True)
+            self._progress = self._progress.model_copy(update={"stage": "committing"})
+            request_id = f"{info.workflow_id}/{info.run_id}" + (f"/{round_}" if round_ else "")
+            try:
+                commit: CommitHandoffResult = await self._local_step(
+                    HandoffActivities.decide_and_commit_handoff,
+                    DecideAndCommitInput(
+                        commit=CommitHandoffInput(
+                            handoff_type=self.handoff_type,
+                            snapshot=snapshot,
+                            sub_agents=sub_agents,
+                            # One request id per judgement: a repeat of the commit is a no-op.
+                            request_id=request_id,
+                            session_id=request.session_id,
+                            metadata={"workflow_id": info.workflow_id, "run_id": info.run_id},
+                        ),
+                        sub_agent_results=self._records(prepared, sub_agents) or [],
+                    ),
+                    schedule_to_close=timedelta(seconds=120),
+                    retry_policy=COMMIT_RETRY,
+                    summary=f"{self.handoff_type.value} gates + commit",
+                    refusal_passes=round_ < MAX_REJUDGES,
+                )
+            except _SdChanged:
+                carried = {
+                    r.code: (prepared.keys[r.code].reuse_key, r)
+                    for r in sub_agents
+                    if r.code in prepared.keys and r.ran and r.verdict is not Verdict.ERROR
+                }
+                continue
+            return self._conclude(snapshot, sub_agents, commit)
+        raise AssertionError("unreachable: the last round's VERSION_CONFLICT fails the handoff")
 
-        result = self._finish(handoff_result(self.handoff_type, snapshot, sub_agents, commit))
+    def _conclude(
+        self,
+        snapshot: HandoffSnapshot,
+        sub_agents: list[SubAgentResult],
+        commit: CommitHandoffResult,
+    ) -> HandoffResult:
+        result = self._finish(
+            handoff_result(self.handoff_type, snapshot, sub_agents, commit), snapshot
+        )
         if result.normalized_score is not None:  # the gates ran in this run
             metrics.record_gate_score(result.sd_type, result.normalized_score)
         if not result.accepted:
@@ -230,9 +195,62 @@ class HandoffWorkflowBase:
             )
         return result
 
-    def _finish(self, result: HandoffResult) -> HandoffResult:
+    def _check_workflow_id(self, snapshot: HandoffSnapshot) -> None:
+        info = workflow.info()
+        expected_id = workflow_id_for(self.handoff_type, snapshot.sd.id)
+        if info.workflow_id != expected_id:
+            # Starts are idempotent only because the id is derived from the canonical SD id.
+            raise ApplicationError(
+                f"this handoff must run with workflow id {expected_id!r}, not "
+                f"{info.workflow_id!r}, so that starting it twice cannot run it twice",
+                type=FailureType.WRONG_WORKFLOW_ID,
+                non_retryable=True,
+            )
+        if info.typed_search_attributes.get(SD_ID) is None:
+            # Started without them (`temporal workflow start`): findable while it runs.
+            workflow.upsert_search_attributes(
+                [
+                    SD_ID.value_set(snapshot.sd.id),
+                    HANDOFF_TYPE.value_set(self.handoff_type.value),
+                ]
+            )
+
+    async def _local_step(
+        self,
+        method: Any,
+        arg: Any,
+        *,
+        schedule_to_close: timedelta,
+        retry_policy: Any,
+        summary: str,
+        refusal_passes: bool = False,
+    ) -> Any:
+        """A database step as a local activity in the current workflow task. Each attempt's
+        database calls are bounded by the pool's command timeout (with a start-to-close
+        timeout, sdk-core 1.35 panics when a worker shuts down with its timer pending)."""
+        try:
+            return await workflow.execute_local_activity_method(
+                method,
+                arg,
+                schedule_to_close_timeout=schedule_to_close,
+                retry_policy=retry_policy,
+                summary=summary,
+            )
+        except (ActivityError, ApplicationError) as err:
+            # A local activity's failure arrives as the ApplicationError it raised.
+            if refusal_passes and failure_type(err) == RefusalCode.VERSION_CONFLICT:
+                raise _SdChanged() from err
+            if isinstance(err, ActivityError):
+                raise domain_failure(err) from err
+            raise
+
+    def _finish(
+        self, result: HandoffResult, snapshot: HandoffSnapshot | None = None
+    ) -> HandoffResult:
+        # One upsert at the end: with the snapshot (bare floor's shape) the SD's type too.
         workflow.upsert_search_attributes(
-            [OUTCOME.value_set(result.outcome)]
+            ([SD_TYPE.value_set(snapshot.sd.sd_type)] if snapshot is not None else [])
+            + [OUTCOME.value_set(result.outcome)]
             + (
                 [SCORE.value_set(result.normalized_score)]
                 if result.normalized_score is not None
@@ -242,43 +260,6 @@ class HandoffWorkflowBase:
         workflow.set_current_details(result_details(result))
         self._progress = self._progress.model_copy(update={"stage": "done"})
         return result
-
-    async def _database_step(
-        self,
-        method: Any,
-        arg: BaseModel,
-        *,
-        start_to_close: timedelta,
-        retry_policy: RetryPolicy,
-        summary: str,
-    ) -> Any:
-        """Snapshot and commit are short database calls: run them as local activities, in the
-        worker that runs this workflow task, which saves two server round trips per handoff
-        (measured: a third of a handoff's fixed cost). Both are idempotent, as local
-        activities require. Histories recorded before this change ran them as normal
-        activities and replay that way (the patch marker)."""
-        try:
-            if workflow.patched(LOCAL_DATABASE_STEPS):
-                return await workflow.execute_local_activity_method(
-                    method,
-                    arg,
-                    # All attempts together (CONCURRENT_LOCK retries included). Each attempt's
-                    # database calls are bounded by the pool's command timeout instead of a
-                    # start-to-close timeout: with one, sdk-core 1.35 panics ("receive half not
-                    # dropped") when a worker shuts down with its timer still pending.
-                    schedule_to_close_timeout=start_to_close * 4,
-                    retry_policy=retry_policy,
-                    summary=summary,
-                )
-            return await workflow.execute_activity_method(
-                method,
-                arg,
-                start_to_close_timeout=start_to_close,
-                retry_policy=retry_policy,
-                summary=summary,
-            )
-        except ActivityError as err:
-            raise domain_failure(err) from err
 
     def _records(
         self, prepared: PreparedHandoff | None, results: list[SubAgentResult]
@@ -295,7 +276,12 @@ class HandoffWorkflowBase:
         return [row for row in rows if row is not None]
 
     async def _run_sub_agents(
-        self, snapshot: HandoffSnapshot, request: HandoffInput, prepared: PreparedHandoff | None
+        self,
+        snapshot: HandoffSnapshot,
+        request: HandoffInput,
+        prepared: PreparedHandoff | None,
+        *,
+        floor: bool = False,
     ) -> list[SubAgentResult]:
         """Start every agent as soon as its `depends_on` are done; a dependant of an agent that
         did not succeed does not run. Agents a dependency names that this handoff does not run
@@ -345,8 +331,17 @@ class HandoffWorkflowBase:
                         done[code] = prepared.ready[code]
                         progressed = True
                         continue
+                    key = (
+                        prepared.keys[code].idempotency_key
+                        if floor and prepared is not None and code in prepared.keys
+                        else sub_agent_idempotency_key(
+                            snapshot.sd.id, snapshot.phase, code, attempt
+                        )
+                    )
                     running[code] = asyncio.create_task(
-                        self._run_one(spec, snapshot, request, attempt, lean=prepared is not None)
+                        self._run_one(
+                            spec, snapshot, request, key, lean=prepared is not None, floor=floor
+                        )
                     )
             if not running:
                 # Whatever is left waits on itself: a depends_on cycle.
@@ -368,17 +363,19 @@ class HandoffWorkflowBase:
         spec: SubAgentSpec,
         snapshot: HandoffSnapshot,
         request: HandoffInput,
-        attempt: str,
+        key: str,
         *,
         lean: bool,
+        floor: bool,
     ) -> SubAgentResult:
         if request.options.sub_agent_timeout_seconds is not None:
             spec = spec.model_copy(
                 update={"timeout_seconds": request.options.sub_agent_timeout_seconds}
             )
-        key = sub_agent_idempotency_key(snapshot.sd.id, snapshot.phase, spec.code, attempt)
-        # Histories recorded before the payload budget sent the whole snapshot to every agent.
-        view = agent_view(snapshot, spec) if workflow.patched(BOUNDED_AGENT_INPUT) else snapshot
+        # Histories recorded before the payload budget sent the whole snapshot to every agent
+        # (the bare floor's shape asks for no patch but its own).
+        bounded = floor or workflow.patched(BOUNDED_AGENT_INPUT)
+        view = agent_view(snapshot, spec) if bounded else snapshot
         try:
             result: SubAgentResult = await workflow.execute_activity_method(
                 SubAgentActivities.run_sub_agent,
@@ -413,3 +410,7 @@ class HandoffWorkflowBase:
         self._progress = self._progress.model_copy(update={"sub_agents": rows})
         # The Web UI shows this panel: "SECURITY sub-agent: PASS (92)" per agent.
         workflow.set_current_details(progress_details(rows))
+
+
+class _SdChanged(Exception):
+    """The commit was refused with VERSION_CONFLICT and another round may judge again."""

@@ -7,6 +7,7 @@ of that world is the same."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 from pathlib import Path
 
 import asyncpg
@@ -149,6 +150,9 @@ async def test_results_and_the_decision_commit_together_or_not_at_all(
     decision cannot be recorded (not even as a failed attempt), no row is written. Once the
     cause is gone, both are written, once."""
     sd = await create_sd(db_pool, ready_for="LEAD-TO-PLAN", sd_type="infrastructure")
+    # Counts the commit's attempts: a sequence is not rolled back with the failed statement.
+    attempts = f"leo_test_attempts_{uuid.uuid4().hex[:12]}"
+    await db_pool.execute(f"CREATE SEQUENCE {attempts}")
     async with failing_trigger(
         db_pool,
         table=refused_table,
@@ -157,19 +161,11 @@ async def test_results_and_the_decision_commit_together_or_not_at_all(
         sd_id=sd.id,
         sqlstate="23514",
         message=f"{refused_table} rows refused (test)",
-        when=when,
+        when=f"CASE WHEN ({when}) THEN nextval('{attempts}') > 0 ELSE false END",
     ):
         handle = await leo.start_handoff(HandoffType.LEAD_TO_PLAN, sd.id)
         async with asyncio.timeout(60):
-            while True:
-                desc = await leo.client.get_workflow_handle(handle.id).describe()
-                pending = [
-                    p
-                    for p in desc.raw_description.pending_activities
-                    if p.activity_type.name == "commit_handoff_decision" and p.attempt >= 3
-                ]
-                if pending:
-                    break
+            while await db_pool.fetchval(f"SELECT last_value FROM {attempts}") < 2:
                 await asyncio.sleep(0.1)
         # Two attempts failed on one side: nothing of either side was written.
         assert (
@@ -187,6 +183,7 @@ async def test_results_and_the_decision_commit_together_or_not_at_all(
                 == 0
             ), table
     result = await leo.wait(handle)
+    await db_pool.execute(f"DROP SEQUENCE {attempts}")
 
     assert result.accepted and result.transition_version == 2
     rows = await db_pool.fetch(
@@ -224,8 +221,9 @@ async def test_builtin_rules_run_in_the_snapshot_step_and_dependants_still_wait_
         for e in history.events
         if e.HasField("activity_task_scheduled_event_attributes")
     ]
-    # One agent activity (the catalogue agent) and the commit step: no activity per rule.
-    assert scheduled == ["run_sub_agent", "commit_handoff_decision"]
+    # One agent activity (the catalogue agent): no activity per rule, and the commit is a
+    # local activity.
+    assert scheduled == ["run_sub_agent"]
     recorded = await db_pool.fetch(
         "SELECT sub_agent_code FROM sub_agent_execution_results WHERE sd_id = $1", sd.id
     )

@@ -1,5 +1,6 @@
-"""The gates decide once per handoff attempt, that verdict is what gets applied and recorded, and
-an accepted handoff started again returns its accepted record."""
+"""Decided once: the first verdict committed under a handoff's request id is the one applied,
+recorded and reported, however often the gates run again; an accepted handoff started again
+returns its accepted record."""
 
 from __future__ import annotations
 
@@ -11,12 +12,14 @@ import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
+from pathlib import Path
 from typing import Any
 
 import asyncpg
 import pytest
 from temporalio import activity
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 from temporalio.worker import ActivityInboundInterceptor, ExecuteActivityInput, Interceptor
@@ -25,14 +28,22 @@ from activities.handoff import CommitHandoffInput, HandoffActivities, LoadSnapsh
 from leo.api import LeoClient
 from leo.dev_stack import Stack, temporal_binary
 from leo.domain.budget import PAYLOAD_BUDGET_BYTES, json_size
+from leo.domain.handoff_messages import HandoffOptions
 from leo.domain.handoffs import HandoffType
 from leo.domain.refusals import FailureType
 from leo.gates.builtin import default_registry
 from leo.gates.core import Gate, GateContext, GateRegistry
 from leo.runtime import build_worker
-from tests.support.factories import create_sd, seed_accepted_handoff
+from tests.support.factories import add_agent, create_sd, seed_accepted_handoff
+from tests.support.faults import wait_until
+from workflows.steps import MAX_REJUDGES
 
-APPLY_STEPS = ("commit_handoff_decision", "apply_handoff_decision", "commit_handoff")
+APPLY_STEPS = (
+    "decide_and_commit_handoff",
+    "commit_handoff_decision",
+    "apply_handoff_decision",
+    "commit_handoff",
+)
 
 
 class LoseFirstReply(Interceptor):
@@ -100,7 +111,9 @@ async def test_a_lost_reply_reapplies_the_recorded_verdict(
         result = await leo.run_handoff(HandoffType.LEAD_TO_PLAN, sd.id)
 
     assert lose.lost, "the apply step's first reply was not lost"
-    assert calls[sd.id] == 1, "the gates were evaluated again for the retry"
+    # The retry evaluated the gates again and got the other answer (the gate flips), yet the
+    # first verdict committed under the request id is the one applied and reported.
+    assert calls[sd.id] == 2
     # The workflow reports what the database holds.
     assert result.accepted is first_passes
     rows = await db_pool.fetch(
@@ -292,3 +305,85 @@ async def test_prerequisite_is_found_behind_more_than_200_rejected_rows(
 
     [prerequisite] = [g for g in result.gates if g.name == "PREREQUISITE_HANDOFF_CHECK"]
     assert prerequisite.status.value == "PASSED", prerequisite.issues
+
+
+def runs(directory: Path) -> int:
+    return len(list(directory.iterdir())) if directory.exists() else 0
+
+
+async def ran(directory: Path, times: int) -> bool:
+    return runs(directory) >= times
+
+
+async def bump_version_on_each_run(
+    pool: asyncpg.Pool, sd_id: str, markers: Path, times: int
+) -> None:
+    """The SD changes while the agent runs: once per run of the agent, `times` times."""
+    for n in range(1, times + 1):
+        await wait_until(partial(ran, markers, n), timeout=60, what=f"run {n} of the agent")
+        await pool.execute(
+            "UPDATE strategic_directives_v2 SET transition_version = transition_version + 1 "
+            "WHERE id = $1",
+            sd_id,
+        )
+
+
+async def audit_trail(pool: asyncpg.Pool, sd_id: str) -> list[tuple[str, str | None]]:
+    rows = await pool.fetch(
+        "SELECT status, error_details ->> 'error_code' AS code FROM sd_transition_audit "
+        "WHERE sd_id = $1 ORDER BY started_at",
+        sd_id,
+    )
+    return [(r["status"], r["code"]) for r in rows]
+
+
+async def test_an_sd_that_changed_while_the_handoff_ran_is_judged_again_by_itself(
+    leo: LeoClient, db_pool: asyncpg.Pool, tmp_path: Path
+) -> None:
+    markers = tmp_path / "slow"
+    slow = await add_agent(db_pool, metadata={"seconds": 1.0, "marker_dir": str(markers)})
+    sd = await create_sd(db_pool, ready_for="LEAD-TO-PLAN", sd_type="infrastructure")
+    handle = await leo.start_handoff(
+        HandoffType.LEAD_TO_PLAN, sd.id, options=HandoffOptions(extra_sub_agents=[slow])
+    )
+    await bump_version_on_each_run(db_pool, sd.id, markers, times=1)
+
+    result = await leo.wait(handle)
+
+    # Judged again on the new version: a new snapshot; the agent, whose input (the SD's
+    # version) changed, ran again; accepted without a human retry.
+    assert result.accepted and result.transition_version == 3
+    assert runs(markers) == 2
+    # The refused first verdict left its failed audit row, with its result rows.
+    assert await audit_trail(db_pool, sd.id) == [
+        ("failed", "VERSION_CONFLICT"),
+        ("completed", None),
+    ]
+    rows = await db_pool.fetchval(
+        "SELECT count(*) FROM sub_agent_execution_results WHERE sd_id = $1 AND sub_agent_code = $2",
+        sd.id,
+        slow,
+    )
+    assert rows == 2
+
+
+async def test_judging_again_is_bounded(
+    leo: LeoClient, db_pool: asyncpg.Pool, tmp_path: Path
+) -> None:
+    markers = tmp_path / "slow"
+    slow = await add_agent(db_pool, metadata={"seconds": 0.5, "marker_dir": str(markers)})
+    sd = await create_sd(db_pool, ready_for="LEAD-TO-PLAN", sd_type="infrastructure")
+    handle = await leo.start_handoff(
+        HandoffType.LEAD_TO_PLAN, sd.id, options=HandoffOptions(extra_sub_agents=[slow])
+    )
+    await bump_version_on_each_run(db_pool, sd.id, markers, times=MAX_REJUDGES + 1)
+
+    with pytest.raises(WorkflowFailureError) as failure:
+        await handle.result()
+
+    cause = failure.value.cause
+    assert isinstance(cause, ApplicationError) and cause.type == "VERSION_CONFLICT"
+    assert runs(markers) == MAX_REJUDGES + 1
+    assert await audit_trail(db_pool, sd.id) == [("failed", "VERSION_CONFLICT")] * (
+        MAX_REJUDGES + 1
+    )

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 
 import asyncpg
+import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
+from temporalio.exceptions import ApplicationError
 
 from leo.domain.handoff_messages import HandoffOptions, HandoffProgress
 from leo.domain.handoffs import HandoffType
@@ -34,7 +37,7 @@ async def transition_waiting_pid(pool: asyncpg.Pool, timeout: float = 20) -> int
 
 
 async def test_a_deadlock_in_the_transition_is_retried_and_the_handoff_accepted(
-    client: Client, task_queue: str, db_pool: asyncpg.Pool
+    client: Client, task_queue: str, db_pool: asyncpg.Pool, caplog: pytest.LogCaptureFixture
 ) -> None:
     sd = await create_sd(
         db_pool,
@@ -77,15 +80,28 @@ async def test_a_deadlock_in_the_transition_is_retried_and_the_handoff_accepted(
     assert result.accepted and result.new_phase == "EXEC_COMPLETE"
     audits = await db_pool.fetch("SELECT status FROM sd_transition_audit WHERE sd_id = $1", sd.id)
     assert [a["status"] for a in audits] == ["completed"]
-    # The apply step failed once on the deadlock (retryable, saying so) and then succeeded.
+    # The commit step failed once on the deadlock (retryable, saying so) and then succeeded: a
+    # local activity, so its attempts are in its marker and its failure in the worker's log.
     history = await handle.fetch_history()
-    started = [
-        e.activity_task_started_event_attributes
+    commits = [
+        json.loads(data.payloads[0].data)
         for e in history.events
-        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED
-        and e.activity_task_started_event_attributes.attempt > 1
+        if e.event_type == EventType.EVENT_TYPE_MARKER_RECORDED
+        and (data := e.marker_recorded_event_attributes.details.get("data")) is not None
+        and data.payloads
     ]
-    assert started, "the transition was not retried"
-    failure = started[-1].last_failure
-    assert failure.application_failure_info.type == "TRANSIENT_CONFLICT"
-    assert "deadlock detected (SQLSTATE 40P01)" in failure.message
+    attempts = [
+        m["attempt"] for m in commits if m.get("activity_type") == "decide_and_commit_handoff"
+    ]
+    assert attempts and attempts[-1] > 1, "the transition was not retried"
+    failures = [
+        r.exc_info[1]
+        for r in caplog.records
+        if r.exc_info
+        and "decide_and_commit_handoff" in r.getMessage()
+        and sd.id in str(r.exc_info[1])
+    ]
+    assert failures, "the deadlock was not reported"
+    failure = failures[0]
+    assert isinstance(failure, ApplicationError) and failure.type == "TRANSIENT_CONFLICT"
+    assert "deadlock detected (SQLSTATE 40P01)" in str(failure)
