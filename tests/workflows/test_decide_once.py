@@ -36,6 +36,7 @@ from leo.gates.core import Gate, GateContext, GateRegistry
 from leo.runtime import build_worker
 from tests.support.factories import add_agent, create_sd, seed_accepted_handoff
 from tests.support.faults import wait_until
+from tests.support.workflows import check_replay
 from workflows.steps import MAX_REJUDGES
 
 APPLY_STEPS = (
@@ -365,6 +366,8 @@ async def test_an_sd_that_changed_while_the_handoff_ran_is_judged_again_by_itsel
         slow,
     )
     assert rows == 2
+    # Into the replay corpus when recording: a run that judged the SD again.
+    await check_replay(leo.client, handle.id, "rejudged")
 
 
 async def test_judging_again_is_bounded(
