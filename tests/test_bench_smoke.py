@@ -33,6 +33,7 @@ def test_summarize_orders_median_and_p95() -> None:
         "transitions",
         "scaling",
         "history",
+        "adopt",
     }
 
 

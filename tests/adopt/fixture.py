@@ -1,7 +1,7 @@
-"""An EHG_Engineer-shaped database for the adoption tests, built from tests/adopt/ehg/*.sql.
+"""An EHG_Engineer-shaped database for the adoption tests, built from examples/ehg_engineer/*.sql.
 
 Nothing is fetched: the SQL files are this project's own re-statement of the documented schema
-facts and trigger behaviour (see the header of each file). `ehg_database` creates a fresh
+facts and trigger behaviour (see examples/ehg_engineer/README.md and the header of each file). `ehg_database` creates a fresh
 database owned by `ehg_owner` (Supabase's `postgres` role: no superuser), loads the files as that
 role, and returns the owner's DSN; the admin DSN is the suite's superuser.
 """
@@ -20,7 +20,7 @@ import asyncpg
 
 from db.pool import connect
 
-EHG_DIR = Path(__file__).resolve().parent / "ehg"
+EHG_DIR = Path(__file__).resolve().parents[2] / "examples" / "ehg_engineer"
 OWNER = "ehg_owner"
 # The LEO actor the owner registers in their handoff_actor_policy.
 LEO_ACTOR = "LEO-ORCHESTRATOR"
@@ -172,6 +172,7 @@ async def new_sd(
     quality_checked: bool = True,
     stories: int = 2,
     blocked_story: bool = False,
+    metadata: dict[str, Any] | None = None,
 ) -> tuple[str, str]:
     """A fresh SD in their tables, ready for LEAD-TO-PLAN: (its id, a UUID string; its key).
 
@@ -182,13 +183,14 @@ async def new_sd(
     await conn.execute(
         "INSERT INTO public.strategic_directives_v2 (id, sd_key, title, status, category, "
         "priority, description, rationale, scope, current_phase, sd_type, quality_checked, "
-        "success_criteria) VALUES ($1, $2, $3, 'active', 'infrastructure', 'high', "
+        "success_criteria, metadata) VALUES ($1, $2, $3, 'active', 'infrastructure', 'high', "
         "'Adopted directive.', 'To test adoption.', 'Adoption.', 'LEAD_APPROVAL', "
-        "'infrastructure', $4, '[\"it works\"]')",
+        "'infrastructure', $4, '[\"it works\"]', $5)",
         sd_id,
         key,
         f"Adopted {n}",
         quality_checked,
+        metadata or {},
     )
     await conn.execute(
         "INSERT INTO public.product_requirements_v2 (id, sd_id, directive_id, title, status, "
@@ -202,8 +204,9 @@ async def new_sd(
     for i in range(1, stories + 1):
         await conn.execute(
             "INSERT INTO public.user_stories (story_key, prd_id, sd_id, title, user_role, "
-            "user_want, user_benefit, status, validation_status) "
-            "VALUES ($1, $2, $3, $4, 'operator', 'a feature', 'it helps', $5, $6)",
+            "user_want, user_benefit, status, validation_status, acceptance_criteria) "
+            "VALUES ($1, $2, $3, $4, 'operator', 'a feature', 'it helps', $5, $6, "
+            "'[\"it is done\"]')",
             f"{key}:US-{i:03d}",
             f"PRD-{key}",
             sd_id,

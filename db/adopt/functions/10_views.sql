@@ -67,9 +67,14 @@ SELECT s.id, s.story_key::text AS story_key, s.sd_id::text AS sd_id, s.prd_id::t
        coalesce(s.updated_at, s.created_at, 'epoch')::timestamptz AS updated_at
 FROM public.user_stories s WHERE s.sd_id IS NOT NULL;
 
+-- Their retrospectives, and the ones EXEC's reports carried (kept in leo.sd_exec_reports).
 CREATE VIEW leo.retrospectives AS
 SELECT r.id, r.sd_id::text AS sd_id, r.quality_score, coalesce(r.created_at, 'epoch') AS created_at
-FROM public.retrospectives r WHERE r.sd_id IS NOT NULL;
+FROM public.retrospectives r WHERE r.sd_id IS NOT NULL
+UNION ALL
+SELECT e.id, e.sd_id, (e.evidence #>> '{retrospective,quality_score}')::integer, e.reported_at
+FROM leo.sd_exec_reports e
+WHERE jsonb_typeof(e.evidence #> '{retrospective,quality_score}') = 'number';
 
 -- Their catalogue with LEO's executor settings (leo.sub_agent_executors) per code.
 CREATE VIEW leo.leo_sub_agents AS
