@@ -1,4 +1,5 @@
-"""Activities of the SD-LIFECYCLE workflow: where the SD is, its session claim, EXEC's report."""
+"""Activities of the SD-LIFECYCLE workflow: where the SD is, its session claim, EXEC's report,
+LEAD's decision."""
 
 from __future__ import annotations
 
@@ -94,6 +95,20 @@ class RecordExecReportResult(BaseModel):
     idempotent_hit: bool
 
 
+class RecordLeadDecisionInput(BaseModel):
+    sd_id: str
+    session_id: str | None
+    request_id: str
+    decision: str  # approved | rejected
+    approver: str
+    reason: str = ""
+
+
+class RecordLeadDecisionResult(BaseModel):
+    decision_id: str
+    idempotent_hit: bool
+
+
 class LifecycleActivities:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
@@ -162,4 +177,25 @@ class LifecycleActivities:
             )
         return RecordExecReportResult(
             report_id=str(raw["report_id"]), idempotent_hit=raw["idempotent_hit"]
+        )
+
+    @activity.defn(name="record_lead_decision")
+    async def record_lead_decision(
+        self, request: RecordLeadDecisionInput
+    ) -> RecordLeadDecisionResult:
+        raw = await db_lifecycle.record_lead_decision(
+            self._pool,
+            sd_id=request.sd_id,
+            session_id=request.session_id,
+            request_id=request.request_id,
+            decision=request.decision,
+            approver=request.approver,
+            reason=request.reason,
+        )
+        if not raw.get("success"):
+            raise ApplicationError(
+                raw.get("error", "decision refused"), raw, type=raw.get("code"), non_retryable=True
+            )
+        return RecordLeadDecisionResult(
+            decision_id=str(raw["decision_id"]), idempotent_hit=raw["idempotent_hit"]
         )

@@ -1,4 +1,5 @@
-"""The SD-LIFECYCLE's database calls: where an SD stands, its session claim, EXEC's report.
+"""The SD-LIFECYCLE's database calls: where an SD stands, its session claim, EXEC's report,
+LEAD's decision.
 
 One statement each, values bound; the claim and report rules live in `functions/claims.sql`
 and `functions/exec_report.sql`. Functions return the jsonb those SQL functions return.
@@ -12,6 +13,9 @@ if TYPE_CHECKING:
     import asyncpg
 
     from db.pool import Executor
+
+# SQLSTATE of a call to a function the schema does not have.
+UNDEFINED_FUNCTION = "42883"
 
 SD_STATE_SQL = (
     "SELECT id, sd_key, sd_type, status, current_phase, transition_version "
@@ -63,9 +67,15 @@ async def heartbeat_sd_claim(
             "SELECT heartbeat_sd_claim(p_session_id => $1)", session_id
         )
     else:
-        raw = await conn.fetchval(
-            "SELECT heartbeat_sd_claim(p_session_id => $1, p_sd_id => $2)", session_id, sd_id
-        )
+        try:
+            raw = await conn.fetchval(
+                "SELECT heartbeat_sd_claim(p_session_id => $1, p_sd_id => $2)", session_id, sd_id
+            )
+        except Exception as err:
+            if getattr(err, "sqlstate", None) != UNDEFINED_FUNCTION:
+                raise
+            # A schema without the per-SD heartbeat (`leo db adopt`'s functions): by session.
+            return await heartbeat_sd_claim(conn, session_id)
     return raw
 
 
@@ -94,4 +104,34 @@ async def record_exec_report(
         summary,
         evidence,
     )
+    return raw
+
+
+async def record_lead_decision(
+    conn: Executor,
+    *,
+    sd_id: str,
+    session_id: str | None,
+    request_id: str,
+    decision: str,
+    approver: str,
+    reason: str,
+) -> dict[str, Any]:
+    try:
+        raw: dict[str, Any] = await conn.fetchval(
+            "SELECT fn_record_lead_decision(p_sd_id => $1, p_session_id => $2, p_request_id => $3, "
+            "p_decision => $4, p_approver => $5, p_reason => $6)",
+            sd_id,
+            session_id,
+            request_id,
+            decision,
+            approver,
+            reason,
+        )
+    except Exception as err:
+        if getattr(err, "sqlstate", None) != UNDEFINED_FUNCTION:
+            raise
+        # A schema without sd_lead_decisions (`leo db adopt`'s functions): the decision stays in
+        # the lifecycle's history only, as before issue 17.
+        return {"success": True, "code": "NOT_RECORDED", "decision_id": "", "idempotent_hit": False}
     return raw

@@ -33,7 +33,8 @@ DECLARE
                                           'leo_resolve_sd_id'];
     -- The worker's alone: whatever moves an SD or records the evidence it is judged on.
     v_worker_fns constant text[] := ARRAY['fn_commit_handoff', 'fn_record_handoff_rejection',
-                                          'fn_record_exec_report', 'fn_record_sub_agent_result'];
+                                          'fn_record_exec_report', 'fn_record_sub_agent_result',
+                                          'fn_record_lead_decision'];
     -- Other clients': content edits and the explicit, recorded bypass.
     v_caller_fns constant text[] := ARRAY['fn_update_sd', 'fn_bypass_completion'];
 BEGIN

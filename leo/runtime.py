@@ -97,6 +97,7 @@ def build_worker(
             lifecycle.heartbeat_sd_claim,
             lifecycle.release_sd,
             lifecycle.record_exec_report,
+            lifecycle.record_lead_decision,
         ],
         # Sync python sub-agents run in threads via asyncio.to_thread; nothing else blocks.
         activity_executor=ThreadPoolExecutor(max_workers=8),

@@ -54,6 +54,8 @@ CLAIM_WATCH = "claim-watch"
 RESUME_AT_STEP = "lifecycle-resume-at-step"
 RESUME_LOST_CLAIM = "lifecycle-resume-lost-claim"
 CHILD_CONFLICT = "lifecycle-child-conflict"
+# Patch id: `approve` and `reject` record LEAD's decision in PostgreSQL before acknowledging it.
+LEAD_DECISION = "lifecycle-lead-decision"
 ACTIVITY_RETRY = RetryPolicy(
     maximum_interval=timedelta(seconds=5),
     non_retryable_error_types=list(LIFECYCLE_ACTIVITY_ERROR_TYPES),
@@ -107,6 +109,7 @@ class LifecycleBase:
         self._exec_report: ExecReport | None = None
         self._exec_report_in_flight = False
         self._decision: tuple[str, ApprovalInput] | None = None
+        self._decision_in_flight = False
         self._retry_requested = False
         self._resume_retry = False
         self._deadline: datetime | None = None

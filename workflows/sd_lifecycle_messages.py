@@ -13,6 +13,7 @@ with workflow.unsafe.imports_passed_through():
         ClaimInput,
         LifecycleActivities,
         RecordExecReportInput,
+        RecordLeadDecisionInput,
     )
     from leo.domain.budget import EXEC_REPORT_BUDGET_BYTES, json_size
     from leo.domain.handoffs import (
@@ -35,6 +36,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.pipeline import domain_failure
     from workflows.sd_lifecycle_base import (
         ACTIVITY_RETRY,
+        LEAD_DECISION,
         LifecycleBase,
     )
 
@@ -99,8 +101,8 @@ class LifecycleMessages(LifecycleBase):
             )
 
     @workflow.update(name="approve")
-    def approve(self, approval: ApprovalInput) -> MessageAck:
-        self._decision = ("approved", approval)
+    async def approve(self, approval: ApprovalInput) -> MessageAck:
+        await self._decide("approved", approval)
         return MessageAck(
             accepted=True, step=Step.LEAD_APPROVAL, detail=f"approved by {approval.approver}"
         )
@@ -108,16 +110,23 @@ class LifecycleMessages(LifecycleBase):
     @approve.validator
     def _validate_approve(self, approval: ApprovalInput) -> None:
         self._require_waiting("approval", "an approval")
-        if self._decision is not None:
+        if self._decision is not None or self._decision_in_flight:
+            decided = self._decision[0] if self._decision else "being recorded"
             raise ApplicationError(
-                f"LEAD already decided: {self._decision[0]}",
+                f"LEAD already decided: {decided}",
                 type=UpdateRefusal.ALREADY_DECIDED,
+                non_retryable=True,
+            )
+        if not approval.approver.strip():
+            raise ApplicationError(
+                "an approval or rejection needs the approver's name",
+                type=RefusalCode.INVALID_INPUT,
                 non_retryable=True,
             )
 
     @workflow.update(name="reject")
-    def reject(self, approval: ApprovalInput) -> MessageAck:
-        self._decision = ("rejected_by_lead", approval)
+    async def reject(self, approval: ApprovalInput) -> MessageAck:
+        await self._decide("rejected_by_lead", approval)
         return MessageAck(
             accepted=True, step=Step.LEAD_APPROVAL, detail=f"rejected by {approval.approver}"
         )
@@ -129,6 +138,33 @@ class LifecycleMessages(LifecycleBase):
             raise ApplicationError(
                 "a rejection needs a reason", type=RefusalCode.INVALID_INPUT, non_retryable=True
             )
+
+    async def _decide(self, outcome: str, approval: ApprovalInput) -> None:
+        """LEAD's decision, recorded in PostgreSQL (sd_lead_decisions) before it is
+        acknowledged; the handoff LEAD-FINAL-APPROVAL copies the approval into its record."""
+        if workflow.patched(LEAD_DECISION):
+            self._decision_in_flight = True
+            update = workflow.current_update_info()
+            try:
+                await workflow.execute_activity_method(
+                    LifecycleActivities.record_lead_decision,
+                    RecordLeadDecisionInput(
+                        sd_id=self._status.sd_id or "",
+                        session_id=self._status.session_id,
+                        request_id=f"{workflow.info().workflow_id}/{update.id if update else outcome}",
+                        decision="approved" if outcome == "approved" else "rejected",
+                        approver=approval.approver,
+                        reason=approval.reason,
+                    ),
+                    start_to_close_timeout=timedelta(seconds=15),
+                    retry_policy=ACTIVITY_RETRY,
+                    summary=f"record LEAD's decision ({outcome})",
+                )
+            except ActivityError as err:
+                raise domain_failure(err) from err
+            finally:
+                self._decision_in_flight = False
+        self._decision = (outcome, approval)
 
     @workflow.update(name="retry")
     def retry(self, request: RetryInput) -> MessageAck:

@@ -62,8 +62,11 @@ BEGIN
         v_partial := v_partial || jsonb_build_object('claims_released', v_n);
 
         v_step := '3. Record handoff';
+        -- LEAD's approval in the handoff record and the audit row (issue 17; lead_decision.sql).
+        v_state := leo_with_lead_approval(v_state);
         RETURN leo_transition_complete(v_state, v_audit, 'LEAD', 'COMPLETED',
-                                       jsonb_build_object('claims_released', v_n));
+                                       jsonb_build_object('claims_released', v_n)
+                                       || leo_lead_approval_extra(v_state));
     EXCEPTION WHEN OTHERS THEN
         DECLARE
             v_state_code text; v_msg text; v_detail text;

@@ -121,7 +121,7 @@ async def test_an_early_approve_is_refused_naming_the_sd(
     )
     with pytest.raises(WorkflowUpdateFailedError) as refused:
         await client.execute_update_with_start_workflow(
-            SdLifecycleWorkflow.approve,
+            "approve",
             ApprovalInput(approver="lead"),
             start_workflow_operation=start,
         )
