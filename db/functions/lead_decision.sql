@@ -98,3 +98,11 @@ RETURNS jsonb LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, public, pg_te
                 ELSE jsonb_build_object('lead_approval', p_state #> '{context,metadata,lead_approval}')
            END;
 $$;
+
+-- The same for the one-statement path of LEAD-FINAL-APPROVAL: {"lead_approval": ...} or {}.
+CREATE OR REPLACE FUNCTION leo_lead_approval_object(p_canonical_sd_id text)
+RETURNS jsonb LANGUAGE sql STABLE SET search_path = pg_catalog, public, pg_temp AS $$
+    SELECT CASE WHEN x.approval IS NULL THEN '{}'::jsonb
+                ELSE jsonb_build_object('lead_approval', x.approval) END
+    FROM (SELECT leo_lead_approval(p_canonical_sd_id) AS approval) x;
+$$;

@@ -136,7 +136,8 @@ BEGIN
             SELECT sd.id, 'LEAD-FINAL-APPROVAL', 'LEAD', 'COMPLETED', 'accepted',
                    (v_ctx #>> '{gate_summary,normalized_score}')::numeric, true,
                    coalesce(v_ctx -> 'gate_summary', '{}'),
-                   coalesce(v_ctx -> 'metadata', '{}') || jsonb_build_object('audit_id', ids.audit_id),
+                   coalesce(v_ctx -> 'metadata', '{}') || jsonb_build_object('audit_id', ids.audit_id)
+                   || leo_lead_approval_object(sd.id),  -- LEAD's approval (issue 17; lead_decision.sql)
                    v_request, p_session_id, now()
             FROM sd, ids
             ON CONFLICT (request_id) DO NOTHING
@@ -150,8 +151,10 @@ BEGIN
                        s.id, s.sd_key, s.status, s.current_phase, s.transition_version,
                        s.progress_percentage, s.is_working_on, s.claiming_session_id,
                        p.id, p.status, p.phase, x.stories)
-                   || jsonb_build_object('claims_released', n.claims_released) AS post,
-                   jsonb_build_object('claims_released', n.claims_released) AS extra
+                   || jsonb_build_object('claims_released', n.claims_released)
+                   || leo_lead_approval_object(o.id) AS post,  -- issue 17: LEAD's approval
+                   jsonb_build_object('claims_released', n.claims_released)
+                   || leo_lead_approval_object(o.id) AS extra
             FROM sd0 o LEFT JOIN prd0 p ON true, sd s,
                  (SELECT count(*) AS claims_released FROM cl) n,
                  LATERAL (SELECT (SELECT jsonb_object_agg(g.status, g.n)
