@@ -162,6 +162,48 @@ BEGIN
     RETURN (SELECT result_id FROM leo.sub_agent_result_keys WHERE idempotency_key = p_idempotency_key);
 END $$;
 
+-- The first commit made under a request id, as it was made, or NULL: a repeated commit step
+-- (a lost reply, a crashed worker) gets the verdict the database holds ("decided once"), with
+-- the gate summary that was stored.
+CREATE OR REPLACE FUNCTION leo.leo_recorded_commit(p_handoff_type text, p_sd_id text, p_request_id text)
+RETURNS jsonb LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
+DECLARE
+    v_sd_id text;
+    v_done  leo.transition_results;
+    v_id    uuid;
+    v_gate  jsonb;
+BEGIN
+    IF p_request_id IS NULL THEN
+        RETURN NULL;
+    END IF;
+    v_sd_id := leo.leo_resolve_sd_id(p_sd_id);
+    IF v_sd_id IS NULL THEN
+        RETURN NULL;
+    END IF;
+    SELECT * INTO v_done FROM leo.transition_results
+    WHERE request_id = p_request_id AND sd_id = v_sd_id
+      AND transition_type = replace(p_handoff_type, '-', '_');
+    IF FOUND THEN
+        RETURN v_done.result || jsonb_build_object(
+            'idempotent_hit', true,
+            'decision', CASE WHEN v_done.status = 'completed' THEN 'accepted' ELSE 'refused' END,
+            'gate_summary', (SELECT validation_details FROM public.sd_phase_handoffs
+                             WHERE id = v_done.handoff_id));
+    END IF;
+    SELECT h.id, h.validation_details INTO v_id, v_gate
+    FROM leo.handoff_requests q JOIN public.sd_phase_handoffs h ON h.id = q.handoff_id
+    WHERE q.request_id = p_request_id AND q.sd_id = v_sd_id AND h.handoff_type = p_handoff_type
+      AND h.status = 'rejected';
+    IF FOUND THEN
+        RETURN jsonb_build_object('success', true, 'code', 'OK', 'handoff_id', v_id,
+                                  'sd_id', v_sd_id, 'idempotent_hit', true,
+                                  'decision', 'rejected', 'gate_summary', v_gate);
+    END IF;
+    RETURN NULL;
+END $$;
+
+-- The commit step: the verdict (transition or rejection record) and the new result rows in one
+-- statement; "decision" says which was committed, or "refused".
 CREATE OR REPLACE FUNCTION leo.fn_commit_handoff(
     p_handoff_type text, p_sd_id text, p_accepted boolean, p_phase text,
     p_sub_agent_results jsonb, p_prd_id text DEFAULT NULL, p_session_id text DEFAULT NULL,
@@ -174,6 +216,10 @@ BEGIN
     IF p_accepted IS NULL THEN
         RETURN leo.leo_refusal('INVALID_INPUT', 'p_accepted must be true or false');
     END IF;
+    v_result := leo.leo_recorded_commit(p_handoff_type, p_sd_id, p_transition_context ->> 'request_id');
+    IF v_result IS NOT NULL THEN
+        RETURN v_result;
+    END IF;
     IF p_accepted THEN
         v_result := leo.leo_adopt_transition(p_handoff_type, p_sd_id, p_prd_id, p_session_id,
                                              p_transition_context);
@@ -181,8 +227,11 @@ BEGIN
         v_result := leo.fn_record_handoff_rejection(p_sd_id, p_handoff_type, p_session_id,
                                                     p_transition_context);
     END IF;
+    v_result := v_result || jsonb_build_object('decision', CASE
+        WHEN (v_result ->> 'success')::boolean IS NOT TRUE THEN 'refused'
+        WHEN p_accepted THEN 'accepted' ELSE 'rejected' END);
     v_sd_id := leo.leo_resolve_sd_id(p_sd_id);
-    IF v_sd_id IS NOT NULL THEN
+    IF v_sd_id IS NOT NULL AND ((v_result ->> 'success')::boolean IS TRUE OR v_result ? 'audit_id') THEN
         PERFORM leo.leo_record_sub_agent_results(v_sd_id, p_phase, p_sub_agent_results);
     END IF;
     RETURN v_result;
