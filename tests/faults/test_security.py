@@ -722,3 +722,64 @@ async def test_a_function_the_owner_creates_later_is_not_public_executable(
             await conn.close()
     finally:
         await db_pool.execute(f"DROP FUNCTION {name}()")
+
+
+async def test_what_the_audit_points_at_is_append_only_too(db_pool: asyncpg.Pool) -> None:
+    """Review M3: the gate summary a handoff was accepted on, edits, EXEC's reports and the
+    agents' verdicts cannot be rewritten by the owner either, and replica mode (which skips
+    ordinary triggers) does not help."""
+    sd = await create_sd(db_pool, ready_for="LEAD-TO-PLAN")
+    assert (await call(db_pool, "LEAD-TO-PLAN", sd.id, context()))["success"]
+    edited = await db_pool.fetchval(
+        'SELECT fn_update_sd(p_sd_id => $1, p_changes => \'{"sd": {"scope": "x"}}\', '
+        "p_actor => 'ada')",
+        sd.id,
+    )
+    assert edited["success"], edited
+    reported = await db_pool.fetchval(
+        "SELECT fn_record_exec_report(p_sd_id => $1, p_session_id => NULL, p_request_id => $2, "
+        "p_summary => 'done', p_evidence => '{}')",
+        sd.id,
+        f"report-{uuid.uuid4()}",
+    )
+    assert reported["success"], reported
+    await db_pool.fetchval(
+        "SELECT fn_record_sub_agent_result(p_idempotency_key => $2, p_sd_id => $1, "
+        "p_sub_agent_code => 'X', p_sub_agent_name => 'x', p_phase => 'PLAN_PRD', "
+        "p_verdict => 'PASS', p_confidence => 1, p_critical_issues => '[]', "
+        "p_warnings => '[]', p_recommendations => '[]', p_detailed_analysis => '', "
+        "p_execution_time => 0, p_justification => NULL, p_conditions => NULL, "
+        "p_metadata => '{}')",
+        sd.id,
+        f"idmp-{uuid.uuid4()}",
+    )
+    tables = {
+        "sd_phase_handoffs": "validation_details = '{}'",
+        "sd_changes": "actor = 'someone else'",
+        "sd_exec_reports": "summary = 'rewritten'",
+        "sub_agent_execution_results": "verdict = 'FAIL'",
+        "sd_transition_audit": "status = 'failed'",
+    }
+    superuser = await db_pool.fetchval("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
+    async with db_pool.acquire() as conn:
+        for replica in (False, True) if superuser else (False,):
+            if replica:
+                await conn.execute("SET session_replication_role = replica")
+            for table, assignment in tables.items():
+                for sql in (
+                    f"UPDATE {table} SET {assignment} WHERE sd_id = $1",
+                    f"DELETE FROM {table} WHERE sd_id = $1",
+                ):
+                    with pytest.raises(asyncpg.InsufficientPrivilegeError, match="append-only"):
+                        await conn.execute(sql, sd.id)
+                with pytest.raises(asyncpg.InsufficientPrivilegeError, match="append-only"):
+                    await conn.execute(f"TRUNCATE {table} CASCADE")
+        await conn.execute("RESET session_replication_role")
+    rows = await db_pool.fetchval(
+        "SELECT (SELECT count(*) FROM sd_phase_handoffs WHERE sd_id = $1) "
+        "+ (SELECT count(*) FROM sd_changes WHERE sd_id = $1) "
+        "+ (SELECT count(*) FROM sd_exec_reports WHERE sd_id = $1) "
+        "+ (SELECT count(*) FROM sub_agent_execution_results WHERE sd_id = $1)",
+        sd.id,
+    )
+    assert rows == 4

@@ -290,14 +290,11 @@ async def test_prerequisite_is_found_behind_more_than_200_rejected_rows(
 ) -> None:
     sd = await create_sd(db_pool, ready_for="PLAN-TO-EXEC", sd_type="infrastructure")
     await seed_accepted_handoff(db_pool, sd.id, "LEAD-TO-PLAN")
-    await db_pool.execute(
-        "UPDATE sd_phase_handoffs SET created_at = now() - interval '1 day' WHERE sd_id = $1",
-        sd.id,
-    )
+    # Newer than the accepted record (handoff records are append-only: none is backdated).
     await db_pool.execute(
         "INSERT INTO sd_phase_handoffs (sd_id, handoff_type, from_phase, to_phase, status, "
         "request_id, created_at) SELECT $1, 'PLAN-TO-EXEC', 'PLAN', 'EXEC', 'rejected', "
-        "'old-rejection-' || $1 || '-' || g, now() - interval '1 hour' + g * interval '1 ms' "
+        "'old-rejection-' || $1 || '-' || g, now() + interval '1 second' + g * interval '1 ms' "
         "FROM generate_series(1, 250) g",
         sd.id,
     )
