@@ -178,16 +178,22 @@ def accepted_result(
 
 
 def carry_over(
-    prepared: PreparedHandoff, carried: dict[str, tuple[str, SubAgentResult]]
+    prepared: PreparedHandoff, carried: dict[str, tuple[str | None, SubAgentResult]]
 ) -> PreparedHandoff:
     """A handoff that judges again (the SD changed while it ran) keeps the result of every
     agent whose input did not change (the same reuse key): it does not run again. Marked
-    reused: its row was recorded with the refused commit."""
+    reused: its row was recorded with the refused commit. An agent without a reuse key (one
+    whose verdict may depend on the world and has no fingerprint of it) runs again."""
     if not carried:
         return prepared
     ready = dict(prepared.ready)
     for code, (reuse_key, result) in carried.items():
         key = prepared.keys.get(code)
-        if code not in ready and key is not None and key.reuse_key == reuse_key:
+        if (
+            code not in ready
+            and key is not None
+            and reuse_key is not None
+            and key.reuse_key == reuse_key
+        ):
             ready[code] = result.model_copy(update={"reused": True})
     return prepared.model_copy(update={"ready": ready})

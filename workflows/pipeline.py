@@ -109,7 +109,7 @@ class HandoffWorkflowBase:
     async def _run_handoff(self, request: HandoffInput) -> HandoffResult:
         info = workflow.info()
         attempt = info.workflow_start_time.isoformat()
-        carried: dict[str, tuple[str, SubAgentResult]] = {}
+        carried: dict[str, tuple[str | None, SubAgentResult]] = {}
         for round_ in range(MAX_REJUDGES + 1):
             # A round after the first judges again on the SD's new version: a new snapshot,
             # new keys; an agent whose input did not change keeps its result.
