@@ -137,6 +137,17 @@ async def test_a_whole_sd_lifecycle_on_an_adopted_sd(
     await lifecycle.approve(sd_id, approver="lead@example.com", reason="ship it")
     final = await lifecycle.wait(handle)
     assert final.state == "completed", final
+    # LEAD's decision reached the database (leo.sd_lead_decisions) and LEAD-FINAL's record.
+    decision = await adopted.fetchrow(
+        "SELECT decision, approver FROM leo.sd_lead_decisions WHERE sd_id = $1", sd_id
+    )
+    assert decision is not None and tuple(decision) == ("approved", "lead@example.com")
+    approval = await adopted.fetchval(
+        "SELECT metadata -> 'lead_approval' ->> 'approver' FROM public.sd_phase_handoffs "
+        "WHERE sd_id = $1 AND handoff_type = 'LEAD-FINAL-APPROVAL'",
+        sd_id,
+    )
+    assert approval == "lead@example.com"
     sd = await adopted.fetchrow(
         "SELECT status, current_phase, progress_percentage FROM public.strategic_directives_v2 "
         "WHERE id = $1",

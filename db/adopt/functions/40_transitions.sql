@@ -50,6 +50,7 @@ DECLARE
     v_detail   text;
     v_where    text;
     v_details  jsonb;
+    v_approval jsonb;
 BEGIN
     v_phases := CASE p_handoff_type
         WHEN 'LEAD-TO-PLAN' THEN ARRAY['LEAD', 'PLAN']
@@ -222,6 +223,9 @@ BEGIN
 
     v_pre := leo.leo_sd_state(v_sd_id);
     v_narr := leo.leo_narrative(p_handoff_type, v_sd.sd_key, v_gate, v_request, true);
+    IF p_handoff_type = 'LEAD-FINAL-APPROVAL' THEN
+        v_approval := leo.leo_lead_approval(v_sd_id);
+    END IF;
     BEGIN
         v_step := '1. Record handoff';
         INSERT INTO public.sd_phase_handoffs (
@@ -234,7 +238,8 @@ BEGIN
             v_narr[3], v_narr[4], v_narr[5], v_narr[6], v_narr[7],
             coalesce(p_context -> 'metadata', '{}') || jsonb_build_object(
                 'audit_id', v_audit, 'request_id', v_request, 'recorded_by', 'leo',
-                'actor', v_actor, 'db_role', session_user),
+                'actor', v_actor, 'db_role', session_user)
+                || jsonb_strip_nulls(jsonb_build_object('lead_approval', v_approval)),
             localtimestamp, localtimestamp, v_actor, v_gate, round(v_score)::integer, true)
         RETURNING id INTO v_handoff;
         INSERT INTO leo.handoff_requests (request_id, handoff_id, sd_id, session_id)
@@ -289,6 +294,7 @@ BEGIN
         END IF;
 
         v_step := 'Record audit';
+        v_extra := v_extra || jsonb_strip_nulls(jsonb_build_object('lead_approval', v_approval));
         v_post := leo.leo_sd_state(v_sd_id) || v_extra;
         v_result := jsonb_build_object(
             'success', true, 'code', 'OK', 'idempotent_hit', false, 'handoff_type', p_handoff_type,
