@@ -169,9 +169,10 @@ class UidLease:
             self.fd = None
 
 
-def lease(account: AgentAccount) -> UidLease:
+def lease(account: AgentAccount, run_key: str = "") -> UidLease:
     """The uid this run's agent gets: its own, held until `release()`, if the account has a
-    range; else the account's uid."""
+    range; else the account's uid. The lock file names `run_key`, so that a later copy of the
+    same run can find this one (`uids_of_run`) even where it cannot read its environment."""
     if account.first is None or not account.per_run:
         return UidLease(account.uid, None)
     busy = process_uids()
@@ -182,5 +183,25 @@ def lease(account: AgentAccount) -> UidLease:
             continue
         fd = try_lock(uid)
         if fd is not None:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, run_key.encode(), 0)
             return UidLease(uid, fd)
     raise AgentUserError(f"all {account.count} uids of {account.name}'s range are in use")
+
+
+def uids_of_run(account: AgentAccount | None, run_key: str) -> list[int]:
+    """The uids that live runs of `run_key` hold (their lock names it and is taken)."""
+    if account is None or not account.per_run or not run_key:
+        return []
+    found = []
+    for path in _lock_dir().iterdir():
+        if not path.name.isdigit() or not account.owns(int(path.name)):
+            continue
+        with contextlib.suppress(OSError):
+            if path.read_bytes() == run_key.encode():
+                fd = try_lock(int(path.name))
+                if fd is None:  # held: that run is alive
+                    found.append(int(path.name))
+                else:
+                    os.close(fd)
+    return found

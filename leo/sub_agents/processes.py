@@ -157,7 +157,7 @@ class AgentProcess:
         # HOME (= TMPDIR) that belongs to it.
         if self.account is None:
             return
-        self.uid = accounts.lease(self.account)
+        self.uid = accounts.lease(self.account, self.run_key)
         os.chown(self.tmpdir, self.uid.uid, self.account.gid)
         self.env["HOME"] = str(self.tmpdir)
 
@@ -209,7 +209,7 @@ class AgentProcess:
             await self.__aexit__(None, None, None)
             raise
         except BaseException:
-            await _off_loop(self._cleanup)
+            await self.__aexit__(None, None, None)
             raise
         return self
 

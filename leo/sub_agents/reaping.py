@@ -246,6 +246,10 @@ def kill_previous_copies(run_key: str) -> int:
     """Kill whatever is left of earlier runs of this handoff attempt's agent (a dead worker's
     grandchildren, or a copy whose activity attempt was abandoned), before a new copy starts."""
     killed = _kill_marked(lambda env: env.get(RUN_VAR) == run_key)
+    # A copy that runs as its own uid: found by its uid lock, even where its environment
+    # cannot be read (root without CAP_SYS_PTRACE, as in compose) or was cleared.
+    for uid in accounts.uids_of_run(accounts.configured(), run_key):
+        killed += kill_uid(uid)
     root = cgroup_root()
     if root is not None:
         for path in root.glob(f"*.{_cgroup_key(run_key)}.*"):
@@ -274,6 +278,8 @@ def prepare_worker_process(agent_user: str | None = None) -> None:
     """Worker start-up: the agents' account (LEO_AGENT_USER; AgentUserError if unusable),
     non-dumpable, and sweep what dead workers on this host left."""
     account = accounts.configure(agent_user)
+    if os.getpid() == 1:  # each run's launcher reaps its own; what escapes one comes here
+        log.warning("the worker is PID 1: run it under an init (docker run --init, compose init)")
     dumpable_off = make_non_dumpable()
     killed = sweep_dead_workers()
     log.info(

@@ -453,3 +453,61 @@ def test_doctor_names_the_agent_user_and_its_uid_range(agent_user: accounts.Agen
     assert "one uid per run" in check.detail
     missing = check_agent_user(Settings(agent_user="leo-no-such-user-here"))
     assert not missing.ok and missing.level == "error" and "no such user" in missing.detail
+
+
+def test_the_start_up_sweep_kills_range_uids_no_live_run_holds(
+    agent_user: accounts.AgentAccount,
+) -> None:
+    # What a SIGKILLed worker's agents leave (`setsid`, no markers): found by their uid.
+    assert agent_user.first is not None
+    held = accounts.lease(agent_user)
+    orphan_uid = next(u for u in range(agent_user.first, agent_user.first + 100) if u != held.uid)
+
+    def sleeper_as(uid: int) -> subprocess.Popen[bytes]:
+        argv = ["setpriv", f"--reuid={uid}", f"--regid={agent_user.gid}", "--clear-groups"]
+        return subprocess.Popen([*argv, "setsid", "sleep", "300"], env={"PATH": os.defpath})
+
+    if shutil.which("setpriv") is None:
+        pytest.skip("no setpriv here to start a process as another uid")
+    orphan, running = sleeper_as(orphan_uid), sleeper_as(held.uid)
+    try:
+        time.sleep(0.3)
+        assert reaping.sweep_dead_workers() >= 1
+        assert orphan.wait(5) == -9
+        assert running.poll() is None, "a live run's process was swept"
+    finally:
+        held.release()
+        for proc in (orphan, running):
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            proc.wait(5)
+
+
+async def test_a_new_copy_ends_an_old_one_found_only_by_its_uid(
+    agent_user: accounts.AgentAccount, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No cgroup, and the old copy cleared its markers: only its uid lock names its run.
+    monkeypatch.setattr(processes, "cgroup_root", lambda: None)
+    meet = Path(tempfile.mkdtemp(prefix="leo-meet-"))
+    meet.chmod(0o1777)
+    key = f"uid-copy-{os.getpid()}"
+    argv = ["sh", "-c", 'setsid env -i sleep 300 & echo $! > "$0"; exec env -i sleep 300']
+    env = agent_environment(())
+    old = processes.AgentProcess([*argv, str(meet / "old")], env, key)
+    new = processes.AgentProcess([*argv, str(meet / "new")], env, key)
+    try:
+        await old.__aenter__()
+        (old_pid,) = await read_pids(meet / "old", 1)
+        assert not [p for p, run, _ in reaping.marked_processes() if p == old_pid]
+        await new.__aenter__()
+        (new_pid,) = await read_pids(meet / "new", 1)
+        assert await gone(old_pid), "the new copy started while the old one ran"
+        await old.__aexit__(None, None, None)
+        assert alive(new_pid), "the old copy's clean-up killed the new copy"
+        await new.__aexit__(None, None, None)
+        assert await gone(new_pid)
+    finally:
+        for copy in (old, new):  # a second exit only sweeps again
+            with contextlib.suppress(Exception):
+                await copy.__aexit__(None, None, None)
+        shutil.rmtree(meet, ignore_errors=True)

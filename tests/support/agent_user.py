@@ -54,7 +54,7 @@ HOLDER = r"""
 import json, os, sys, time
 meet = sys.argv[1]
 open(f"{meet}/holder", "w").write(str(os.getpid()))
-deadline = time.time() + 20
+deadline = time.time() + 90
 while not os.path.exists(f"{meet}/done") and time.time() < deadline:
     time.sleep(0.05)
 print(json.dumps({"verdict": "PASS", "confidence": 60}))
@@ -66,7 +66,7 @@ PRYING = r"""
 import json, os, subprocess, sys, time
 meet, secret_file = sys.argv[1], sys.argv[2]
 temporal = sys.argv[3:]  # site-packages, address, CA certificate, lifecycle workflow id
-deadline = time.time() + 20
+deadline = time.time() + 90
 while not os.path.exists(f"{meet}/holder") and time.time() < deadline:
     time.sleep(0.05)
 holder = int(open(f"{meet}/holder").read())
