@@ -149,6 +149,21 @@ async def migration_status(
     return status
 
 
+async def refuse_foreign_leo_schema(conn: asyncpg.Connection) -> None:
+    """An EHG_Engineer database (their LEO tables, no bookkeeping of ours) is adopted, never
+    migrated: migrating would write into their schema. Raises before anything is written."""
+    foreign = await conn.fetchval(
+        "SELECT to_regclass('strategic_directives_v2') IS NOT NULL "
+        "AND to_regclass('leo_schema_migrations') IS NULL"
+    )
+    if foreign:
+        raise MigrationError(
+            "this database already has LEO tables that `leo db migrate` did not create (an "
+            "EHG_Engineer database?); nothing was written. Run LEO beside it with "
+            "`leo db adopt --check`, then `leo db adopt` (docs/adoption.md)"
+        )
+
+
 async def migrate(
     conn: asyncpg.Connection,
     *,
@@ -161,6 +176,7 @@ async def migrate(
     report = MigrationReport()
     await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_KEY)
     try:
+        await refuse_foreign_leo_schema(conn)
         await conn.execute(BOOKKEEPING_SQL)
         applied = {
             row["version"]: row

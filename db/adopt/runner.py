@@ -121,7 +121,12 @@ async def adoption_plan(
                 "forward-only: restore the file and add a new numbered one"
             )
     current = await conn.fetchval("SELECT checksum FROM leo.schema_functions")
-    plan.functions = current != checksum or bool(plan.migrations)
+    # LEO's roles created by a DBA after the adoption get their grants on the next run.
+    ungranted = await conn.fetchval(
+        "SELECT coalesce(bool_or(NOT has_schema_privilege(rolname, 'leo', 'USAGE')), false) "
+        "FROM pg_roles WHERE rolname IN ('leo_worker', 'leo_caller')"
+    )
+    plan.functions = current != checksum or bool(plan.migrations) or ungranted
     stored = await conn.fetchrow("SELECT actor, fingerprint FROM leo.adoption")
     plan.fingerprint = stored is None or tuple(stored) != (actor, check.fingerprint)
     return plan

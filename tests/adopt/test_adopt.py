@@ -15,6 +15,7 @@ import pytest
 
 from db.adopt.check import check_adoption
 from db.adopt.runner import AdoptRefused, adopt
+from db.migrate import MigrationError, migrate
 from db.pool import connect
 from leo.dev_stack import Stack
 from tests.adopt.fixture import (
@@ -194,3 +195,11 @@ async def test_adopt_runs_as_the_owner_not_as_a_superuser(ehg_dsn: str, stack: S
     finally:
         await conn.close()
     assert dsn_with(ehg_dsn, user="x") != ehg_dsn
+
+
+async def test_migrate_refuses_their_database_and_writes_nothing(ehg: asyncpg.Connection) -> None:
+    catalogue = await catalogue_dump(ehg)
+    with pytest.raises(MigrationError, match="leo db adopt --check"):
+        await migrate(ehg)
+    assert await catalogue_dump(ehg) == catalogue
+    assert await ehg.fetchval("SELECT to_regclass('leo_schema_migrations')") is None

@@ -19,6 +19,7 @@ from bench.env import BenchEnv
 from db import lifecycle as db_lifecycle
 from db.pool import create_pool
 from leo.api import LeoClient, LifecycleClient
+from leo.api.client import HandoffFailed
 from leo.dev_stack import Stack
 from leo.domain.handoffs import HandoffType
 from leo.domain.lifecycle_messages import ExecReport, LifecycleStatus
@@ -208,3 +209,33 @@ async def test_the_adopt_benchmark_runs(
     assert data["native"]["n"] == data["adopt"]["n"] == 2
     assert data["ratio"] > 0 and data["headline"][0]["verdict"] in ("PASS", "MISS")
     assert bench_adopt.chart(data, tmp_path).exists()
+
+
+async def test_a_trigger_veto_reaches_leo_handoff_as_transition_failed(
+    adopted_stack: AdoptedStack, adopted: asyncpg.Connection
+) -> None:
+    sd_id, key = await new_sd(adopted, metadata=EVIDENCE, quality_checked=False)
+    session = f"session_leo_{uuid.uuid4().hex[:8]}"
+    assert (await db_lifecycle.claim_sd(adopted_stack.pool, key, session))["success"]
+    with pytest.raises(HandoffFailed) as failed:
+        await adopted_stack.leo.run_handoff(HandoffType.LEAD_TO_PLAN, key, session_id=session)
+    assert failed.value.code == "TRANSITION_FAILED"
+    assert "quality_checked" in str(failed.value)
+    sd = await adopted.fetchrow(
+        "SELECT status, current_phase, transition_version FROM public.strategic_directives_v2 "
+        "WHERE id = $1",
+        sd_id,
+    )
+    assert sd is not None and tuple(sd) == ("active", "LEAD_APPROVAL", 1)
+    audits = await adopted.fetch(
+        "SELECT a.status FROM public.sd_transition_audit a JOIN public.strategic_directives_v2 sd "
+        "ON sd.uuid_id = a.sd_id WHERE sd.id = $1",
+        sd_id,
+    )
+    assert [a["status"] for a in audits] == ["failed"]
+    assert (
+        await adopted.fetchval(
+            "SELECT count(*) FROM public.sd_phase_handoffs WHERE sd_id = $1", sd_id
+        )
+        == 0
+    )

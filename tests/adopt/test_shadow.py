@@ -9,9 +9,18 @@ import uuid
 from typing import Any
 
 import asyncpg
+import pytest
 
+from db.adopt.runner import adopt
 from db.pool import connect
-from tests.adopt.fixture import LEO_ACTOR, new_sd, register_session, table_checksums
+from tests.adopt.fixture import (
+    LEO_ACTOR,
+    dsn_with,
+    new_sd,
+    register_actor,
+    register_session,
+    table_checksums,
+)
 from tests.support.db import GATE_SUMMARY, call, context, new_request_id
 
 HANDOFFS = ["LEAD-TO-PLAN", "PLAN-TO-EXEC", "EXEC-TO-PLAN", "PLAN-TO-LEAD", "LEAD-FINAL-APPROVAL"]
@@ -314,3 +323,43 @@ async def test_concurrent_calls_of_both_rpcs_apply_once(
         sd_id,
     )
     assert count == 1
+
+
+async def test_a_worker_role_reaches_leo_objects_only(
+    ehg: asyncpg.Connection, ehg_dsn: str, migrated_db: str
+) -> None:
+    """A login in leo_worker (NOBYPASSRLS, no rights on their tables) runs LEO through schema
+    leo: its views and functions work; their tables and LEO's side tables refuse it."""
+    admin = await connect(migrated_db)  # the session's `leo db migrate` created leo_worker
+    try:
+        await admin.execute(
+            "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = "
+            "'adopt_worker_login') THEN CREATE ROLE adopt_worker_login LOGIN IN ROLE leo_worker; "
+            "END IF; END $$"
+        )
+    finally:
+        await admin.close()
+    await register_actor(ehg)
+    await adopt(ehg, actor=LEO_ACTOR)  # grants leo_worker its rights on schema leo
+    sd_id, key = await new_sd(ehg)
+    worker = await connect(dsn_with(ehg_dsn, user="adopt_worker_login"), search_path="leo, public")
+    try:
+        session = await claim(worker, key)
+        result = await call(worker, "LEAD-TO-PLAN", sd_id, context(), session_id=session)
+        assert result["success"] is True, result
+        assert (
+            await worker.fetchval(
+                "SELECT current_phase FROM strategic_directives_v2 WHERE id = $1", sd_id
+            )
+            == "PLAN_PRD"
+        )
+        for sql in (
+            "SELECT count(*) FROM public.strategic_directives_v2",
+            "SELECT count(*) FROM public.sd_transition_audit",
+            "INSERT INTO leo.handoff_requests (request_id, handoff_id, sd_id) "
+            "VALUES ('x', gen_random_uuid(), 'y')",
+        ):
+            with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                await worker.execute(sql)
+    finally:
+        await worker.close()
