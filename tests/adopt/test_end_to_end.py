@@ -5,6 +5,7 @@ EHG_Engineer-shaped database: `leo handoff` five times, and a whole SD-LIFECYCLE
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -239,3 +240,28 @@ async def test_a_trigger_veto_reaches_leo_handoff_as_transition_failed(
         )
         == 0
     )
+
+
+async def test_leo_doctor_in_adopt_mode(
+    adopted_stack: AdoptedStack, ehg_dsn: str, stack: Stack, tmp_path: Path
+) -> None:
+    leo = Leo(
+        env={
+            "LEO_DATABASE_URL": ehg_dsn,
+            "LEO_SCHEMA_MODE": "adopt",
+            "TEMPORAL_ADDRESS": stack.temporal_address,
+            "TEMPORAL_NAMESPACE": None,
+            "LEO_TASK_QUEUE": adopted_stack.leo.task_queue,
+            "LEO_DATA_DIR": str(tmp_path),
+            "COLUMNS": "250",
+        }
+    )
+    result = await leo("doctor", "--json")
+    assert result.exit_code == 0, result.output
+    checks = {c["name"]: c for c in json.loads(result.stdout)["checks"]}
+    assert checks["leo.schema_mode"]["detail"] == (
+        f"adopt: beside an EHG_Engineer database, actor {LEO_ACTOR}"
+    )
+    for name in ("postgres.adoption", "postgres.fingerprint", "postgres.actor"):
+        assert checks[name]["ok"], checks[name]
+    assert "postgres.migrations" not in checks
