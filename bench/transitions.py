@@ -6,6 +6,8 @@ connection, statements prepared by asyncpg's cache, the variants interleaved:
 - atomic (production path): `db.transitions.call_transition`, i.e. one call of
   fn_atomic_exec_to_plan_transition plus the pydantic models around it;
 - atomic, bare SQL: the same function called with `fetchval`, no pydantic;
+- atomic, step by step: the function's step-by-step path alone (`leo_exec_to_plan_steps`, what
+  every call ran before issue 19 made the transition one data-modifying statement);
 - non-atomic (the old way): the same three updates (stories, PRD, SD) as three autocommit
   statements;
 - client transaction (reference): those three updates in BEGIN ... COMMIT from the client.
@@ -62,9 +64,11 @@ RAW_CALL = (
     "SELECT fn_atomic_exec_to_plan_transition(p_sd_id => $1, p_prd_id => $2, "
     "p_session_id => $3, p_transition_context => $4)"
 )
+STEPS_CALL = "SELECT leo_exec_to_plan_steps($1, $2, $3, $4)"
 VARIANTS = {
     "atomic": "atomic: call_transition (production path, with pydantic)",
     "atomic_sql": "atomic: the SQL function alone (fetchval)",
+    "atomic_steps": "atomic, step by step (the path every call took before issue 19)",
     "non_atomic": "non-atomic: 3 autocommit UPDATEs (the old way)",
     "client_tx": "reference: 3 UPDATEs in a client transaction",
     "whatif_lean": "what-if: lean function (lock, 3 UPDATEs, 1 audit INSERT)",
@@ -146,6 +150,15 @@ async def _call(conn: asyncpg.Connection, variant: str, sd: str, prd: str) -> fl
     elif variant == "atomic_sql":
         raw = await conn.fetchval(
             RAW_CALL,
+            sd,
+            prd,
+            None,
+            {"request_id": f"bench:{uuid.uuid4().hex}", "expected_version": 1},
+        )
+        ok = bool(raw["success"])
+    elif variant == "atomic_steps":
+        raw = await conn.fetchval(
+            STEPS_CALL,
             sd,
             prd,
             None,
@@ -303,6 +316,7 @@ async def measure(
         "ratio": ratio,
         "ratio_p95": stats["atomic"]["p95"] / stats["non_atomic"]["p95"],
         "ratio_sql": stats["atomic_sql"]["median"] / stats["non_atomic"]["median"],
+        "ratio_steps": stats["atomic_steps"]["median"] / stats["non_atomic"]["median"],
         "inside_function": inside,
         "hot": {
             "rounds": len(round_results),
@@ -391,6 +405,7 @@ def chart(data: dict[str, Any], results_dir: Path | None = None) -> Path:
     names = {
         "atomic": "atomic\n(python)",
         "atomic_sql": "atomic\n(SQL)",
+        "atomic_steps": "atomic\nstep by step",
         "non_atomic": "non-atomic\n3 autocommit",
         "client_tx": "client\ntransaction",
         "whatif_lean": "what-if\nlean fn",

@@ -35,18 +35,21 @@ $$;
 
 -- The state of an SD as an audit row's pre_state and post_state record it: one shape for the
 -- step-by-step path (leo_sd_state) and the one-statement path of each transition.
+-- PL/pgSQL, not SQL: called inside the transition's statement, where a SQL function with a SET
+-- clause is planned again on every call (before PostgreSQL 18); PL/pgSQL keeps its plan.
 CREATE OR REPLACE FUNCTION leo_state_object(
     p_sd_id text, p_sd_key text, p_sd_status text, p_sd_phase text, p_sd_version integer,
     p_sd_progress integer, p_is_working_on boolean, p_claiming_session_id text,
     p_prd_id text, p_prd_status text, p_prd_phase text, p_stories jsonb)
-RETURNS jsonb LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, public, pg_temp AS $$
-    SELECT jsonb_build_object(
+RETURNS jsonb LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, public, pg_temp AS $$
+BEGIN
+    RETURN jsonb_build_object(
         'sd_id', p_sd_id, 'sd_key', p_sd_key, 'sd_status', p_sd_status, 'sd_phase', p_sd_phase,
         'sd_version', p_sd_version, 'sd_progress', p_sd_progress, 'is_working_on', p_is_working_on,
         'claiming_session_id', p_claiming_session_id,
         'prd_id', p_prd_id, 'prd_status', p_prd_status, 'prd_phase', p_prd_phase,
         'stories', coalesce(p_stories, '{}'));
-$$;
+END $$;
 
 CREATE OR REPLACE FUNCTION leo_sd_state(p_canonical_sd_id text)
 RETURNS jsonb LANGUAGE sql STABLE SET search_path = pg_catalog, public, pg_temp AS $$
@@ -67,14 +70,15 @@ $$;
 CREATE OR REPLACE FUNCTION leo_transition_result(
     p_handoff_type text, p_request_id text, p_sd_id text, p_sd_key text, p_audit_id uuid,
     p_handoff_id uuid, p_version integer, p_pre jsonb, p_post jsonb, p_extra jsonb)
-RETURNS jsonb LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, public, pg_temp AS $$
-    SELECT jsonb_build_object(
+RETURNS jsonb LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, public, pg_temp AS $$
+BEGIN
+    RETURN jsonb_build_object(
         'success', true, 'code', 'OK', 'idempotent_hit', false,
         'handoff_type', p_handoff_type, 'request_id', p_request_id,
         'sd_id', p_sd_id, 'sd_key', p_sd_key,
         'audit_id', p_audit_id, 'handoff_id', p_handoff_id, 'transition_version', p_version,
         'pre_state', p_pre, 'post_state', p_post) || coalesce(p_extra, '{}');
-$$;
+END $$;
 
 -- The argument checks of every transition: a refusal (INVALID_INPUT, nothing written) or NULL.
 CREATE OR REPLACE FUNCTION leo_transition_args(p_sd_id text, p_session_id text, p_context jsonb)
