@@ -35,8 +35,11 @@ async def find_accepted_handoff(
     conn: asyncpg.Connection | PoolConnectionProxy, handoff: HandoffType, sd_id: str
 ) -> AcceptedRecord | None:
     row = await read_accepted_handoff(conn, sd_id, handoff.value)
-    if row is None:
-        return None
+    return None if row is None else accepted_record(row)
+
+
+def accepted_record(row: Any) -> AcceptedRecord:
+    """The record from its row (db/snapshots.py ACCEPTED_HANDOFF_SQL's columns)."""
     details: dict[str, Any] = row["validation_details"] or {}
     metadata: dict[str, Any] = row["metadata"] or {}
     result: dict[str, Any] = row["result"] or {}

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -200,16 +201,28 @@ def agent_result(
 
 
 async def prepare_agents(
-    conn: Executor, snapshot: HandoffSnapshot, attempt: str
+    conn: Executor,
+    snapshot: HandoffSnapshot,
+    attempt: str,
+    recorded: Mapping[str, Any] | None = None,
 ) -> PreparedHandoff:
+    """`recorded`: the rows already read under this attempt's idempotency keys (by key), when
+    the snapshot's read fetched them (fn_prepare_handoff); then the database is asked again
+    only for agents that have none and may reuse a result (a reuse key)."""
     fingerprints = await world_fingerprints(
         s for s in snapshot.sub_agents if s.reuse_window_seconds > 0
     )
     keys = agent_keys(snapshot, attempt, fingerprints)
     specs = {s.code: s for s in snapshot.sub_agents}
     ready: dict[str, SubAgentResult] = {}
-    if specs:
-        codes = list(specs)
+    codes = list(specs)
+    if recorded is not None:
+        for code in codes:
+            row = recorded.get(keys[code].idempotency_key)
+            if row is not None:
+                ready[code] = result_from_row(specs[code], row)
+        codes = [c for c in codes if c not in ready and keys[c].reuse_key is not None]
+    if codes:
         rows = await find_recorded_results(
             conn,
             codes,
@@ -217,7 +230,7 @@ async def prepare_agents(
             [keys[c].reuse_key for c in codes],
             [specs[c].reuse_window_seconds for c in codes],
         )
-        ready = {r["code"]: result_from_row(specs[r["code"]], r) for r in rows}
+        ready.update({r["code"]: result_from_row(specs[r["code"]], r) for r in rows})
     for code, spec in specs.items():
         if code not in ready and spec.executor_kind == "builtin":
             # The same span and metric as an agent activity's, under the snapshot step.

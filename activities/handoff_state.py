@@ -1,9 +1,11 @@
 """The snapshot step's reads: everything a handoff decides on, in one function.
 
-`read_handoff_state` is the one place the snapshot step talks to PostgreSQL (the accepted
-record, the precondition check, the consistent read of the SD and what surrounds it, and the
-results already recorded for the agents); the rest of this module turns rows into the frozen
-snapshot without I/O. Keys are computed in Python (activities/agent_inputs.py).
+`read_handoff_state` is the one place the snapshot step talks to PostgreSQL, in one round trip
+(issue 19): `fn_prepare_handoff` returns the accepted record, a read-only precheck of the
+transition's precondition, the consistent read of the SD and what surrounds it, and the results
+already recorded under this attempt's keys. A second query asks only for agents that may reuse
+an earlier result. The rest of this module turns rows into the frozen snapshot without I/O.
+Keys are computed in Python (activities/agent_inputs.py).
 """
 
 from __future__ import annotations
@@ -13,12 +15,12 @@ from typing import TYPE_CHECKING
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.accepted_handoff import find_accepted_handoff
-from activities.agent_inputs import PreparedHandoff, prepare_agents
+from activities.accepted_handoff import accepted_record, find_accepted_handoff
+from activities.agent_inputs import PreparedHandoff, prepare_agents, sub_agent_idempotency_key
 from activities.commit import refusal_error
 from activities.decision import LoadSnapshotInput
-from db.snapshots import SnapshotRows, read_snapshot_rows
-from db.transitions import TransitionContext, call_transition
+from db.snapshots import SnapshotRows, read_prepared_rows, read_snapshot_rows
+from db.transitions import TransitionContext, TransitionResult, call_transition
 from leo.domain.budget import BudgetExceededError, check_sub_agent_count
 from leo.domain.handoffs import HANDOFF_PHASE
 from leo.domain.refusals import PREFLIGHT_REFUSALS, RefusalCode
@@ -35,7 +37,7 @@ from leo.domain.snapshot import (
 )
 from leo.domain.snapshot_budget import check_sd_rows, check_snapshot
 from leo.infra import metrics
-from leo.sub_agents.selection import select_sub_agents
+from leo.sub_agents.selection import possible_sub_agents, select_sub_agents
 
 if TYPE_CHECKING:
     import asyncpg
@@ -123,14 +125,75 @@ def build_snapshot(
     return snapshot
 
 
+def sd_spellings(request: LoadSnapshotInput) -> tuple[str, ...]:
+    """The SD ids this step may be about: the one it was given, and the one in the handoff's
+    workflow id (`<HANDOFF>:<canonical SD id>`, which the workflow insists on)."""
+    ids = [request.sd_id]
+    if activity.in_activity():
+        kind, _, sd_id = (activity.info().workflow_id or "").partition(":")
+        if kind == request.handoff_type.value and sd_id and sd_id not in ids:
+            ids.append(sd_id)
+    return tuple(ids)
+
+
 async def read_handoff_state(
     conn: asyncpg.Connection | PoolConnectionProxy,
     request: LoadSnapshotInput,
     attempt: str | None,
 ) -> PreparedHandoff:
-    """Every database read of the snapshot step: the accepted record (then nothing else), the
-    precondition check, the consistent read, and (with an `attempt`) the agents' recorded or
-    reusable results and the built-in rules' verdicts."""
+    """Every database read of the snapshot step, in one round trip (`fn_prepare_handoff`): the
+    accepted record (then nothing else), the precheck, the consistent read and (with an
+    `attempt`) the results recorded under this attempt's keys; then the built-in rules'
+    verdicts, and a second query only for agents that may reuse an earlier result."""
+    phase = HANDOFF_PHASE[request.handoff_type]
+    spellings = sd_spellings(request)
+    # This attempt's keys for every agent it could run: the SD's type, and so the selection,
+    # is not known before the read.
+    keys = (
+        [
+            sub_agent_idempotency_key(sd_id, phase, code, attempt)
+            for sd_id in spellings
+            for code in possible_sub_agents(phase, request.extra_sub_agents)
+        ]
+        if attempt is not None
+        else []
+    )
+    prepared = await read_prepared_rows(
+        conn,
+        request.handoff_type.value,
+        request.sd_id,
+        session_id=request.session_id,
+        evidence_max_age_hours=EVIDENCE_MAX_AGE_HOURS,
+        idempotency_keys=keys,
+    )
+    if prepared is None:
+        return await read_handoff_state_step_by_step(conn, request, attempt)
+    # Accepted before: return that record, whatever happened to the SD since.
+    accepted = accepted_record(prepared.accepted) if prepared.accepted is not None else None
+    if accepted is None and prepared.refusal is not None:
+        refusal = TransitionResult.model_validate(prepared.refusal)
+        metrics.record_refusal(refusal.code.value)
+        if refusal.code in PREFLIGHT_REFUSALS:
+            raise refusal_error(refusal)
+    if prepared.rows is None:
+        raise ApplicationError(
+            f"SD not found: {request.sd_id}", type=RefusalCode.SD_NOT_FOUND, non_retryable=True
+        )
+    snapshot = build_snapshot(request, prepared.rows, accepted)
+    if attempt is None or accepted is not None:
+        return PreparedHandoff(snapshot=snapshot)
+    # Keys made for another spelling than the SD's canonical id are no use: asked again.
+    recorded = prepared.recorded if snapshot.sd.id in spellings else None
+    return await prepare_agents(conn, snapshot, attempt, recorded)
+
+
+async def read_handoff_state_step_by_step(
+    conn: asyncpg.Connection | PoolConnectionProxy,
+    request: LoadSnapshotInput,
+    attempt: str | None,
+) -> PreparedHandoff:
+    """The same reads one query at a time, with a dry run of the transition as the precheck:
+    for a database without `fn_prepare_handoff` (adopt mode's schema leo)."""
     # Accepted before: return that record, whatever happened to the SD since.
     accepted = await find_accepted_handoff(conn, request.handoff_type, request.sd_id)
     if accepted is None:

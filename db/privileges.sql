@@ -7,7 +7,8 @@
 --   leo_worker  the worker: reads every LEO table, writes none directly; EXECUTE on the entry
 --               points that move an SD and record its evidence: the transitions (fn_atomic_*),
 --               the commit step fn_commit_handoff, the rejection recorder, the EXEC report, the
---               sub-agent results, and the claims. Only this role moves an SD through its gates.
+--               sub-agent results, the claims, and the snapshot step's read (fn_prepare_handoff).
+--               Only this role moves an SD through its gates.
 --   leo_caller  any other client (CLI, Supabase rpc(), scripts): the same reads, the claims,
 --               fn_update_sd (`leo sd update`) and fn_bypass_completion, the one explicit way
 --               around the gates, recorded as a BYPASS-COMPLETION with its actor, reason and
@@ -34,7 +35,7 @@ DECLARE
     -- The worker's alone: whatever moves an SD or records the evidence it is judged on.
     v_worker_fns constant text[] := ARRAY['fn_commit_handoff', 'fn_record_handoff_rejection',
                                           'fn_record_exec_report', 'fn_record_sub_agent_result',
-                                          'fn_record_lead_decision'];
+                                          'fn_record_lead_decision', 'fn_prepare_handoff'];
     -- Other clients': content edits and the explicit, recorded bypass.
     v_caller_fns constant text[] := ARRAY['fn_update_sd', 'fn_bypass_completion'];
 BEGIN

@@ -1,19 +1,33 @@
-"""The rows a handoff decides on, read in one consistent (repeatable-read, read-only)
-transaction: the SD, its PRD and stories, earlier handoffs, recent sub-agent evidence,
-retrospectives, and the active sub-agent catalogue.
+"""The rows a handoff decides on: the SD, its PRD and stories, earlier handoffs, recent sub-agent
+evidence, retrospectives, and the active sub-agent catalogue, from one snapshot.
+
+`read_prepared_rows` is the snapshot step's one round trip (issue 19): `fn_prepare_handoff`
+(db/functions/prepare_handoff.sql) returns those rows together with the accepted record, a
+read-only precheck of the transition's precondition, and the results already recorded under
+the caller's idempotency keys. `read_snapshot_rows` and `read_accepted_handoff` are the same
+reads one query at a time, for a database without that function (adopt mode's schema leo).
 
 Thin on purpose: the activity turns these rows into the frozen `HandoffSnapshot`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from typing import TypeAlias
+
     import asyncpg
     from asyncpg.pool import PoolConnectionProxy
+
+    # A row: an asyncpg Record, or a dict decoded from jsonb.
+    Row: TypeAlias = Mapping[str, Any] | asyncpg.Record
+
+# SQLSTATE undefined_function: the database has no fn_prepare_handoff (adopt mode).
+UNDEFINED_FUNCTION = "42883"
 
 SD_SQL = "SELECT * FROM strategic_directives_v2 WHERE id = leo_resolve_sd_id($1)"
 PRD_SQL = "SELECT * FROM product_requirements_v2 WHERE sd_id = $1"
@@ -66,15 +80,92 @@ CATALOGUE_SQL = (
 
 @dataclass(frozen=True)
 class SnapshotRows:
-    sd: asyncpg.Record
-    prd: asyncpg.Record | None
-    stories: list[asyncpg.Record]
-    handoffs: list[asyncpg.Record]
-    evidence: list[asyncpg.Record]
-    retrospectives: list[asyncpg.Record]
+    sd: Row
+    prd: Row | None
+    stories: Sequence[Row]
+    handoffs: Sequence[Row]
+    evidence: Sequence[Row]
+    retrospectives: Sequence[Row]
     # Every active catalogue row by code: a handful of rows, so the caller selects.
-    catalogue: dict[str, asyncpg.Record]
+    catalogue: dict[str, Row]
     now: datetime
+
+
+PREPARE_HANDOFF_SQL = (
+    "SELECT fn_prepare_handoff(p_handoff_type => $1, p_sd_id => $2, p_session_id => $3, "
+    "p_evidence_hours => $4, p_idempotency_keys => $5)"
+)
+
+
+@dataclass(frozen=True)
+class PreparedRows:
+    """What `fn_prepare_handoff` returned."""
+
+    # The accepted record (ACCEPTED_HANDOFF_SQL's columns), or None.
+    accepted: Row | None
+    # What the transition would refuse now (its result object), or None; only without `accepted`.
+    refusal: dict[str, Any] | None
+    # None when there is no such SD.
+    rows: SnapshotRows | None
+    # Results recorded under the given idempotency keys, by key.
+    recorded: dict[str, Row]
+
+
+def _with_times(row: Mapping[str, Any], *names: str) -> dict[str, Any]:
+    # jsonb carries times as ISO text (UTC: the function sets TimeZone); the rows carry datetimes.
+    data = dict(row)
+    for name in names:
+        if isinstance(data.get(name), str):
+            data[name] = datetime.fromisoformat(data[name])
+    return data
+
+
+async def read_prepared_rows(
+    conn: asyncpg.Connection | PoolConnectionProxy,
+    handoff_type: str,
+    sd_ref: str,
+    *,
+    session_id: str | None,
+    evidence_max_age_hours: int,
+    idempotency_keys: Sequence[str] = (),
+) -> PreparedRows | None:
+    """One round trip: `fn_prepare_handoff`. None when the database has no such function (adopt
+    mode): the caller reads with `read_snapshot_rows` instead."""
+    try:
+        raw = await conn.fetchval(
+            PREPARE_HANDOFF_SQL,
+            handoff_type,
+            sd_ref,
+            session_id,
+            evidence_max_age_hours,
+            list(idempotency_keys),
+        )
+    except Exception as exc:
+        if getattr(exc, "sqlstate", None) != UNDEFINED_FUNCTION:
+            raise
+        return None
+    rows = None
+    if raw["sd"] is not None:
+        sd_times = ("created_at", "updated_at", "completion_date")
+        rows = SnapshotRows(
+            sd=_with_times(raw["sd"], *sd_times),
+            prd=_with_times(raw["prd"], "created_at", "updated_at") if raw["prd"] else None,
+            stories=[
+                _with_times(r, "created_at", "updated_at", "completed_at") for r in raw["stories"]
+            ],
+            handoffs=[_with_times(r, "created_at") for r in raw["handoffs"]],
+            evidence=[_with_times(r, "created_at") for r in raw["evidence"]],
+            retrospectives=[_with_times(r, "created_at") for r in raw["retrospectives"]],
+            catalogue={r["code"]: r for r in raw["catalogue"]},
+            now=datetime.fromisoformat(raw["now"]),
+        )
+    accepted = raw["accepted"]
+    return PreparedRows(
+        accepted=_with_times(accepted, "accepted_at") if accepted else None,
+        refusal=raw["refusal"],
+        rows=rows,
+        recorded={r["idempotency_key"]: r for r in raw["recorded"]},
+    )
 
 
 async def read_snapshot_rows(
@@ -100,6 +191,6 @@ async def read_snapshot_rows(
 
 async def read_accepted_handoff(
     conn: asyncpg.Connection | PoolConnectionProxy, sd_ref: str, handoff_type: str
-) -> asyncpg.Record | None:
+) -> Row | None:
     """The newest accepted record of `handoff_type` for the SD, or None."""
     return await conn.fetchrow(ACCEPTED_HANDOFF_SQL, sd_ref, handoff_type)

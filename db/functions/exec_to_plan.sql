@@ -3,6 +3,21 @@
 -- (e2e passing where a test path is set, unless reported failing), the PRD goes to verification, the SD to
 -- EXEC_COMPLETE. All of it, the handoff record and the audit row, or none of it.
 --
+-- The precondition (phase, PRD): a refusal or NULL; read-only, so the snapshot step checks it
+-- before any agent runs (fn_prepare_handoff) with the same refusal codes.
+CREATE OR REPLACE FUNCTION leo_exec_to_plan_precondition(p_state jsonb)
+RETURNS jsonb LANGUAGE plpgsql STABLE SET search_path = pg_catalog, public, pg_temp AS $$
+BEGIN
+    IF (p_state #>> '{sd,status}', p_state #>> '{sd,current_phase}') <> ('active', 'EXEC') THEN
+        RETURN leo_invalid_phase(p_state, 'active / EXEC');
+    END IF;
+    IF p_state ->> 'prd_id' IS NULL THEN
+        RETURN leo_invalid_phase(p_state, 'active / EXEC with a PRD');
+    END IF;
+    RETURN leo_prd_status_guard(p_state);
+END $$;
+
+--
 -- Two paths, one outcome (docs/architecture.md, "The transition functions"): the entry point
 -- below tries the whole transition as one data-modifying statement; everything else (a
 -- refusal, a repeated request id, a failed step, a concurrent change) is answered by the
@@ -21,13 +36,8 @@ BEGIN
     v_state := leo_transition_begin('EXEC-TO-PLAN', p_sd_id, p_prd_id, p_session_id, p_transition_context);
     IF v_state ? 'early' THEN RETURN v_state -> 'early'; END IF;
 
-    IF (v_state #>> '{sd,status}', v_state #>> '{sd,current_phase}') <> ('active', 'EXEC') THEN
-        RETURN leo_invalid_phase(v_state, 'active / EXEC');
-    END IF;
-    IF v_state ->> 'prd_id' IS NULL THEN
-        RETURN leo_invalid_phase(v_state, 'active / EXEC with a PRD');
-    END IF;
-    v_refusal := leo_prd_status_guard(v_state);
+    -- The precondition, shared with the snapshot step's precheck (fn_prepare_handoff).
+    v_refusal := leo_exec_to_plan_precondition(v_state);
     IF v_refusal IS NOT NULL THEN RETURN v_refusal; END IF;
     v_refusal := leo_transition_guard(v_state);
     IF v_refusal IS NOT NULL THEN RETURN v_refusal; END IF;

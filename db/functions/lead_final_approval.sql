@@ -4,6 +4,23 @@
 -- completed it is an idempotent success that applies nothing, unless a BYPASS-COMPLETION
 -- completed it: that is refused with INVALID_PHASE, naming the bypass.
 --
+-- The precondition (phase, PRD): a refusal or NULL; read-only, so the snapshot step checks it
+-- before any agent runs (fn_prepare_handoff) with the same refusal codes.
+CREATE OR REPLACE FUNCTION leo_lead_final_approval_precondition(p_state jsonb)
+RETURNS jsonb LANGUAGE plpgsql STABLE SET search_path = pg_catalog, public, pg_temp AS $$
+BEGIN
+    IF (p_state #>> '{sd,status}', p_state #>> '{sd,current_phase}') = ('completed', 'COMPLETED') THEN
+        -- Completed by a BYPASS-COMPLETION: never answered as an approval (db/functions/bypass.sql).
+        -- Completed by this handoff: not a refusal, the step path returns its first outcome.
+        RETURN leo_bypass_refusal(p_state);
+    END IF;
+    IF (p_state #>> '{sd,status}', p_state #>> '{sd,current_phase}') <> ('pending_approval', 'LEAD_FINAL') THEN
+        RETURN leo_invalid_phase(p_state, 'pending_approval / LEAD_FINAL');
+    END IF;
+    RETURN NULL;
+END $$;
+
+--
 -- Two paths, one outcome (docs/architecture.md, "The transition functions"): the entry point
 -- below tries the whole transition as one data-modifying statement; everything else (a
 -- refusal, a repeated request id, a failed step, a concurrent change) is answered by the
@@ -22,10 +39,10 @@ BEGIN
     v_state := leo_transition_begin('LEAD-FINAL-APPROVAL', p_sd_id, p_prd_id, p_session_id, p_transition_context);
     IF v_state ? 'early' THEN RETURN v_state -> 'early'; END IF;
 
+    -- The precondition, shared with the snapshot step's precheck (fn_prepare_handoff).
+    v_refusal := leo_lead_final_approval_precondition(v_state);
+    IF v_refusal IS NOT NULL THEN RETURN v_refusal; END IF;
     IF (v_state #>> '{sd,status}', v_state #>> '{sd,current_phase}') = ('completed', 'COMPLETED') THEN
-        -- Completed by a BYPASS-COMPLETION: never answered as an approval (db/functions/bypass.sql).
-        v_refusal := leo_bypass_refusal(v_state);
-        IF v_refusal IS NOT NULL THEN RETURN v_refusal; END IF;
         RETURN coalesce(
             (SELECT a.result FROM sd_transition_audit a
              WHERE a.sd_id = v_state ->> 'sd_id' AND a.transition_type = 'LEAD_FINAL_APPROVAL'
@@ -36,9 +53,6 @@ BEGIN
                                'transition_version', (v_state #>> '{sd,transition_version}')::integer,
                                'post_state', leo_sd_state(v_state ->> 'sd_id'))
         ) || jsonb_build_object('idempotent_hit', true, 'already_completed', true);
-    END IF;
-    IF (v_state #>> '{sd,status}', v_state #>> '{sd,current_phase}') <> ('pending_approval', 'LEAD_FINAL') THEN
-        RETURN leo_invalid_phase(v_state, 'pending_approval / LEAD_FINAL');
     END IF;
     v_refusal := leo_transition_guard(v_state);
     IF v_refusal IS NOT NULL THEN RETURN v_refusal; END IF;

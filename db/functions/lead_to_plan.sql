@@ -2,6 +2,19 @@
 -- Starts from draft or active / LEAD or LEAD_APPROVAL; the SD goes to in_progress / PLAN_PRD.
 -- PRD and stories are not touched.
 --
+-- The precondition (phase, PRD): a refusal or NULL; read-only, so the snapshot step checks it
+-- before any agent runs (fn_prepare_handoff) with the same refusal codes.
+CREATE OR REPLACE FUNCTION leo_lead_to_plan_precondition(p_state jsonb)
+RETURNS jsonb LANGUAGE plpgsql STABLE SET search_path = pg_catalog, public, pg_temp AS $$
+BEGIN
+    IF p_state #>> '{sd,status}' NOT IN ('draft', 'active')
+       OR p_state #>> '{sd,current_phase}' NOT IN ('LEAD', 'LEAD_APPROVAL') THEN
+        RETURN leo_invalid_phase(p_state, 'draft or active / LEAD or LEAD_APPROVAL');
+    END IF;
+    RETURN NULL;
+END $$;
+
+--
 -- Two paths, one outcome (docs/architecture.md, "The transition functions"): the entry point
 -- below tries the whole transition as one data-modifying statement; everything else (a
 -- refusal, a repeated request id, a failed step, a concurrent change) is answered by the
@@ -20,10 +33,9 @@ BEGIN
     v_state := leo_transition_begin('LEAD-TO-PLAN', p_sd_id, p_prd_id, p_session_id, p_transition_context);
     IF v_state ? 'early' THEN RETURN v_state -> 'early'; END IF;
 
-    IF v_state #>> '{sd,status}' NOT IN ('draft', 'active')
-       OR v_state #>> '{sd,current_phase}' NOT IN ('LEAD', 'LEAD_APPROVAL') THEN
-        RETURN leo_invalid_phase(v_state, 'draft or active / LEAD or LEAD_APPROVAL');
-    END IF;
+    -- The precondition, shared with the snapshot step's precheck (fn_prepare_handoff).
+    v_refusal := leo_lead_to_plan_precondition(v_state);
+    IF v_refusal IS NOT NULL THEN RETURN v_refusal; END IF;
     v_refusal := leo_transition_guard(v_state);
     IF v_refusal IS NOT NULL THEN RETURN v_refusal; END IF;
 

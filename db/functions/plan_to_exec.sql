@@ -2,6 +2,19 @@
 -- Starts from in_progress / PLAN_PRD with a PRD; the PRD goes to in_progress / exec, the SD to
 -- active / EXEC with is_working_on set. Stories are not touched.
 --
+-- The precondition (phase, PRD): a refusal or NULL; read-only, so the snapshot step checks it
+-- before any agent runs (fn_prepare_handoff) with the same refusal codes.
+CREATE OR REPLACE FUNCTION leo_plan_to_exec_precondition(p_state jsonb)
+RETURNS jsonb LANGUAGE plpgsql STABLE SET search_path = pg_catalog, public, pg_temp AS $$
+BEGIN
+    IF (p_state #>> '{sd,status}', p_state #>> '{sd,current_phase}') <> ('in_progress', 'PLAN_PRD')
+       OR p_state ->> 'prd_id' IS NULL THEN
+        RETURN leo_invalid_phase(p_state, 'in_progress / PLAN_PRD with a PRD');
+    END IF;
+    RETURN leo_prd_status_guard(p_state);
+END $$;
+
+--
 -- Two paths, one outcome (docs/architecture.md, "The transition functions"): the entry point
 -- below tries the whole transition as one data-modifying statement; everything else (a
 -- refusal, a repeated request id, a failed step, a concurrent change) is answered by the
@@ -20,11 +33,8 @@ BEGIN
     v_state := leo_transition_begin('PLAN-TO-EXEC', p_sd_id, p_prd_id, p_session_id, p_transition_context);
     IF v_state ? 'early' THEN RETURN v_state -> 'early'; END IF;
 
-    IF (v_state #>> '{sd,status}', v_state #>> '{sd,current_phase}') <> ('in_progress', 'PLAN_PRD')
-       OR v_state ->> 'prd_id' IS NULL THEN
-        RETURN leo_invalid_phase(v_state, 'in_progress / PLAN_PRD with a PRD');
-    END IF;
-    v_refusal := leo_prd_status_guard(v_state);
+    -- The precondition, shared with the snapshot step's precheck (fn_prepare_handoff).
+    v_refusal := leo_plan_to_exec_precondition(v_state);
     IF v_refusal IS NOT NULL THEN RETURN v_refusal; END IF;
     v_refusal := leo_transition_guard(v_state);
     IF v_refusal IS NOT NULL THEN RETURN v_refusal; END IF;

@@ -4,6 +4,19 @@
 -- USER_STORIES_COMPLETE sees it), the PRD completed / LEAD_APPROVAL, the SD pending_approval /
 -- LEAD_FINAL.
 --
+-- The precondition (phase, PRD): a refusal or NULL; read-only, so the snapshot step checks it
+-- before any agent runs (fn_prepare_handoff) with the same refusal codes.
+CREATE OR REPLACE FUNCTION leo_plan_to_lead_precondition(p_state jsonb)
+RETURNS jsonb LANGUAGE plpgsql STABLE SET search_path = pg_catalog, public, pg_temp AS $$
+BEGIN
+    IF (p_state #>> '{sd,status}', p_state #>> '{sd,current_phase}') <> ('active', 'EXEC_COMPLETE')
+       OR (p_state #>> '{prd,status}') IS DISTINCT FROM 'verification' THEN
+        RETURN leo_invalid_phase(p_state, 'active / EXEC_COMPLETE with the PRD in verification');
+    END IF;
+    RETURN NULL;
+END $$;
+
+--
 -- Two paths, one outcome (docs/architecture.md, "The transition functions"): the entry point
 -- below tries the whole transition as one data-modifying statement; everything else (a
 -- refusal, a repeated request id, a failed step, a concurrent change) is answered by the
@@ -22,10 +35,9 @@ BEGIN
     v_state := leo_transition_begin('PLAN-TO-LEAD', p_sd_id, p_prd_id, p_session_id, p_transition_context);
     IF v_state ? 'early' THEN RETURN v_state -> 'early'; END IF;
 
-    IF (v_state #>> '{sd,status}', v_state #>> '{sd,current_phase}') <> ('active', 'EXEC_COMPLETE')
-       OR (v_state #>> '{prd,status}') IS DISTINCT FROM 'verification' THEN
-        RETURN leo_invalid_phase(v_state, 'active / EXEC_COMPLETE with the PRD in verification');
-    END IF;
+    -- The precondition, shared with the snapshot step's precheck (fn_prepare_handoff).
+    v_refusal := leo_plan_to_lead_precondition(v_state);
+    IF v_refusal IS NOT NULL THEN RETURN v_refusal; END IF;
     v_refusal := leo_transition_guard(v_state);
     IF v_refusal IS NOT NULL THEN RETURN v_refusal; END IF;
 

@@ -54,3 +54,16 @@ def select_sub_agents(phase: str, sd_type: str, extra: Iterable[str] = ()) -> tu
         if normalized and normalized not in chosen:
             chosen.append(normalized)
     return tuple(chosen)
+
+
+def possible_sub_agents(phase: str, extra: Iterable[str] = ()) -> tuple[str, ...]:
+    """Every agent `select_sub_agents` could choose for this phase, whatever the SD's type: the
+    snapshot step looks up their recorded results before it has read the SD."""
+    chosen: list[str] = []
+    for listed in MANDATORY.get(phase, {"*": ()}).values():
+        chosen.extend(code for code in listed if code not in chosen)
+    for code in extra:
+        normalized = code.strip().upper()
+        if normalized and normalized not in chosen:
+            chosen.append(normalized)
+    return tuple(chosen)

@@ -51,6 +51,7 @@ ENTRY_POINTS = {
     "fn_record_sub_agent_result",
     "fn_record_lead_decision",
     "fn_commit_handoff",
+    "fn_prepare_handoff",
     "fn_update_sd",
     "fn_bypass_completion",
     "claim_sd",
