@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import asyncpg
-import pydantic
 from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.client import Client
-from temporalio.worker import Interceptor, Worker, WorkflowRunner
+from temporalio.common import VersioningBehavior, WorkerDeploymentVersion
+from temporalio.worker import Interceptor, Worker, WorkerDeploymentConfig, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.handoff import HandoffActivities
@@ -37,7 +37,7 @@ from leo.infra.telemetry import flush_traces, metrics_runtime
 from leo.sub_agents.accounts import AgentUserError
 from leo.sub_agents.reaping import prepare_worker_process
 from workflows.registry import HANDOFF_WORKFLOWS
-from workflows.sd_lifecycle import SdLifecycleWorkflow
+from workflows.sd_lifecycle import AutoUpgradeSdLifecycleWorkflow, SdLifecycleWorkflow
 
 # Our own model and activity packages have no import-time side effects: share them with the
 # sandbox instead of re-importing them for every workflow instance (profiled: that re-import was
@@ -81,7 +81,13 @@ def build_worker(
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=[*HANDOFF_WORKFLOWS.values(), SdLifecycleWorkflow],
+        workflows=[
+            *HANDOFF_WORKFLOWS.values(),
+            # A versioned worker's lifecycle declares AUTO_UPGRADE (see deployment_config).
+            AutoUpgradeSdLifecycleWorkflow
+            if worker_options.get("deployment_config")
+            else SdLifecycleWorkflow,
+        ],
         workflow_runner=workflow_runner or SHARED_MODULES_SANDBOX,
         activities=[
             handoff.load_handoff_snapshot,
@@ -102,7 +108,6 @@ def build_worker(
         # Sync python sub-agents run in threads via asyncio.to_thread; nothing else blocks.
         activity_executor=ThreadPoolExecutor(max_workers=8),
         graceful_shutdown_timeout=timedelta(seconds=10),
-        workflow_failure_exception_types=[pydantic.ValidationError],
         # A start with no input, or two, fails at once (leo/infra/payloads.py); callers may add more.
         interceptors=[InputCheckInterceptor(), *interceptors],
         **worker_options,  # type: ignore[arg-type]
@@ -135,6 +140,9 @@ class Runtime:
     gates: GateRegistry
 
     def worker(self, task_queue: str | None = None, **worker_options: object) -> Worker:
+        versioning = deployment_config(self.settings)
+        if versioning is not None:
+            worker_options.setdefault("deployment_config", versioning)
         return build_worker(
             self.client,
             self.pool,
@@ -142,6 +150,22 @@ class Runtime:
             gates=self.gates,
             **worker_options,  # type: ignore[arg-type]
         )
+
+
+def deployment_config(settings: Settings) -> WorkerDeploymentConfig | None:
+    """The worker's deployment version from LEO_DEPLOYMENT_NAME and LEO_BUILD_ID (None without a
+    build id: an unversioned worker). Handoffs default to PINNED (a run finishes on the build it
+    started on); SD-LIFECYCLE declares AUTO_UPGRADE (its waits last days; its changes are
+    patched). docs/deployment.md, "Rolling out a release"."""
+    if settings.build_id is None:
+        return None
+    return WorkerDeploymentConfig(
+        version=WorkerDeploymentVersion(
+            deployment_name=settings.deployment_name, build_id=settings.build_id
+        ),
+        use_worker_versioning=True,
+        default_versioning_behavior=VersioningBehavior.PINNED,
+    )
 
 
 @asynccontextmanager

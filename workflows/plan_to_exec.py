@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pydantic import ValidationError
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
@@ -10,7 +11,9 @@ with workflow.unsafe.imports_passed_through():
     from workflows.pipeline import HandoffWorkflowBase
 
 
-@workflow.defn(name=HandoffType.PLAN_TO_EXEC.value)
+# A result it cannot decode (pydantic ValidationError) fails this handoff, naming the field,
+# instead of retrying its task (review F8).
+@workflow.defn(name=HandoffType.PLAN_TO_EXEC.value, failure_exception_types=[ValidationError])
 class PlanToExecWorkflow(HandoffWorkflowBase):
     handoff_type = HandoffType.PLAN_TO_EXEC
 

@@ -15,7 +15,7 @@ from datetime import timedelta
 from typing import NoReturn
 
 from temporalio import workflow
-from temporalio.common import WorkflowIDReusePolicy
+from temporalio.common import VersioningBehavior, WorkflowIDReusePolicy
 from temporalio.exceptions import (
     ActivityError,
     ApplicationError,
@@ -375,3 +375,14 @@ class SdLifecycleWorkflow(LifecycleMessages):
             )
             if not result.success and workflow.patched(CLAIM_WATCH):
                 self._lose_claim(result.claimed_by or "nobody (it was released)")
+
+
+# What a versioned worker (LEO_BUILD_ID) registers instead: the same workflow, declared
+# AUTO_UPGRADE, so that a lifecycle moves to the current build at its next workflow task (its
+# waits last days; its changes are patched, and the replay corpus checks them). The declaration
+# is refused by an unversioned worker, hence a class of its own.
+@workflow.defn(name=LIFECYCLE, versioning_behavior=VersioningBehavior.AUTO_UPGRADE)
+class AutoUpgradeSdLifecycleWorkflow(SdLifecycleWorkflow):
+    @workflow.run
+    async def run(self, request: LifecycleInput) -> LifecycleStatus:
+        return await super().run(request)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeKey
 from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
@@ -208,8 +208,12 @@ class LifecycleBase:
             and cause.type == FailureType.HANDOFF_REJECTED
             and cause.details
         ):
-            result = HandoffResult.model_validate(cause.details[0])
-            return handoff_record(Step(handoff.value), attempt, result, workflow.now())
+            try:
+                result = HandoffResult.model_validate(cause.details[0])
+            except ValidationError:
+                pass  # a result this code cannot read is still a rejection: the generic record
+            else:
+                return handoff_record(Step(handoff.value), attempt, result, workflow.now())
         message = getattr(cause, "message", None) or str(err)
         code = cause.type if isinstance(cause, ApplicationError) else type(cause).__name__
         return StepRecord(

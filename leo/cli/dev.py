@@ -139,7 +139,9 @@ def worker(
     like: they share the task queue. Stops gracefully on Ctrl-C or SIGTERM.
 
     Optional: --metrics-bind serves the SDK's and LEO's metrics; OTEL_EXPORTER_OTLP_ENDPOINT
-    sends traces over OTLP; LEO_PAYLOAD_KEY encrypts payloads (see docs/observability.md).
+    sends traces over OTLP; LEO_PAYLOAD_KEY encrypts payloads (see docs/observability.md);
+    LEO_BUILD_ID (with LEO_DEPLOYMENT_NAME, default leo) makes it a worker deployment version
+    for rolling upgrades (see docs/deployment.md).
     """
     configured = settings()
     if metrics_bind:
@@ -156,6 +158,9 @@ def worker(
                 else "",
                 ", payloads encrypted" if resolved.payload_key else "",
                 f", agents as {resolved.agent_user}" if resolved.agent_user else "",
+                f", version {resolved.deployment_name}.{resolved.build_id}"
+                if resolved.build_id
+                else "",
             ]
         )
         stderr().print(

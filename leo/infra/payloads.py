@@ -5,10 +5,13 @@ Two gaps of the SDK's defaults are closed here. A payload in another encoding (`
 start --input-meta encoding=binary/plain`) decodes to bytes, whatever the type hint says, and the
 workflow then fails its task on `bytes.sd_id`; the converter refuses it. A start with no input (or
 two) never reaches the converter: the SDK calls `run()` with the wrong number of arguments, a
-TypeError that fails the task; the interceptor refuses it. Invalid JSON and JSON that does not
-validate raise pydantic's ValidationError, which the worker lists in
-`workflow_failure_exception_types`. `leo.infra.failures.LEO_DATA_CONVERTER` installs the converter
-on every client, worker and replayer.
+TypeError that fails the task; the interceptor refuses it. A start or update input (HandoffInput,
+LifecycleInput, the lifecycle's messages) that is not valid JSON or does not validate is refused
+as INVALID_INPUT naming the field. Any other ValidationError (an activity result an older worker wrote that this code cannot
+decode) is no outcome of the workflow: a handoff declares it a failure of that handoff
+(`failure_exception_types`), SD-LIFECYCLE fails its task until a fix is deployed and keeps its
+state (review F8). `leo.infra.failures.LEO_DATA_CONVERTER` installs the converter on every client,
+worker and replayer.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import inspect
 from collections.abc import Sequence
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from temporalio import workflow
 from temporalio.api.common.v1 import Payload
 from temporalio.contrib.pydantic import PydanticPayloadConverter
@@ -29,7 +32,27 @@ from temporalio.worker import (
     WorkflowInterceptorClassInput,
 )
 
+from leo.domain.handoff_messages import HandoffInput
+from leo.domain.lifecycle_messages import (
+    ApprovalInput,
+    ExecReport,
+    LifecycleInput,
+    ReclaimInput,
+    RetryInput,
+)
+
 INVALID_INPUT = "INVALID_INPUT"
+# What clients send: workflow start inputs (also a child's and a continued run's) and update
+# inputs. One that does not validate is refused at once with INVALID_INPUT naming the field (a
+# start fails, an update is rejected). Activity results are not among them (review F8).
+CLIENT_INPUT_MODELS: tuple[type[BaseModel], ...] = (
+    HandoffInput,
+    LifecycleInput,
+    ExecReport,
+    ApprovalInput,
+    RetryInput,
+    ReclaimInput,
+)
 JSON_ENCODING = "json/plain"
 
 
@@ -53,7 +76,14 @@ class StrictPayloadConverter(PydanticPayloadConverter):
                     f"decoded into {hint.__name__}: send a JSON object as {JSON_ENCODING} "
                     "(the `temporal` CLI's default for --input)"
                 )
-        return super().from_payloads(payloads, type_hints)
+        try:
+            return super().from_payloads(payloads, type_hints)
+        except ValidationError as err:
+            if not any(hint in CLIENT_INPUT_MODELS for hint in type_hints or ()):
+                raise
+            from leo.infra.failures import validation_message  # it imports this module
+
+            raise invalid_input(validation_message(err)) from None
 
 
 def _parameter_count(run_fn: Any) -> int:

@@ -101,6 +101,15 @@ class Settings(BaseModel):
     # The unprivileged OS user command agents run as (the worker must be root to switch);
     # leo/sub_agents/accounts.py. None: agents run as the worker's own user.
     agent_user: str | None = Field(default=None, description="LEO_AGENT_USER")
+    # Worker deployment versioning (docs/deployment.md, "Rolling out a release"): with a build id
+    # the worker polls as version <deployment_name>.<build_id>; handoffs stay pinned to the
+    # version they started on, SD-LIFECYCLE moves to the current version at its next task.
+    deployment_name: str = Field(
+        default="leo", min_length=1, max_length=200, description="LEO_DEPLOYMENT_NAME"
+    )
+    build_id: str | None = Field(
+        default=None, min_length=1, max_length=200, description="LEO_BUILD_ID"
+    )
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -127,6 +136,8 @@ class Settings(BaseModel):
             "schema_mode": schema_mode(env.get("LEO_SCHEMA_MODE") or "native"),
             "adopt_actor": env.get("LEO_ADOPT_ACTOR") or DEFAULT_ADOPT_ACTOR,
             "agent_user": env.get("LEO_AGENT_USER") or None,
+            "deployment_name": env.get("LEO_DEPLOYMENT_NAME") or "leo",
+            "build_id": env.get("LEO_BUILD_ID") or None,
         }
         return cls.model_validate(values)
 
