@@ -4,19 +4,17 @@ LEAD's decision."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING
 
+import asyncpg
 from pydantic import BaseModel, ConfigDict, Field
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from db import lifecycle as db_lifecycle
+from leo.domain.budget import BudgetExceededError, check_report_commits
 from leo.domain.handoffs import HandoffType
 from leo.domain.lifecycle_messages import ExecReport
 from leo.domain.refusals import RefusalCode
-
-if TYPE_CHECKING:
-    import asyncpg
 
 
 class AcceptedHandoff(BaseModel):
@@ -163,14 +161,30 @@ class LifecycleActivities:
         }
         if report.retrospective is not None:
             evidence["retrospective"] = report.retrospective
-        raw = await db_lifecycle.record_exec_report(
-            self._pool,
-            sd_id=request.sd_id,
-            session_id=request.session_id,
-            request_id=request.request_id,
-            summary=report.summary,
-            evidence=evidence,
-        )
+        if report.commits:  # refused before anything is recorded: see check_report_commits
+            metadata = await db_lifecycle.read_metadata_for_report(
+                self._pool, request.sd_id, request.request_id
+            )
+            try:
+                if metadata is not None:  # None: a retry of a recorded report, or no such SD
+                    check_report_commits(metadata, report.commits)
+            except BudgetExceededError as exc:
+                raise ApplicationError(str(exc), type=exc.code, non_retryable=True) from None
+        try:
+            raw = await db_lifecycle.record_exec_report(
+                self._pool,
+                sd_id=request.sd_id,
+                session_id=request.session_id,
+                request_id=request.request_id,
+                summary=report.summary,
+                evidence=evidence,
+            )
+        except asyncpg.DataError as exc:  # the same on every retry: refused, not retried
+            raise ApplicationError(
+                f"the database cannot store this report: {exc}",
+                type=RefusalCode.INVALID_INPUT,
+                non_retryable=True,
+            ) from None
         if not raw.get("success"):
             raise ApplicationError(
                 raw.get("error", "report refused"), raw, type=raw.get("code"), non_retryable=True

@@ -135,3 +135,14 @@ async def record_lead_decision(
         # the lifecycle's history only, as before issue 17.
         return {"success": True, "code": "NOT_RECORDED", "decision_id": "", "idempotent_hit": False}
     return raw
+
+
+async def read_metadata_for_report(conn: Executor, sd_ref: str, request_id: str) -> Any:
+    """The SD's metadata, which EXEC's report would add its commits to; None when the report
+    is already recorded (a retry) or the SD does not exist (the function says which)."""
+    return await conn.fetchval(
+        "SELECT metadata FROM strategic_directives_v2 WHERE id = leo_resolve_sd_id($1) "
+        "AND NOT EXISTS (SELECT 1 FROM sd_exec_reports WHERE request_id = $2)",
+        sd_ref,
+        request_id,
+    )

@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 
 from leo.api import HandoffFailed, LeoClient
 from leo.cli.common import (
+    CliError,
     ExitCode,
     JsonFlag,
     SdArg,
@@ -19,6 +21,7 @@ from leo.cli.render import print_json, stdout
 from leo.cli.render_runs import render_result
 from leo.domain.handoff_messages import HandoffOptions, HandoffResult
 from leo.domain.handoffs import HandoffType
+from leo.infra.failures import validation_message
 
 commands = typer.Typer()
 
@@ -55,7 +58,13 @@ def handoff(
     its first result, a rejected one runs again. Exit code 0 accepted, 1 rejected, 2 refused
     (unknown SD, wrong phase, ...), 3 environment.
     """
-    options = HandoffOptions(extra_sub_agents=extra_agent or [])
+    try:
+        options = HandoffOptions(extra_sub_agents=extra_agent or [])
+    except ValidationError as exc:
+        raise CliError(
+            "--extra-agent: " + validation_message(exc).removeprefix("invalid input: "),
+            ExitCode.BAD_INPUT,
+        ) from None
 
     async def work(leo: LeoClient) -> HandoffResult | dict[str, str | None]:
         handle = await leo.start_handoff(handoff_type, sd, session_id=session, options=options)

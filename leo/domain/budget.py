@@ -61,6 +61,12 @@ PRD_FIELD_LIMITS: dict[str, int] = {
 }
 MAX_STORIES = 100
 STORIES_LIMIT_BYTES = 32 * KIB
+# EXEC's report appends its `commits` to the SD's `metadata` (db/functions/exec_report.sql),
+# which the next handoff holds to SD_FIELD_LIMITS["metadata"]. So the two budgets agree: one
+# report's commits take at most half of that limit (refused when the report arrives), and a
+# report whose commits would push `metadata` over the limit is refused before it is recorded
+# (check_report_commits), so an accepted report can never make the next handoff impossible.
+EXEC_REPORT_COMMITS_BYTES = SD_FIELD_LIMITS["metadata"] // 2
 
 SD_TOO_LARGE = "SD_TOO_LARGE"
 PAYLOAD_TOO_LARGE = "PAYLOAD_TOO_LARGE"
@@ -114,6 +120,31 @@ def check_stories(where: str, stories: list[Mapping[str, Any]]) -> None:
             SD_TOO_LARGE,
             f"{where} `stories` take {_kib(size)}; the limit is {_kib(STORIES_LIMIT_BYTES)} "
             "(docs/reliability.md, payload budget): shorten them or split the SD",
+        )
+
+
+def check_report_commits(metadata: Mapping[str, Any] | None, commits: Sequence[str]) -> None:
+    """Refuses (SD_TOO_LARGE) commits that would push the SD's `metadata` over its limit once
+    appended as fn_record_exec_report appends them (`metadata.commits || commits`)."""
+    if not commits:
+        return
+    merged = dict(metadata or {})
+    if "commits" not in merged:
+        appended: list[Any] = list(commits)
+    elif isinstance(merged["commits"], list):
+        appended = [*merged["commits"], *commits]
+    else:  # jsonb `||` makes a scalar or object the first element
+        appended = [merged["commits"], *commits]
+    merged["commits"] = appended
+    limit = SD_FIELD_LIMITS["metadata"]
+    size = json_size(merged)
+    if size > limit:
+        raise BudgetExceededError(
+            SD_TOO_LARGE,
+            f"the report's {len(commits)} `commits` would make SD field `metadata` "
+            f"{_kib(size)} (it is {_kib(json_size(metadata or {}))} now); the limit is "
+            f"{_kib(limit)} (docs/reliability.md, payload budget): send fewer commits, or "
+            "trim metadata.commits with `leo sd update`",
         )
 
 

@@ -5,11 +5,21 @@ These are wire formats kept in recorded histories: fields are only ever added, w
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Annotated
 
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from leo.domain.budget import MAX_SUB_AGENTS
 from leo.domain.gates import GateOutcome
 from leo.domain.handoffs import HandoffType
+from leo.domain.storable import StorableModel
 from leo.domain.verdicts import AggregateVerdict, SubAgentResult
+
+# The catalogue's CHECK on leo_sub_agents.code (db/migrations/0001_schema.sql), in any case and
+# with surrounding blanks, as callers have always been allowed to write it.
+SubAgentCode = Annotated[
+    str, StringConstraints(pattern=r"^\s*[A-Za-z][A-Za-z0-9_]{0,49}\s*$", max_length=60)
+]
 
 
 class HandoffOptions(BaseModel):
@@ -20,13 +30,15 @@ class HandoffOptions(BaseModel):
     # so recorded histories keep decoding; an older worker refuses a newer client's option.
     model_config = ConfigDict(extra="forbid")
 
-    # Agents to run in addition to the mandatory ones for the phase and sd_type.
-    extra_sub_agents: list[str] = Field(default_factory=list)
+    # Agents to run in addition to the mandatory ones for the phase and sd_type: catalogue codes
+    # (any case; selection upper-cases them). Counted when the input is decoded, before any
+    # other work: more than a handoff may run is refused at once (INVALID_INPUT).
+    extra_sub_agents: list[SubAgentCode] = Field(default_factory=list, max_length=MAX_SUB_AGENTS)
     # Overrides the catalogue's per-agent timeout, in seconds.
     sub_agent_timeout_seconds: float | None = Field(default=None, gt=0, le=3600)
 
 
-class HandoffInput(BaseModel):
+class HandoffInput(StorableModel):
     """`{"sd_id": "...", "session_id": "...", "options": {...}}`; sd_id may be id or sd_key."""
 
     model_config = ConfigDict(extra="forbid")  # see HandoffOptions

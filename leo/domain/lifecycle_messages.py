@@ -9,16 +9,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from leo.domain.budget import EXEC_REPORT_COMMITS_BYTES, json_size
 from leo.domain.handoff_messages import HandoffOptions
 from leo.domain.handoffs import Step
+from leo.domain.storable import StorableModel
 
 # The longest `deadline_seconds` a lifecycle accepts: one year.
 MAX_DEADLINE_SECONDS = 365 * 24 * 3600
 
 
-class ExecReport(BaseModel):
+class ExecReport(StorableModel):
     """What EXEC sends with `report_exec_complete`. Free-form evidence goes in `evidence`;
     any other unknown field is refused, so a misspelt `test_results` cannot vanish."""
 
@@ -30,6 +32,19 @@ class ExecReport(BaseModel):
     commits: list[str] = Field(default_factory=list, max_length=500)
     retrospective: dict[str, Any] | None = None
     evidence: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("commits")
+    @classmethod
+    def _commits_fit_the_sd_metadata(cls, commits: list[str]) -> list[str]:
+        # They are appended to the SD's metadata: see budget.EXEC_REPORT_COMMITS_BYTES.
+        size = json_size(commits)
+        if size > EXEC_REPORT_COMMITS_BYTES:
+            raise ValueError(
+                f"`commits` take {size:,} bytes; a report may add at most "
+                f"{EXEC_REPORT_COMMITS_BYTES:,} (half of the SD's metadata limit, where they "
+                "are kept): send fewer"
+            )
+        return commits
 
 
 class StepRecord(BaseModel):
@@ -59,7 +74,7 @@ class StepRecord(BaseModel):
     at: datetime | None = None
 
 
-class ApprovalInput(BaseModel):
+class ApprovalInput(StorableModel):
     model_config = ConfigDict(extra="forbid")
 
     approver: str = Field(min_length=1, max_length=200)
@@ -88,7 +103,7 @@ class LifecycleResume(BaseModel):
     steps_omitted: int = 0
 
 
-class LifecycleInput(BaseModel):
+class LifecycleInput(StorableModel):
     model_config = ConfigDict(extra="forbid")  # inputs refuse unknown fields: see HandoffOptions
 
     sd_id: str = Field(min_length=1, max_length=200)
@@ -126,13 +141,13 @@ class LifecycleStatus(BaseModel):
     steps_omitted: int = 0
 
 
-class RetryInput(BaseModel):
+class RetryInput(StorableModel):
     model_config = ConfigDict(extra="forbid")
 
     reason: str = Field(default="", max_length=5000)
 
 
-class ReclaimInput(BaseModel):
+class ReclaimInput(StorableModel):
     model_config = ConfigDict(extra="forbid")
 
     reason: str = Field(default="", max_length=5000)

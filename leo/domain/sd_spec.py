@@ -19,6 +19,8 @@ from pydantic import (
     model_validator,
 )
 
+from leo.domain.storable import StorableModel
+
 # The same rules as the CHECK constraints in db/migrations/0001_schema.sql, so a bad file is
 # refused with the field's name before anything reaches the database.
 SD_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"
@@ -105,11 +107,12 @@ class PrdSpec(BaseModel):
     metadata: dict[str, JsonValue] = Field(default_factory=dict)
 
 
-class SdSpec(BaseModel):
+class SdSpec(StorableModel):
     """A new strategic directive with its PRD and stories, as written in a JSON or YAML file.
 
     Unknown fields are refused, so a misspelt field is an error rather than silently dropped.
-    A new SD always starts as draft / LEAD_APPROVAL; handoffs move it on.
+    A new SD always starts as draft / LEAD_APPROVAL; handoffs move it on. A NUL anywhere is
+    refused naming the field: PostgreSQL cannot store it (`sd create` and `sd update` alike).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)

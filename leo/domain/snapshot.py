@@ -11,9 +11,10 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from leo.domain.handoffs import HandoffType
+from leo.domain.verdicts import Verdict, known_verdict
 
 
 class Frozen(BaseModel):
@@ -130,7 +131,9 @@ class AcceptedRecord(Frozen):
     normalized_score: float | None = None
     threshold: float | None = None
     gates: tuple[dict[str, Any], ...] = ()
-    sub_agent_verdict: str | None = None
+    # A verdict outside LEO's set reads as None (shown as the record's default, PASS): the
+    # workflow builds a Verdict from it, and a ValueError there would fail its task for ever.
+    sub_agent_verdict: Verdict | None = None
     sub_agents: dict[str, str] = Field(default_factory=dict)
     transition_version: int | None = None
     new_phase: str | None = None
@@ -139,6 +142,11 @@ class AcceptedRecord(Frozen):
     workflow_id: str | None = None
     run_id: str | None = None
     accepted_at: datetime | None = None
+
+    @field_validator("sub_agent_verdict", mode="before")
+    @classmethod
+    def _known_verdict(cls, value: Any) -> Verdict | None:
+        return known_verdict(value)
 
 
 class HandoffSnapshot(Frozen):

@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from leo.domain.budget import AGENT_RESULT_BUDGET_BYTES, json_size, trim_text
+from leo.domain.storable import StorableModel, escape_nul
 
 
 class Verdict(StrEnum):
@@ -20,6 +21,15 @@ class Verdict(StrEnum):
     MANUAL_REQUIRED = "MANUAL_REQUIRED"
     PENDING = "PENDING"
     ERROR = "ERROR"
+
+
+def known_verdict(value: Any) -> Verdict | None:
+    """`value` as a Verdict, or None when it is none of LEO's: a stored record may hold any
+    string (a direct SQL call wrote it), and reading it must not fail the workflow for ever."""
+    try:
+        return Verdict(value)
+    except ValueError:
+        return None
 
 
 # A dependant runs only when its dependencies ended in one of these.
@@ -36,8 +46,10 @@ def priority_band(priority: int) -> str:
     return "MEDIUM"
 
 
-class AgentOutput(BaseModel):
-    """What an executor must produce. Validated strictly: malformed output is an ERROR."""
+class AgentOutput(StorableModel):
+    """What an executor must produce. Validated strictly: malformed output is an ERROR, and so
+    is a NUL in any field (it would fail the commit on every retry; the ERROR names the
+    field)."""
 
     model_config = ConfigDict(extra="ignore")
 
@@ -102,7 +114,10 @@ class SubAgentResult(BaseModel):
 
 
 def error_output(message: str) -> AgentOutput:
-    return AgentOutput(verdict=Verdict.ERROR, confidence=0, critical_issues=[message[:2000]])
+    # The message may quote the agent (its stderr, an exception): NULs are escaped, not refused.
+    return AgentOutput(
+        verdict=Verdict.ERROR, confidence=0, critical_issues=[escape_nul(message)[:2000]]
+    )
 
 
 def validate_agent_output(raw: Any) -> AgentOutput:

@@ -47,12 +47,13 @@ def required_sub_agents(phase: str, sd_type: str) -> tuple[str, ...]:
 
 
 def select_sub_agents(phase: str, sd_type: str, extra: Iterable[str] = ()) -> tuple[str, ...]:
-    """Mandatory agents first, then extras, without duplicates, in a stable order."""
-    chosen: list[str] = []
+    """Mandatory agents first, then extras, without duplicates, in a stable order (a dict keeps
+    first-seen order in linear time)."""
+    chosen: dict[str, None] = {}
     for code in (*required_sub_agents(phase, sd_type), *extra):
         normalized = code.strip().upper()
-        if normalized and normalized not in chosen:
-            chosen.append(normalized)
+        if normalized:
+            chosen.setdefault(normalized)
     return tuple(chosen)
 
 
