@@ -201,19 +201,23 @@ async def test_an_accepted_record_with_an_unknown_verdict_is_returned_not_retrie
     leo: LeoClient, client: Client, db_pool: asyncpg.Pool, task_queue: str
 ) -> None:
     sd = await create_sd(db_pool, ready_for="LEAD-TO-PLAN", sd_type="infrastructure")
-    first = await leo.run_handoff(HandoffType.LEAD_TO_PLAN, sd.id)
-    assert first.accepted
-    # A record another writer left (a direct SQL call), with a verdict outside LEO's set.
-    async with db_pool.acquire() as conn, conn.transaction():
-        await conn.execute("SET LOCAL session_replication_role = replica")  # past audit triggers
-        await conn.execute(
-            "UPDATE sd_phase_handoffs SET validation_details = jsonb_set(validation_details, "
-            "'{sub_agent_verdict}', '\"APPROVED\"') WHERE sd_id = $1 AND status = 'accepted'",
-            sd.id,
-        )
-
-    # A new run of the same handoff (its workflow id is the SD's): it reads that record.
     workflow_id = f"LEAD-TO-PLAN:{sd.id}"
+    # A record written by a direct call of the transition function, shaped as the worker's,
+    # with a verdict outside LEO's set (the function does not check the gate summary's words).
+    context = {
+        "request_id": f"{workflow_id}/direct-call",
+        "gate_summary": {"passed": True, "normalized_score": 90, "sub_agent_verdict": "APPROVED"},
+        "metadata": {"workflow_id": workflow_id, "run_id": "direct-call"},
+    }
+    written = await db_pool.fetchval(
+        "SELECT fn_atomic_lead_to_plan_transition(p_sd_id => $1, p_prd_id => NULL, "
+        "p_session_id => NULL, p_transition_context => $2)",
+        sd.id,
+        context,
+    )
+    assert written["success"], written
+
+    # A new run of the handoff (its workflow id is the SD's) reads that record.
     handle = await client.start_workflow(
         "LEAD-TO-PLAN", {"sd_id": sd.id}, id=workflow_id, task_queue=task_queue
     )
