@@ -144,9 +144,7 @@ def _exec_agent(config: dict[str, Any], argv: list[str], errors: int) -> None:  
     os._exit(EXEC_FAILED)
 
 
-def main() -> None:
-    config = json.loads(sys.argv[1])
-    argv = sys.argv[2:]
+def _prepare(config: dict[str, Any]) -> None:
     prctl = _prctl()
     prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if os.getppid() != config["worker"]:
@@ -154,12 +152,28 @@ def main() -> None:
     prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
     cgroup_procs = config.get("cgroup_procs")
     if cgroup_procs:
-        try:  # best effort: the subreaper holds without it
-            with open(cgroup_procs, "w") as f:
-                f.write("0")
-        except OSError:
-            pass
+        with contextlib.suppress(OSError), open(cgroup_procs, "w") as f:
+            f.write("0")  # best effort: the subreaper holds without it
     prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+
+
+def _exit_as(status: int | None) -> None:
+    """Exit with the agent's status: its code, or the signal that ended it."""
+    if status is None:
+        os._exit(128 + signal.SIGTERM)
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        with contextlib.suppress(OSError, ValueError):  # SIGKILL and SIGSTOP have no handler
+            signal.signal(sig, signal.SIG_DFL)
+        os.kill(os.getpid(), sig)
+        os._exit(128 + sig)
+    os._exit(os.waitstatus_to_exitcode(status))
+
+
+def main() -> None:
+    config = json.loads(sys.argv[1])
+    argv = sys.argv[2:]
+    _prepare(config)
     config["launcher"] = os.getpid()
     signal.signal(signal.SIGTERM, _stop)
     status: int | None = None
@@ -167,8 +181,12 @@ def main() -> None:
     try:
         agent = os.fork()
         if agent == 0:  # pragma: no cover - the child
-            os.close(read_errors)
-            _exec_agent(config, argv, write_errors)
+            try:
+                os.close(read_errors)
+                _exec_agent(config, argv, write_errors)
+            except BaseException as exc:  # a set-up step failed: say which, never run on
+                os.write(write_errors, f"{type(exc).__name__}: {exc}".encode())
+            os._exit(EXEC_FAILED)
         os.close(write_errors)
         failure = os.read(read_errors, 4096)  # empty once the exec succeeded
         os.close(read_errors)
@@ -187,15 +205,7 @@ def main() -> None:
         pass
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     _kill_descendants(config.get("uid") if config.get("own_uid") else None)
-    if status is None:
-        os._exit(128 + signal.SIGTERM)
-    if os.WIFSIGNALED(status):
-        sig = os.WTERMSIG(status)
-        with contextlib.suppress(OSError, ValueError):  # SIGKILL and SIGSTOP have no handler
-            signal.signal(sig, signal.SIG_DFL)
-        os.kill(os.getpid(), sig)
-        os._exit(128 + sig)
-    os._exit(os.waitstatus_to_exitcode(status))
+    _exit_as(status)
 
 
 if __name__ == "__main__":

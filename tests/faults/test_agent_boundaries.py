@@ -362,16 +362,16 @@ async def test_an_agent_user_cannot_approve_read_secrets_or_leave_a_grandchild(
             options=HandoffOptions(extra_sub_agents=[holder, prying]),
         )
         result = await asyncio.wait_for(client.wait(handle), 300)
-        grandchild = int((meet / "grandchild").read_text())
         assert worker.process is not None
         worker_pid = worker.process.pid
         log = worker.output()
+        agents = by_code(result)
+        assert agents[holder].verdict == Verdict.PASS, (agents[holder].critical_issues, log[-4000:])
+        assert agents[prying].verdict == Verdict.PASS, (agents[prying].critical_issues, log[-4000:])
+        grandchild = int((meet / "grandchild").read_text())
     finally:
         worker.stop()
         shutil.rmtree(meet, ignore_errors=True)
-    agents = by_code(result)
-    assert agents[holder].verdict == Verdict.PASS, (agents[holder].critical_issues, log[-3000:])
-    assert agents[prying].verdict == Verdict.PASS, (agents[prying].critical_issues, log[-3000:])
     seen = json.loads(agents[prying].detailed_analysis)
     assert account.owns(seen["uid"]) and account.owns(seen["holder_uid"])
     assert seen["uid"] != seen["holder_uid"]

@@ -511,3 +511,14 @@ async def test_a_new_copy_ends_an_old_one_found_only_by_its_uid(
             with contextlib.suppress(Exception):
                 await copy.__aexit__(None, None, None)
         shutil.rmtree(meet, ignore_errors=True)
+
+
+async def test_an_agent_whose_set_up_fails_is_an_error_naming_the_step(
+    agent_user: accounts.AgentAccount, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The run's HOME cannot be entered: the agent never runs, and the reason is given.
+    real_chown = os.chown
+    monkeypatch.setattr(os, "chown", lambda path, uid, gid: real_chown(path, 0, 0))
+    out = await run_executor(spec(["sh", "-c", f"echo '{PASS_JSON}'"]), builders.snapshot())
+    assert out.verdict is Verdict.ERROR
+    assert out.critical_issues[0].startswith("UNIT: cannot start sh: PermissionError"), out

@@ -53,7 +53,8 @@ def system_python() -> str:
 HOLDER = r"""
 import json, os, sys, time
 meet = sys.argv[1]
-open(f"{meet}/holder", "w").write(str(os.getpid()))
+open(f"{meet}/.holder", "w").write(str(os.getpid()))
+os.rename(f"{meet}/.holder", f"{meet}/holder")  # whole, or not there
 deadline = time.time() + 90
 while not os.path.exists(f"{meet}/done") and time.time() < deadline:
     time.sleep(0.05)
