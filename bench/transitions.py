@@ -14,6 +14,13 @@ connection, statements prepared by asyncpg's cache, the variants interleaved:
 
 Then 16 concurrent callers (one connection each) on one hot SD, round after round: how many
 win, how many are refused and why. Target: atomic <= 0.75 x non-atomic (medians).
+
+Last, the handoff's snapshot step (issue 19), the database side of the first workflow task:
+`read_handoff_state` (one call of fn_prepare_handoff) against the step-by-step reads it
+replaced (`read_handoff_state_step_by_step`: accepted lookup, a dry run of the transition in a
+rolled-back transaction, a repeatable-read transaction of 8 reads, the recorded-results query),
+interleaved on one pooled connection, for a LEAD-TO-PLAN with its two built-in agents: time and
+statements sent.
 """
 
 from __future__ import annotations
@@ -26,7 +33,10 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+from temporalio.testing import ActivityEnvironment
 
+from activities.decision import LoadSnapshotInput
+from activities.handoff_state import read_handoff_state, read_handoff_state_step_by_step
 from bench.env import BenchEnv
 from bench.output import table
 from bench.plots import new_figure, save_figure
@@ -40,8 +50,12 @@ TITLE = "4. Atomic transition function vs three autocommit updates"
 TARGET_RATIO = 0.75  # issue 13 (the plan said 0.5; that is its moonshot)
 STORIES = 3
 SIZES: dict[str, dict[str, Any]] = {
-    "quick": {"calls": 100, "rounds": 10},
-    "full": {"calls": 500, "rounds": 40},
+    "quick": {"calls": 100, "rounds": 10, "snapshots": 100},
+    "full": {"calls": 500, "rounds": 40, "snapshots": 300},
+}
+SNAPSHOT_VARIANTS = {
+    "one_call": "snapshot step: fn_prepare_handoff (one round trip)",
+    "step_by_step": "snapshot step: the reads it replaced (dry run, 8 reads, results query)",
 }
 CALLERS = 16
 
@@ -253,14 +267,67 @@ async def function_profile(env: BenchEnv, calls: int) -> dict[str, Any]:
     }
 
 
+async def snapshot_step(env: BenchEnv, calls: int, warmup: int = 10) -> dict[str, Any]:
+    """The snapshot step's database side, both ways, interleaved on one pooled connection."""
+    sd_id = f"SD-BENCHS-{uuid.uuid4().hex[:8].upper()}"
+    await env.pool.execute(
+        "INSERT INTO strategic_directives_v2 (id, sd_key, title, description, scope, "
+        "success_criteria, sd_type) VALUES ($1, $1, 'Snapshot benchmark', 'A directive.', "
+        "'Scope', '[\"it works\"]'::jsonb, 'infrastructure')",
+        sd_id,
+    )
+    request = LoadSnapshotInput(handoff_type=HandoffType.LEAD_TO_PLAN, sd_id=sd_id)
+    steps = {"one_call": read_handoff_state, "step_by_step": read_handoff_state_step_by_step}
+    samples: dict[str, list[float]] = {v: [] for v in steps}
+    statements: dict[str, int] = {}
+    queries: list[str] = []
+
+    def log(record: Any) -> None:
+        queries.append(record.query)
+
+    async with env.pool.acquire() as conn:
+        for i in range(warmup + calls):
+            for variant in list(steps)[i % 2 :] + list(steps)[: i % 2]:
+                attempt = f"bench-{i}"
+                if i == warmup:
+                    queries.clear()
+                    conn.add_query_logger(log)
+                started = time.perf_counter()
+                await ActivityEnvironment().run(steps[variant], conn, request, attempt)
+                elapsed = time.perf_counter() - started
+                if i == warmup:
+                    conn.remove_query_logger(log)
+                    statements[variant] = len(queries)
+                if i >= warmup:
+                    samples[variant].append(elapsed)
+    return {
+        "calls": calls,
+        "statements": statements,
+        "variants": {
+            v: {"label": SNAPSHOT_VARIANTS[v], "seconds": summarize(samples[v])} for v in steps
+        },
+        "ratio": summarize(samples["one_call"])["median"]
+        / summarize(samples["step_by_step"])["median"],
+    }
+
+
 async def measure(
-    env: BenchEnv, *, calls: int, rounds: int, warmup: int = 20, profile_functions: bool = True
+    env: BenchEnv,
+    *,
+    calls: int,
+    rounds: int,
+    snapshots: int = 100,
+    warmup: int = 20,
+    profile_functions: bool = True,
 ) -> dict[str, Any]:
     variants = list(VARIANTS)
     conn = await connect(env.database_url)
     try:
         await conn.execute(LEAN_FUNCTION)
-        sds = {v: await make_exec_sds(conn, warmup + calls) for v in variants}
+        # One batch, dealt out in turn: every variant's rows share the same pages (a batch of
+        # its own put the first variant's rows on other pages and made it about 0.2 ms slower).
+        every = await make_exec_sds(conn, (warmup + calls) * len(variants))
+        sds = {v: every[k :: len(variants)] for k, v in enumerate(variants)}
         await conn.execute("ANALYZE")
         samples: dict[str, list[float]] = {v: [] for v in variants}
         for i in range(warmup + calls):
@@ -291,6 +358,7 @@ async def measure(
             await c.close()
 
     inside = await function_profile(env, min(calls, 200)) if profile_functions else {}
+    snapshot = await snapshot_step(env, snapshots)
     stats = {v: summarize(samples[v]) for v in variants}
     ratio = stats["atomic"]["median"] / stats["non_atomic"]["median"]
     codes = Counter(code for r in round_results for code in r["codes"])
@@ -318,6 +386,7 @@ async def measure(
         "ratio_sql": stats["atomic_sql"]["median"] / stats["non_atomic"]["median"],
         "ratio_steps": stats["atomic_steps"]["median"] / stats["non_atomic"]["median"],
         "inside_function": inside,
+        "snapshot_step": snapshot,
         "hot": {
             "rounds": len(round_results),
             "calls": len(round_results) * CALLERS,
@@ -370,6 +439,26 @@ def report(data: dict[str, Any]) -> list[Any]:
             hot_rows,
         ),
     ]
+    snap = data.get("snapshot_step")
+    if snap:
+        base_snap = snap["variants"]["step_by_step"]["seconds"]["median"]
+        tables.append(
+            table(
+                f"The snapshot step's database side, {snap['calls']} calls each, interleaved "
+                "(LEAD-TO-PLAN, two built-in agents)",
+                ["variant", "statements sent", "median (ms)", "p95 (ms)", "/ step by step"],
+                [
+                    [
+                        d["label"],
+                        snap["statements"].get(v, ""),
+                        ms(d["seconds"]["median"], 3),
+                        ms(d["seconds"]["p95"], 3),
+                        f"{d['seconds']['median'] / base_snap:.2f}x",
+                    ]
+                    for v, d in snap["variants"].items()
+                ],
+            )
+        )
     inside = data.get("inside_function") or {}
     if inside.get("functions"):
         tables.append(
