@@ -33,14 +33,11 @@ COPY_VAR = "LEO_AGENT_COPY"
 TMP_PREFIX = "leo-agent-"
 CGROUP_PARENT = "leo-agents"
 
-PR_SET_PDEATHSIG = 1
 PR_SET_DUMPABLE = 4
-PR_CAPBSET_DROP = 24
-PR_SET_NO_NEW_PRIVS = 38
 
 
 def _load_prctl() -> Callable[..., int] | None:
-    # Loaded once in the worker: dlopen in a forked child (preexec_fn) could deadlock.
+    # Loaded once in the worker; an agent's own set-up runs in its launcher (launcher.py).
     if sys.platform != "linux":
         return None
     with contextlib.suppress(OSError, AttributeError):
@@ -96,7 +93,7 @@ def make_non_dumpable() -> bool:
 @cache
 def cgroup_root() -> Path | None:
     """`<cgroup2 mount>/<this process's cgroup>/leo-agents`, when it can be created and written,
-    else None (then the process group, the parent-death signal and the sweep still hold)."""
+    else None (then the launcher, the parent-death signal and the sweeps still hold)."""
     try:
         mounts = Path("/proc/self/mountinfo").read_text().splitlines()
         own = Path("/proc/self/cgroup").read_text().splitlines()
