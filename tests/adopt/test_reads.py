@@ -10,8 +10,10 @@ import asyncpg
 
 from db.sd_history import get_audit_trail, get_claim, get_sd_status
 from db.sds import get_sd_details
-from db.snapshots import read_snapshot_rows
+from db.snapshots import read_prepared_rows, read_snapshot_rows
 from leo.domain.snapshot import PrdSnapshot, SdSnapshot, SubAgentEvidence, SubAgentSpec
+from tests.adopt.fixture import new_sd, register_session
+from tests.support.db import call, context
 
 
 async def sd_id_of(conn: asyncpg.Connection, key: str) -> str:
@@ -79,3 +81,45 @@ async def test_their_audit_rows_read_by_canonical_id(adopted: asyncpg.Connection
     trail = await get_audit_trail(adopted, "SD-FIX-009")  # audit keyed on uuid_id
     assert trail is not None
     assert [(e.transition_type, e.status) for e in trail.entries] == [("EXEC-TO-PLAN", "completed")]
+
+
+async def test_the_snapshot_step_reads_in_one_call(adopted: asyncpg.Connection) -> None:
+    """leo.fn_prepare_handoff answers the snapshot step's one round trip: the same rows as the
+    step-by-step reads, and the same refusal as the transition would give."""
+    hours = 24 * 3650
+    prepared = await read_prepared_rows(
+        adopted, "PLAN-TO-EXEC", "SD-FIX-006", session_id=None, evidence_max_age_hours=hours
+    )
+    assert prepared is not None and prepared.rows is not None  # the function exists in leo
+    stepwise = await read_snapshot_rows(adopted, "SD-FIX-006", evidence_max_age_hours=hours)
+    assert stepwise is not None
+    assert SdSnapshot.model_validate(dict(prepared.rows.sd)) == SdSnapshot.model_validate(
+        dict(stepwise.sd)
+    )
+    assert prepared.rows.prd is not None and prepared.rows.prd["id"] == "PRD-SD-FIX-006-V2"
+    assert len(prepared.rows.stories) == len(stepwise.stories) == 2
+    assert set(prepared.rows.catalogue) == set(stepwise.catalogue)
+    assert prepared.refusal is None and prepared.accepted is None
+    _, claimed = await new_sd(adopted)
+    await register_session(adopted, "session_theirs_1")
+    await adopted.fetchval(
+        "SELECT public.claim_sd(p_sd_id => $1, p_session_id => 'session_theirs_1', p_track => 'A')",
+        claimed,
+    )
+    for handoff, ref, session, code in [
+        ("LEAD-TO-PLAN", "SD-FIX-006", None, "INVALID_PHASE"),
+        ("LEAD-TO-PLAN", claimed, "session_other", "CLAIMED_BY_OTHER_SESSION"),
+        ("LEAD-TO-PLAN", "SD-NOPE", None, "SD_NOT_FOUND"),
+    ]:
+        check = await read_prepared_rows(
+            adopted, handoff, ref, session_id=session, evidence_max_age_hours=hours
+        )
+        assert check is not None and check.refusal is not None
+        assert check.refusal["code"] == code
+        tx = adopted.transaction()
+        await tx.start()
+        try:
+            real = await call(adopted, handoff, ref, context(), session_id=session)
+        finally:
+            await tx.rollback()
+        assert real["code"] == code

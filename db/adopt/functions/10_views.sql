@@ -83,8 +83,7 @@ SELECT a.code::text AS code, a.name::text AS name, coalesce(a.priority, 0) AS pr
        e.executor_kind, e.executor_ref, coalesce(a.active, true) AS active,
        coalesce(a.metadata, '{}') AS metadata, coalesce(e.env_passthrough, '{}') AS env_passthrough,
        coalesce(e.reuse_window_seconds, 0) AS reuse_window_seconds, e.input_parts,
-       -- No world fingerprint here yet: their command and python agents always run.
-       NULL::text[] AS reuse_fingerprint
+       e.reuse_fingerprint
 FROM public.leo_sub_agents a LEFT JOIN leo.sub_agent_executors e ON e.code = a.code;
 
 CREATE VIEW leo.sub_agent_execution_results AS

@@ -14,6 +14,63 @@
 -- TRANSITION_FAILED with their message and a failed audit row, nothing else. LEO takes their
 -- advisory lock keys as well as its own, so their RPC and LEO's never run on one SD at once.
 
+-- What the handoff's precondition refuses on this SD and PRD (INVALID_PHASE,
+-- INVALID_PRD_STATUS), or NULL. Shared by the transition and the snapshot's precheck.
+CREATE OR REPLACE FUNCTION leo.leo_adopt_precondition(
+    p_handoff_type text, p_sd public.strategic_directives_v2, p_prd public.product_requirements_v2)
+RETURNS jsonb LANGUAGE plpgsql STABLE SET search_path = pg_catalog, public, pg_temp AS $$
+DECLARE
+    v_phase  text := coalesce(p_sd.current_phase, 'LEAD_APPROVAL');
+    v_ok     boolean;
+    v_expect text;
+BEGIN
+    CASE p_handoff_type
+        WHEN 'LEAD-TO-PLAN' THEN
+            v_ok := p_sd.status IN ('draft', 'active') AND v_phase IN ('LEAD', 'LEAD_APPROVAL');
+            v_expect := 'draft or active / LEAD or LEAD_APPROVAL';
+        WHEN 'PLAN-TO-EXEC' THEN
+            v_ok := (p_sd.status, v_phase) = ('in_progress', 'PLAN_PRD') AND p_prd.id IS NOT NULL;
+            v_expect := 'in_progress / PLAN_PRD with a PRD';
+        WHEN 'EXEC-TO-PLAN' THEN
+            v_ok := (p_sd.status, v_phase) = ('active', 'EXEC') AND p_prd.id IS NOT NULL;
+            v_expect := 'active / EXEC with a PRD';
+        WHEN 'PLAN-TO-LEAD' THEN
+            v_ok := (p_sd.status, v_phase) = ('active', 'EXEC_COMPLETE')
+                    AND p_prd.status IS NOT DISTINCT FROM 'verification';
+            v_expect := 'active / EXEC_COMPLETE with the PRD in verification';
+        WHEN 'LEAD-FINAL-APPROVAL' THEN
+            v_ok := (p_sd.status, v_phase) IN (('pending_approval', 'LEAD_FINAL'), ('completed', 'COMPLETED'));
+            v_expect := 'pending_approval / LEAD_FINAL';
+        ELSE
+            RETURN leo.leo_refusal('INVALID_INPUT', format('unknown handoff type %s', p_handoff_type));
+    END CASE;
+    IF NOT v_ok THEN
+        RETURN leo.leo_refusal('INVALID_PHASE',
+            format('%s cannot start from %s / %s; it expects %s', p_handoff_type, p_sd.status, v_phase, v_expect),
+            jsonb_build_object('sd_id', p_sd.id, 'expected', v_expect, 'actual', jsonb_build_object(
+                'status', p_sd.status, 'current_phase', v_phase, 'prd_status', p_prd.status)));
+    END IF;
+    IF p_handoff_type IN ('PLAN-TO-EXEC', 'EXEC-TO-PLAN') AND p_prd.status IN ('on_hold', 'rejected', 'cancelled') THEN
+        RETURN leo.leo_refusal('INVALID_PRD_STATUS',
+            format('%s refuses PRD %s of %s: the PRD is %s; a PRD that is on_hold, rejected or cancelled is not overwritten (change its status first)',
+                   p_handoff_type, p_prd.id, p_sd.id, p_prd.status),
+            jsonb_build_object('sd_id', p_sd.id, 'prd_id', p_prd.id, 'prd_status', p_prd.status));
+    END IF;
+    RETURN NULL;
+END $$;
+
+-- CLAIMED_BY_OTHER_SESSION when another session holds a live claim on the SD (theirs: by
+-- sd_key, 600 s), or NULL.
+CREATE OR REPLACE FUNCTION leo.leo_adopt_claim_refusal(p_sd public.strategic_directives_v2, p_session_id text)
+RETURNS jsonb LANGUAGE sql STABLE SET search_path = pg_catalog, public, pg_temp AS $$
+    SELECT leo.leo_refusal('CLAIMED_BY_OTHER_SESSION',
+        format('%s is claimed by session %s; wait for it to release, or for the claim to go stale after 600 s',
+               p_sd.id, h.session_id),
+        jsonb_build_object('sd_id', p_sd.id, 'claimed_by', h.session_id))
+    FROM leo.leo_claim_holder(p_sd.sd_key) h
+    WHERE h.session_id IS DISTINCT FROM p_session_id;
+$$;
+
 CREATE OR REPLACE FUNCTION leo.leo_adopt_transition(
     p_handoff_type text, p_sd_id text, p_prd_id text, p_session_id text, p_context jsonb)
 RETURNS jsonb LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
@@ -30,8 +87,7 @@ DECLARE
     v_done     leo.transition_results;
     v_phase    text;
     v_version  integer;
-    v_ok       boolean;
-    v_expect   text;
+    v_refusal  jsonb;
     v_phases   text[];
     v_target   text[];
     v_holder   text;
@@ -176,35 +232,9 @@ BEGIN
                                'post_state', leo.leo_sd_state(v_sd_id))
         ) || jsonb_build_object('idempotent_hit', true, 'already_completed', true);
     END IF;
-    CASE p_handoff_type
-        WHEN 'LEAD-TO-PLAN' THEN
-            v_ok := v_sd.status IN ('draft', 'active') AND v_phase IN ('LEAD', 'LEAD_APPROVAL');
-            v_expect := 'draft or active / LEAD or LEAD_APPROVAL';
-        WHEN 'PLAN-TO-EXEC' THEN
-            v_ok := (v_sd.status, v_phase) = ('in_progress', 'PLAN_PRD') AND v_prd.id IS NOT NULL;
-            v_expect := 'in_progress / PLAN_PRD with a PRD';
-        WHEN 'EXEC-TO-PLAN' THEN
-            v_ok := (v_sd.status, v_phase) = ('active', 'EXEC') AND v_prd.id IS NOT NULL;
-            v_expect := 'active / EXEC with a PRD';
-        WHEN 'PLAN-TO-LEAD' THEN
-            v_ok := (v_sd.status, v_phase) = ('active', 'EXEC_COMPLETE')
-                    AND v_prd.status IS NOT DISTINCT FROM 'verification';
-            v_expect := 'active / EXEC_COMPLETE with the PRD in verification';
-        ELSE
-            v_ok := (v_sd.status, v_phase) = ('pending_approval', 'LEAD_FINAL');
-            v_expect := 'pending_approval / LEAD_FINAL';
-    END CASE;
-    IF NOT v_ok THEN
-        RETURN leo.leo_refusal('INVALID_PHASE',
-            format('%s cannot start from %s / %s; it expects %s', p_handoff_type, v_sd.status, v_phase, v_expect),
-            jsonb_build_object('sd_id', v_sd_id, 'expected', v_expect, 'actual', jsonb_build_object(
-                'status', v_sd.status, 'current_phase', v_phase, 'prd_status', v_prd.status)));
-    END IF;
-    IF p_handoff_type IN ('PLAN-TO-EXEC', 'EXEC-TO-PLAN') AND v_prd.status IN ('on_hold', 'rejected', 'cancelled') THEN
-        RETURN leo.leo_refusal('INVALID_PRD_STATUS',
-            format('%s refuses PRD %s of %s: the PRD is %s; a PRD that is on_hold, rejected or cancelled is not overwritten (change its status first)',
-                   p_handoff_type, v_prd.id, v_sd_id, v_prd.status),
-            jsonb_build_object('sd_id', v_sd_id, 'prd_id', v_prd.id, 'prd_status', v_prd.status));
+    v_refusal := leo.leo_adopt_precondition(p_handoff_type, v_sd, v_prd);
+    IF v_refusal IS NOT NULL THEN
+        RETURN v_refusal;
     END IF;
     IF jsonb_typeof(v_expected) = 'number' AND (v_expected #>> '{}')::integer <> v_version THEN
         RETURN leo.leo_refusal('VERSION_CONFLICT',
@@ -214,11 +244,9 @@ BEGIN
                                'actual_version', v_version));
     END IF;
     SELECT h.session_id INTO v_holder FROM leo.leo_claim_holder(v_sd.sd_key) h;
-    IF v_holder IS NOT NULL AND v_holder IS DISTINCT FROM p_session_id THEN
-        RETURN leo.leo_refusal('CLAIMED_BY_OTHER_SESSION',
-            format('%s is claimed by session %s; wait for it to release, or for the claim to go stale after 600 s',
-                   v_sd_id, v_holder),
-            jsonb_build_object('sd_id', v_sd_id, 'claimed_by', v_holder));
+    v_refusal := leo.leo_adopt_claim_refusal(v_sd, p_session_id);
+    IF v_refusal IS NOT NULL THEN
+        RETURN v_refusal;
     END IF;
 
     v_pre := leo.leo_sd_state(v_sd_id);
