@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from leo.domain.gates import GateOutcome, GateStatus, GateSummary
 from leo.domain.handoffs import HandoffType
 from leo.domain.snapshot import HandoffSnapshot
+from leo.domain.storable import StorableModel, escape_nul
 from leo.domain.verdicts import AggregateVerdict, SubAgentResult
 from leo.gates.policy import gate_threshold, should_skip_gate
 
@@ -77,7 +78,9 @@ class Gate:
     description: str = ""
 
 
-class _GateResultSchema(BaseModel):
+class _GateResultSchema(StorableModel):
+    # Storable: a NUL in an issue would fail the handoff's commit on every retry; such a
+    # result is malformed, naming the field.
     model_config = ConfigDict(extra="ignore", strict=True)
 
     passed: bool
@@ -176,7 +179,7 @@ def _run_gate(gate: Gate, ctx: GateContext) -> GateOutcome:
             score=0.0,
             max_score=100.0,
             percent=0.0,
-            issues=(f"gate raised {type(exc).__name__}: {exc}",),
+            issues=(escape_nul(f"gate raised {type(exc).__name__}: {exc}"),),
         )
     result, problem = validate_gate_result(raw)
     if result is None:

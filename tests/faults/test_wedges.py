@@ -257,3 +257,24 @@ async def test_200k_extra_sub_agents_are_refused_at_once_naming_the_field_and_th
     assert await task_failures(client, workflow_id) == 0
     assert await table_counts(db_pool) == before
     await next_handoff_is_accepted(leo, db_pool)
+
+
+# --- A gate's result (the same commit path as an agent's output) ---------------------------------
+
+
+def test_a_nul_in_a_gates_result_or_error_never_reaches_the_commit() -> None:
+    from leo.domain.gates import GateStatus
+    from leo.gates.core import Gate, evaluate_gates
+    from tests.support import builders
+
+    def raises(ctx: object) -> object:
+        raise RuntimeError(f"broke{NUL}here")
+
+    result = {"passed": True, "score": 90.0, "max_score": 100.0, "issues": [f"a{NUL}"]}
+    context = builders.gate_context(sd_type="feature")
+    [nul_result] = evaluate_gates([Gate("NUL_RESULT", lambda ctx: result)], context).gates
+    [nul_raise] = evaluate_gates([Gate("NUL_RAISE", raises)], context).gates
+    assert nul_result.status is GateStatus.FAILED
+    assert "`issues[0]` contains a NUL character" in nul_result.issues[0]
+    assert nul_raise.status is GateStatus.FAILED and "broke\\u0000here" in nul_raise.issues[0]
+    assert not any(NUL in issue for g in (nul_result, nul_raise) for issue in g.issues)
