@@ -278,3 +278,33 @@ def test_a_nul_in_a_gates_result_or_error_never_reaches_the_commit() -> None:
     assert "`issues[0]` contains a NUL character" in nul_result.issues[0]
     assert nul_raise.status is GateStatus.FAILED and "broke\\u0000here" in nul_raise.issues[0]
     assert not any(NUL in issue for g in (nul_result, nul_raise) for issue in g.issues)
+
+
+# --- A start's input ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("workflow_type", ["LEAD-TO-PLAN", "SD-LIFECYCLE"])
+async def test_a_nul_in_a_start_input_fails_it_at_once_naming_the_field(
+    leo: LeoClient, client: Client, db_pool: asyncpg.Pool, task_queue: str, workflow_type: str
+) -> None:
+    from tests.faults.test_malformed_starts import outcome
+
+    sd = await create_sd(db_pool, ready_for="LEAD-TO-PLAN", sd_type="infrastructure")
+    before = await snapshot(db_pool, sd.id)
+    workflow_id = f"{workflow_type}:{sd.id}"
+    started = time.monotonic()
+    await client.start_workflow(
+        workflow_type,
+        {"sd_id": sd.id, "session_id": f"s{NUL}"},
+        id=workflow_id,
+        task_queue=task_queue,
+    )
+    result = await outcome(client, workflow_id, started)
+    assert (result.failure_type, result.activities, result.task_failures) == (
+        "INVALID_INPUT",
+        0,
+        0,
+    ), result
+    assert "`session_id` contains a NUL character" in (result.message or "")
+    assert await snapshot(db_pool, sd.id) == before
+    await next_handoff_is_accepted(leo, db_pool)
