@@ -56,6 +56,8 @@ EVIDENCE_SQL = (
 # the `<workflow id>/<run id>` of the handoff workflow of this SD that committed it. A record
 # made by hand (a transition called without gates) or a BYPASS-COMPLETION is never returned as
 # an accepted handoff.
+# fn_prepare_handoff (db/functions/prepare_handoff.sql) applies the same conditions: keep them
+# in step.
 ACCEPTED_HANDOFF_SQL = (
     "SELECT h.id::text AS handoff_id, a.id::text AS audit_id, h.request_id, "
     "h.validation_score::float8 AS validation_score, h.validation_details, h.metadata, "

@@ -103,7 +103,8 @@ BEGIN
             SELECT jsonb_agg(jsonb_build_object(
                        'sub_agent_code', e.sub_agent_code, 'phase', e.phase,
                        'verdict', e.verdict, 'confidence', e.confidence,
-                       'created_at', e.created_at))
+                       'created_at', e.created_at)
+                   ORDER BY e.sub_agent_code, e.phase)
             FROM (SELECT DISTINCT ON (sub_agent_code, phase) sub_agent_code, phase, verdict,
                          confidence, created_at
                   FROM sub_agent_execution_results

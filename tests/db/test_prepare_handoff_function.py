@@ -13,7 +13,7 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.decision import LoadSnapshotInput
 from activities.handoff_state import read_handoff_state
-from db.snapshots import read_prepared_rows
+from db.snapshots import read_accepted_handoff, read_prepared_rows
 from leo.domain.handoffs import HandoffType
 from tests.support.contracts import CONTRACTS, Contract
 from tests.support.db import call, claim, context, new_session_id, snapshot
@@ -296,3 +296,26 @@ async def test_an_agent_that_may_reuse_a_result_costs_one_more_round_trip(
         await db_pool.execute(
             "UPDATE leo_sub_agents SET reuse_window_seconds = $1 WHERE code = 'RISK'", window
         )
+
+
+async def test_the_accepted_record_is_the_one_the_step_by_step_lookup_finds(
+    db_pool: asyncpg.Pool,
+) -> None:
+    # fn_prepare_handoff repeats ACCEPTED_HANDOFF_SQL's conditions; they must agree: a record
+    # made by hand (no gates, no workflow) is no accepted handoff, a gated one is.
+    by_hand = await create_sd(db_pool, ready_for="LEAD-TO-PLAN")
+    assert (await call(db_pool, "LEAD-TO-PLAN", by_hand.id, context()))["success"] is True
+    gated = await create_sd(db_pool, ready_for="LEAD-TO-PLAN")
+    workflow_id = f"LEAD-TO-PLAN:{gated.id}"
+    ctx = context(f"{workflow_id}/run-1", metadata={"workflow_id": workflow_id, "run_id": "run-1"})
+    assert (await call(db_pool, "LEAD-TO-PLAN", gated.id, ctx))["success"] is True
+    async with db_pool.acquire() as conn:
+        for sd, found in ((by_hand, False), (gated, True)):
+            lookup = await read_accepted_handoff(conn, sd.sd_key, "LEAD-TO-PLAN")
+            prepared = await read_prepared_rows(
+                conn, "LEAD-TO-PLAN", sd.sd_key, session_id=None, evidence_max_age_hours=24
+            )
+            assert prepared is not None
+            assert (lookup is not None, prepared.accepted is not None) == (found, found)
+            if lookup is not None:
+                assert prepared.accepted == dict(lookup)
