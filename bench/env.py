@@ -47,8 +47,11 @@ class BenchEnv:
     stack: Stack | None = None
     notes: dict[str, Any] = field(default_factory=dict)
 
-    def leo(self, task_queue: str | None = None) -> LeoClient:
-        return LeoClient(self.client, self.pool, task_queue or self.task_queue)
+    def leo(self, task_queue: str | None = None, *, eager_start: bool = True) -> LeoClient:
+        # The bench's workers share this client: handoffs start eagerly on them.
+        return LeoClient(
+            self.client, self.pool, task_queue or self.task_queue, eager_start=eager_start
+        )
 
     def pids(self) -> dict[str, int]:
         """The server processes of an embedded stack (for CPU accounting)."""

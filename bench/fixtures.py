@@ -52,10 +52,15 @@ async def make_lead_sds(pool: asyncpg.Pool, count: int) -> list[str]:
 
 
 async def run_handoff(
-    env: BenchEnv, sd_id: str, agents: Sequence[str], *, task_queue: str | None = None
+    env: BenchEnv,
+    sd_id: str,
+    agents: Sequence[str],
+    *,
+    task_queue: str | None = None,
+    eager_start: bool = True,
 ) -> tuple[float, HandoffResult]:
     """One LEAD-TO-PLAN through the production API, start to result, in seconds."""
-    leo = env.leo(task_queue)
+    leo = env.leo(task_queue, eager_start=eager_start)
     started = time.perf_counter()
     result = await leo.run_handoff(
         BENCH_HANDOFF, sd_id, options=HandoffOptions(extra_sub_agents=list(agents))

@@ -27,6 +27,7 @@ from activities.handoff import HandoffActivities
 from activities.lifecycle import LifecycleActivities
 from activities.sub_agents import SubAgentActivities
 from db.pool import create_pool
+from leo.domain.budget import MAX_SUB_AGENTS
 from leo.domain.search_attributes import SEARCH_ATTRIBUTES
 from leo.gates.builtin import default_registry
 from leo.gates.core import GateRegistry
@@ -110,7 +111,12 @@ def build_worker(
         graceful_shutdown_timeout=timedelta(seconds=10),
         # A start with no input, or two, fails at once (leo/infra/payloads.py); callers may add more.
         interceptors=[InputCheckInterceptor(), *interceptors],
-        **worker_options,  # type: ignore[arg-type]
+        **{
+            # Every agent a handoff's first workflow task schedules starts eagerly on this
+            # worker (the SDK's default reserves 3), not through the server's matching.
+            "max_eager_activity_reservations_per_workflow_task": MAX_SUB_AGENTS,
+            **worker_options,
+        },  # type: ignore[arg-type]
     )
 
 

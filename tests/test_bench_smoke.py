@@ -79,7 +79,7 @@ async def test_floor_and_overhead_benchmark_on_the_session_stack(
         )
         data = await overhead.measure(env, repeats=2, warmup=1, timeline_runs=1, what_if=False)
 
-    assert set(data["variants"]) == {"handoff", "floor", "floor_shape", "floor_activities"}
+    assert set(data["variants"]) == {"handoff", "floor", "floor_target"}
     for variant in data["variants"].values():
         seconds = variant["seconds"]
         assert seconds["n"] == 2

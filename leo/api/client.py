@@ -21,12 +21,19 @@ from temporalio.client import (
     WorkflowFailureError,
     WorkflowHandle,
 )
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.common import (
+    SearchAttributeKey,
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 
 from db.sd_history import AuditTrail, SdStatus, get_audit_trail, get_sd_status
 from db.sd_updates import SdUpdateResult
 from db.sds import resolve_sd_id
+from leo.domain import search_attributes
 from leo.domain.handoff_messages import HandoffInput, HandoffOptions, HandoffResult
 from leo.domain.handoffs import (
     HandoffType,
@@ -71,11 +78,27 @@ def result_from_failure(err: WorkflowFailureError) -> HandoffResult | None:
     return None
 
 
+SD_ID = SearchAttributeKey.for_keyword(search_attributes.SD_ID)
+HANDOFF_TYPE = SearchAttributeKey.for_keyword(search_attributes.HANDOFF_TYPE)
+
+
 class LeoClient:
-    def __init__(self, client: Client, pool: asyncpg.Pool | None, task_queue: str) -> None:
+    def __init__(
+        self,
+        client: Client,
+        pool: asyncpg.Pool | None,
+        task_queue: str,
+        *,
+        eager_start: bool = False,
+    ) -> None:
+        """`eager_start`: ask the server to hand a new handoff's first workflow task straight
+        back to a worker in this process (Temporal's eager workflow start). It takes effect only
+        when `client` also runs a worker on `task_queue` (the demo, the benchmarks, an embedded
+        worker); otherwise the server starts the workflow as usual."""
         self.client = client
         self.task_queue = task_queue
         self._pool = pool
+        self._eager_start = eager_start
 
     @classmethod
     async def connect(cls, settings: Settings, *, step_timeout: float | None = None) -> LeoClient:
@@ -162,6 +185,14 @@ class LeoClient:
                 id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
                 id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
                 static_summary=f"{handoff.value} {sd_id}",
+                # Findable from the start, with no upsert (and no event) in the workflow.
+                search_attributes=TypedSearchAttributes(
+                    [
+                        SearchAttributePair(SD_ID, canonical),
+                        SearchAttributePair(HANDOFF_TYPE, handoff.value),
+                    ]
+                ),
+                request_eager_start=self._eager_start,
             )
         except WorkflowAlreadyStartedError:
             # Closed successfully before: the handoff was accepted. Attach to that run.

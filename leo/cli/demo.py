@@ -146,7 +146,8 @@ async def run_on_stack(
         f"database {redact_url(stack.database_url)}"
     )
     async with open_runtime(resolved) as runtime, runtime.worker():
-        leo = LeoClient(runtime.client, runtime.pool, resolved.task_queue)
+        # The demo's worker runs on this client: its handoffs start eagerly on it.
+        leo = LeoClient(runtime.client, runtime.pool, resolved.task_queue, eager_start=True)
         outcome = await run_demo(
             leo,
             runtime.pool,

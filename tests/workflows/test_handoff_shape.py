@@ -16,9 +16,10 @@ import asyncpg
 import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
-from temporalio.client import WorkflowFailureError
+from temporalio.client import Client, WorkflowFailureError
 
 from leo.api import LeoClient
+from leo.domain import search_attributes
 from leo.domain.handoff_messages import HandoffOptions
 from leo.domain.handoffs import HandoffType
 from tests.support.factories import add_agent, create_sd
@@ -149,3 +150,37 @@ async def test_a_handoff_of_built_in_agents_only_is_one_workflow_task(
     assert shape.closed_by == 0
     completed = [e for e in events if e.event_type == E.EVENT_TYPE_WORKFLOW_TASK_COMPLETED]
     assert len(completed) == 1
+
+
+async def test_a_starter_beside_the_worker_starts_the_handoff_eagerly_with_its_attributes(
+    client: Client, db_pool: asyncpg.Pool, task_queue: str
+) -> None:
+    # The session worker runs on this same client: the server hands it the first task.
+    leo = LeoClient(client, db_pool, task_queue, eager_start=True)
+    sd = await create_sd(db_pool, ready_for="LEAD-TO-PLAN", sd_type="infrastructure")
+
+    handle = await leo.start_handoff(HandoffType.LEAD_TO_PLAN, sd.id)
+    result = await leo.wait(handle)
+
+    assert getattr(handle, "__temporal_eagerly_started") is True
+    assert result.accepted, result.issues
+    events = await history_of(leo, result.workflow_id)
+    started = events[0].workflow_execution_started_event_attributes
+    assert set(started.search_attributes.indexed_fields) == {
+        search_attributes.SD_ID,
+        search_attributes.HANDOFF_TYPE,
+    }
+    # SD_ID and HANDOFF_TYPE came with the start: one upsert of ours, at the end (the SDK adds
+    # its own, TemporalChangeVersion, with the patch marker).
+    upserts = [
+        e.upsert_workflow_search_attributes_event_attributes.search_attributes
+        for e in events
+        if e.event_type == E.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES
+    ]
+    ours = [u for u in upserts if "TemporalChangeVersion" not in u.indexed_fields]
+    assert len(ours) == 1
+    assert set(ours[0].indexed_fields) == {
+        search_attributes.SD_TYPE,
+        search_attributes.OUTCOME,
+        search_attributes.SCORE,
+    }
