@@ -25,7 +25,6 @@ from typing import Any
 
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
-from temporalio.worker import UnsandboxedWorkflowRunner
 
 from bench.env import BenchEnv
 from bench.fixtures import BUILTIN_AGENTS, make_agents, make_lead_sds, run_handoff
@@ -52,8 +51,7 @@ VARIANTS: dict[str, str] = {
     "handoff": f"handoff: LEAD-TO-PLAN, {AGENTS} no-op agents (+{BUILTIN_AGENTS} built-in)",
     "floor": f"bare floor: {AGENTS} parallel no-op activities",
     "floor_target": f"target-shape floor: local, {AGENTS} parallel no-op activities, local",
-    "whatif_handoff_unsandboxed": "what-if handoff, worker without the workflow sandbox",
-    "whatif_handoff_sandboxed": "what-if handoff, every workflow in the sandbox",
+    "whatif_handoff_sandboxed": "what-if handoff, in the workflow sandbox (before R5)",
     "whatif_handoff_lazy": "what-if handoff, SDK-default eager reservations (3), no eager start",
 }
 FLOORS = {"floor": BARE, "floor_target": TARGET_SHAPE}
@@ -65,8 +63,9 @@ def what_if_workers() -> dict[str, dict[str, Any]]:
     from leo.runtime import SHARED_MODULES_SANDBOX
 
     return {
-        "whatif_handoff_unsandboxed": {"workflow_runner": UnsandboxedWorkflowRunner()},
-        "whatif_handoff_sandboxed": {"workflow_runner": SHARED_MODULES_SANDBOX},
+        # The handoff workflows opt out of the sandbox (sandboxed=False): the worker runs them
+        # with its unsandboxed runner, here the production sandbox instead.
+        "whatif_handoff_sandboxed": {"unsandboxed_workflow_runner": SHARED_MODULES_SANDBOX},
         "whatif_handoff_lazy": {"max_eager_activity_reservations_per_workflow_task": 3},
     }
 
@@ -76,6 +75,18 @@ def what_if_workers() -> dict[str, dict[str, Any]]:
 
 def _ms_between(a: Any, b: Any) -> float:
     return float((b.ToDatetime() - a.ToDatetime()).total_seconds() * 1000)
+
+
+def _task_times(events: list[Any]) -> list[float]:
+    """Each workflow task's time on the worker (started -> completed), in order."""
+    times: list[float] = []
+    started = None
+    for e in events:
+        if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED:
+            started = e.event_time
+        elif e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED and started is not None:
+            times.append(_ms_between(started, e.event_time))
+    return times
 
 
 async def timeline(client: Client, workflow_id: str, run_id: str | None = None) -> dict[str, Any]:
@@ -92,6 +103,7 @@ async def timeline(client: Client, workflow_id: str, run_id: str | None = None) 
     # Activities the worker started eagerly (returned with the workflow task's completion, no
     # matching): their started time is their scheduled time.
     eager = 0
+    task_ms = _task_times(events)
     wft = 0
     local = 0
     for e in events:
@@ -157,6 +169,8 @@ async def timeline(client: Client, workflow_id: str, run_id: str | None = None) 
         "local_activities": local,
         "eagerly_started": eager,
         "activities": len(scheduled_at),
+        "first_task_ms": task_ms[0] if task_ms else 0.0,
+        "last_task_ms": task_ms[-1] if task_ms else 0.0,
         "segments": segments,
     }
 
@@ -175,6 +189,10 @@ def median_timeline(timelines: list[dict[str, Any]]) -> dict[str, Any]:
         "workflow_tasks": summarize(t["workflow_tasks"] for t in timelines)["median"],
         "eagerly_started": summarize(t.get("eagerly_started", 0) for t in timelines)["median"],
         "activities": summarize(t.get("activities", 0) for t in timelines)["median"],
+        "first_task_ms": round(
+            summarize(t.get("first_task_ms", 0) for t in timelines)["median"], 1
+        ),
+        "last_task_ms": round(summarize(t.get("last_task_ms", 0) for t in timelines)["median"], 1),
         "segments_ms": medians,
     }
 
@@ -396,7 +414,8 @@ def report(data: dict[str, Any]) -> list[Any]:
                 f"Where the time goes: {key}, median of {tl['runs']} event histories "
                 f"(server-side total {tl['total_ms']} ms, {tl['workflow_tasks']:g} workflow tasks, "
                 f"{tl.get('eagerly_started', 0):g} of {tl.get('activities', 0):g} activities "
-                "started eagerly)",
+                f"started eagerly; first workflow task {tl.get('first_task_ms', 0)} ms, last "
+                f"{tl.get('last_task_ms', 0)} ms on the worker)",
                 ["segment", "ms"],
                 tl["segments_ms"],
             )

@@ -40,9 +40,10 @@ from leo.sub_agents.reaping import prepare_worker_process
 from workflows.registry import HANDOFF_WORKFLOWS
 from workflows.sd_lifecycle import AutoUpgradeSdLifecycleWorkflow, SdLifecycleWorkflow
 
-# Our own model and activity packages have no import-time side effects: share them with the
-# sandbox instead of re-importing them for every workflow instance (profiled: that re-import was
-# a fifth of the worker's event-loop time).
+# The sandbox of the workflows that keep it (SD-LIFECYCLE; the five handoff workflows opt out,
+# workflows/steps.py: HANDOFF_SANDBOXED). Our own model and activity packages have no import-time
+# side effects: share them with the sandbox instead of re-importing them for every workflow
+# instance (profiled: that re-import was a fifth of the worker's event-loop time).
 SHARED_MODULES_SANDBOX = SandboxedWorkflowRunner(
     restrictions=SandboxRestrictions.default.with_passthrough_modules("db", "leo", "activities")
 )

@@ -9,11 +9,16 @@ with workflow.unsafe.imports_passed_through():
     from leo.domain.handoff_messages import HandoffInput, HandoffResult
     from leo.domain.handoffs import HandoffType
     from workflows.pipeline import HandoffWorkflowBase
+    from workflows.steps import HANDOFF_SANDBOXED
 
 
 # A result it cannot decode (pydantic ValidationError) fails this handoff, naming the field,
 # instead of retrying its task (review F8).
-@workflow.defn(name=HandoffType.EXEC_TO_PLAN.value, failure_exception_types=[ValidationError])
+@workflow.defn(
+    name=HandoffType.EXEC_TO_PLAN.value,
+    failure_exception_types=[ValidationError],
+    sandboxed=HANDOFF_SANDBOXED,
+)
 class ExecToPlanWorkflow(HandoffWorkflowBase):
     handoff_type = HandoffType.EXEC_TO_PLAN
 

@@ -9,6 +9,7 @@ with workflow.unsafe.imports_passed_through():
     from leo.domain.handoff_messages import HandoffInput, HandoffResult
     from leo.domain.handoffs import HandoffType
     from workflows.pipeline import HandoffWorkflowBase
+    from workflows.steps import HANDOFF_SANDBOXED
 
 
 # A result it cannot decode (pydantic ValidationError) fails this handoff, naming the field,

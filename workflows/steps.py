@@ -75,3 +75,13 @@ def failure_type(err: ActivityError | ApplicationError) -> str | None:
     """The refusal code (or other error type) an activity failed with, if it says one."""
     cause = err.cause if isinstance(err, ActivityError) else err
     return cause.type if isinstance(cause, ApplicationError) else None
+
+
+# The five handoff workflows run outside the workflow sandbox (issue 19, R5). Measured with
+# py-spy on 20 handoffs (docs/performance.md): the sandbox's own work, the `exec` of each
+# activation and the set-up of each new instance, was about a seventh of the worker's samples.
+# What the sandbox would catch at run time (a call that is not deterministic) the replay tests
+# catch before a release: every history in tests/workflows/histories/ replays against the code,
+# and tests/workflows/test_handoff_determinism.py keeps clocks, randomness and I/O out of these
+# modules. The lifecycle workflow keeps the sandbox.
+HANDOFF_SANDBOXED = False
