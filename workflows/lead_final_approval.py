@@ -15,7 +15,9 @@ with workflow.unsafe.imports_passed_through():
 # A result it cannot decode (pydantic ValidationError) fails this handoff, naming the field,
 # instead of retrying its task (review F8).
 @workflow.defn(
-    name=HandoffType.LEAD_FINAL_APPROVAL.value, failure_exception_types=[ValidationError]
+    name=HandoffType.LEAD_FINAL_APPROVAL.value,
+    failure_exception_types=[ValidationError],
+    sandboxed=HANDOFF_SANDBOXED,
 )
 class LeadFinalApprovalWorkflow(HandoffWorkflowBase):
     handoff_type = HandoffType.LEAD_FINAL_APPROVAL
