@@ -6,7 +6,7 @@ group, no supplementary group, and a uid that is not the worker's:
 
 - **its own uid per run** when the user has a subordinate uid range in `/etc/subuid` (`useradd`
   gives a new user one): a uid of that range that no live process has and no other run holds
-  (a `flock` under `<tmp>/leo-agent-uids`, released when the run or its worker ends). Then one
+  (a `flock` under `/run/leo-uid-locks`, released when the run or its worker ends). Then one
   agent cannot read another's `/proc/<pid>/environ`, memory or private HOME, and every process
   of that uid belongs to that run, which is how a run's leftovers are found and killed.
 - otherwise **the user's own uid**, shared by all runs: agents are then cut off from the worker,
@@ -28,7 +28,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 SUBUID_FILE = Path("/etc/subuid")
-LOCK_DIR = "leo-agent-uids"
+# Not under TMP_PREFIX ("leo-agent-"), whose directories the dead-worker sweep removes, and in
+# /run where it can be, so that workers with different TMPDIRs on one host share it.
+LOCK_DIR = "leo-uid-locks"
 
 
 class AgentUserError(ValueError):
@@ -115,7 +117,9 @@ def configured() -> AgentAccount | None:
 
 def _lock_dir() -> Path:
     """Root's own directory for the uid locks; refused if anybody else could have made it."""
-    path = Path(tempfile.gettempdir()) / LOCK_DIR
+    run = Path("/run")
+    base = run if run.is_dir() and os.access(run, os.W_OK) else Path(tempfile.gettempdir())
+    path = base / LOCK_DIR
     with contextlib.suppress(FileExistsError):
         path.mkdir(mode=0o700)
     info = path.lstat()

@@ -266,7 +266,11 @@ def sweep_dead_workers() -> int:
                 kill_cgroup(path)
     for path in Path(tempfile.gettempdir()).glob(f"{TMP_PREFIX}*"):
         identity = "-".join(path.name[len(TMP_PREFIX) :].split("-")[:2])
-        if path.is_dir() and not worker_alive(identity):
+        if (
+            path.is_dir()
+            and re.fullmatch(r"\d+-\d+", identity)  # a run's dir: <prefix><pid>-<start>-...
+            and not worker_alive(identity)
+        ):
             shutil.rmtree(path, ignore_errors=True)
     return killed
 

@@ -472,9 +472,12 @@ def test_the_start_up_sweep_kills_range_uids_no_live_run_holds(
     orphan, running = sleeper_as(orphan_uid), sleeper_as(held.uid)
     try:
         time.sleep(0.3)
-        assert reaping.sweep_dead_workers() >= 1
+        reaping.sweep_dead_workers()  # (another session's sweep may have been first)
         assert orphan.wait(5) == -9
         assert running.poll() is None, "a live run's process was swept"
+        # The sweep also removes dead workers' temp dirs: never the uid locks, which would
+        # free a live run's uid for the next run (both would then kill each other's tree).
+        assert accounts.try_lock(held.uid) is None, "the live run's uid lock was lost"
     finally:
         held.release()
         for proc in (orphan, running):
