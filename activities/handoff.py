@@ -40,6 +40,7 @@ from activities.decision import (
 from activities.handoff_state import budget_error, read_handoff_state
 from db.transitions import call_transition, record_rejection
 from leo.domain.budget import BudgetExceededError
+from leo.domain.handoffs import HandoffType
 from leo.domain.refusals import FailureType, RefusalCode
 from leo.domain.snapshot import HandoffSnapshot
 from leo.gates.core import GateRegistry
@@ -57,6 +58,7 @@ __all__ = [
 
 if TYPE_CHECKING:
     import asyncpg
+    from opentelemetry import trace
 
 # The transition functions' refusal codes (a refusal is counted and put on the span).
 REFUSAL_CODES = frozenset(code.value for code in RefusalCode)
@@ -76,6 +78,28 @@ def transient_conflict(err: Exception, what: str) -> ApplicationError | None:
         type=FailureType.TRANSIENT_CONFLICT,
         next_retry_delay=timedelta(milliseconds=random.randint(50, 400)),
     )
+
+
+@contextmanager
+def commit_span(handoff_type: HandoffType, sd_id: str, what: str) -> Iterator[trace.Span]:
+    """The commit call's span (`leo.transition`, per attempt): a refusal the commit raises is
+    counted and put on the span with its code; a deadlock or serialization failure is made a
+    retryable TRANSIENT_CONFLICT. The caller sets `leo.outcome` when the commit returns."""
+    with telemetry.span(
+        "leo.transition", {"leo.sd_id": sd_id, "leo.handoff_type": handoff_type.value}
+    ) as span:
+        try:
+            yield span
+        except ApplicationError as err:
+            if err.type in REFUSAL_CODES:
+                span.set_attributes({"leo.outcome": "refused", "leo.refusal_code": err.type})
+                metrics.record_refusal(err.type)
+            raise
+        except Exception as err:
+            conflict = transient_conflict(err, what)
+            if conflict is not None:
+                raise conflict from err
+            raise
 
 
 @contextmanager
@@ -120,24 +144,10 @@ class HandoffActivities:
         committed with every new result row in one statement. Idempotent on the request id: a
         repeat (a lost reply, a crashed worker) reports the verdict first committed."""
         commit = request.commit
-        sd_id = commit.snapshot.sd.id
-        what = f"{commit.handoff_type.value} for {sd_id}"
-        with telemetry.span(
-            "leo.transition", {"leo.sd_id": sd_id, "leo.handoff_type": commit.handoff_type.value}
-        ) as span:
+        what = f"{commit.handoff_type.value} for {commit.snapshot.sd.id}"
+        with commit_span(commit.handoff_type, commit.snapshot.sd.id, what) as span:
             decision = self._decide(commit)
-            try:
-                result = await commit_verdict(self._pool, request, decision, what)
-            except ApplicationError as err:
-                if err.type in REFUSAL_CODES:
-                    span.set_attributes({"leo.outcome": "refused", "leo.refusal_code": err.type})
-                    metrics.record_refusal(err.type)
-                raise
-            except Exception as err:
-                conflict = transient_conflict(err, what)
-                if conflict is not None:
-                    raise conflict from err
-                raise
+            result = await commit_verdict(self._pool, request, decision, what)
             span.set_attribute("leo.outcome", "accepted" if result.accepted else "rejected")
             return result
 
@@ -207,23 +217,8 @@ class HandoffActivities:
         statement and one transaction. Takes only what it writes and returns only what it
         wrote: the decision itself is already in the workflow's history."""
         what = f"{request.handoff_type.value} for {request.sd_id}"
-        # The transition call's span, as for apply_handoff_decision: outcome and refusal code.
-        with telemetry.span(
-            "leo.transition",
-            {"leo.sd_id": request.sd_id, "leo.handoff_type": request.handoff_type.value},
-        ) as span:
-            try:
-                outcome = await commit_decision(self._pool, request, what)
-            except ApplicationError as err:
-                if err.type in REFUSAL_CODES:
-                    span.set_attributes({"leo.outcome": "refused", "leo.refusal_code": err.type})
-                    metrics.record_refusal(err.type)
-                raise
-            except Exception as err:
-                conflict = transient_conflict(err, what)
-                if conflict is not None:
-                    raise conflict from err
-                raise
+        with commit_span(request.handoff_type, request.sd_id, what) as span:
+            outcome = await commit_decision(self._pool, request, what)
             span.set_attribute("leo.outcome", "accepted" if outcome.transition else "rejected")
             return outcome
 
