@@ -166,8 +166,6 @@ async def read_handoff_state(
         evidence_max_age_hours=EVIDENCE_MAX_AGE_HOURS,
         idempotency_keys=keys,
     )
-    if prepared is None:
-        return await read_handoff_state_step_by_step(conn, request, attempt)
     # Accepted before: return that record, whatever happened to the SD since.
     accepted = accepted_record(prepared.accepted) if prepared.accepted is not None else None
     if accepted is None and prepared.refusal is not None:
@@ -193,7 +191,7 @@ async def read_handoff_state_step_by_step(
     attempt: str | None,
 ) -> PreparedHandoff:
     """The same reads one query at a time, with a dry run of the transition as the precheck:
-    for a database without `fn_prepare_handoff` (adopt mode's schema leo)."""
+    what `fn_prepare_handoff` replaced, kept for bench transitions' comparison."""
     # Accepted before: return that record, whatever happened to the SD since.
     accepted = await find_accepted_handoff(conn, request.handoff_type, request.sd_id)
     if accepted is None:

@@ -117,23 +117,16 @@ async def record_lead_decision(
     approver: str,
     reason: str,
 ) -> dict[str, Any]:
-    try:
-        raw: dict[str, Any] = await conn.fetchval(
-            "SELECT fn_record_lead_decision(p_sd_id => $1, p_session_id => $2, p_request_id => $3, "
-            "p_decision => $4, p_approver => $5, p_reason => $6)",
-            sd_id,
-            session_id,
-            request_id,
-            decision,
-            approver,
-            reason,
-        )
-    except Exception as err:
-        if getattr(err, "sqlstate", None) != UNDEFINED_FUNCTION:
-            raise
-        # A schema without sd_lead_decisions (`leo db adopt`'s functions): the decision stays in
-        # the lifecycle's history only, as before issue 17.
-        return {"success": True, "code": "NOT_RECORDED", "decision_id": "", "idempotent_hit": False}
+    raw: dict[str, Any] = await conn.fetchval(
+        "SELECT fn_record_lead_decision(p_sd_id => $1, p_session_id => $2, p_request_id => $3, "
+        "p_decision => $4, p_approver => $5, p_reason => $6)",
+        sd_id,
+        session_id,
+        request_id,
+        decision,
+        approver,
+        reason,
+    )
     return raw
 
 

@@ -4,8 +4,9 @@ evidence, retrospectives, and the active sub-agent catalogue, from one snapshot.
 `read_prepared_rows` is the snapshot step's one round trip (issue 19): `fn_prepare_handoff`
 (db/functions/prepare_handoff.sql) returns those rows together with the accepted record, a
 read-only precheck of the transition's precondition, and the results already recorded under
-the caller's idempotency keys. `read_snapshot_rows` and `read_accepted_handoff` are the same
-reads one query at a time, for a database without that function (adopt mode's schema leo).
+the caller's idempotency keys; native mode and adopt mode's schema leo both have it.
+`read_snapshot_rows` and `read_accepted_handoff` are the same reads one query at a time (what
+the function replaced; bench transitions compares the two).
 
 Thin on purpose: the activity turns these rows into the frozen `HandoffSnapshot`.
 """
@@ -25,9 +26,6 @@ if TYPE_CHECKING:
 
     # A row: an asyncpg Record, or a dict decoded from jsonb.
     Row: TypeAlias = Mapping[str, Any] | asyncpg.Record
-
-# SQLSTATE undefined_function: the database has no fn_prepare_handoff (adopt mode).
-UNDEFINED_FUNCTION = "42883"
 
 SD_SQL = "SELECT * FROM strategic_directives_v2 WHERE id = leo_resolve_sd_id($1)"
 PRD_SQL = "SELECT * FROM product_requirements_v2 WHERE sd_id = $1"
@@ -130,22 +128,16 @@ async def read_prepared_rows(
     session_id: str | None,
     evidence_max_age_hours: int,
     idempotency_keys: Sequence[str] = (),
-) -> PreparedRows | None:
-    """One round trip: `fn_prepare_handoff`. None when the database has no such function (adopt
-    mode): the caller reads with `read_snapshot_rows` instead."""
-    try:
-        raw = await conn.fetchval(
-            PREPARE_HANDOFF_SQL,
-            handoff_type,
-            sd_ref,
-            session_id,
-            evidence_max_age_hours,
-            list(idempotency_keys),
-        )
-    except Exception as exc:
-        if getattr(exc, "sqlstate", None) != UNDEFINED_FUNCTION:
-            raise
-        return None
+) -> PreparedRows:
+    """One round trip: `fn_prepare_handoff`."""
+    raw = await conn.fetchval(
+        PREPARE_HANDOFF_SQL,
+        handoff_type,
+        sd_ref,
+        session_id,
+        evidence_max_age_hours,
+        list(idempotency_keys),
+    )
     rows = None
     if raw["sd"] is not None:
         sd_times = ("created_at", "updated_at", "completion_date")
