@@ -76,9 +76,6 @@ with workflow.unsafe.imports_passed_through():
         failure_type,
     )
 
-# What the lifecycle workflow takes from here.
-__all__ = ["HANDOFF_TYPE", "SD_ID", "SD_TYPE", "HandoffWorkflowBase", "domain_failure"]
-
 
 class HandoffWorkflowBase:
     """Shared by the five handoff workflows; each subclass only names its handoff type."""

@@ -50,7 +50,6 @@ with workflow.unsafe.imports_passed_through():
         StepRecord,
     )
     from leo.domain.refusals import FailureType, RefusalCode
-    from workflows.pipeline import HANDOFF_TYPE, SD_ID, SD_TYPE, domain_failure
     from workflows.registry import HANDOFF_RUN
     from workflows.sd_lifecycle_base import (
         ACTIVITY_RETRY,
@@ -62,6 +61,7 @@ with workflow.unsafe.imports_passed_through():
         handoff_record,
     )
     from workflows.sd_lifecycle_messages import LifecycleMessages
+    from workflows.steps import HANDOFF_TYPE, SD_ID, SD_TYPE, domain_failure
 
 
 @workflow.defn(name=LIFECYCLE)

@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 from temporalio import workflow
-from temporalio.common import RetryPolicy, SearchAttributeKey
+from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
 
 with workflow.unsafe.imports_passed_through():
@@ -17,7 +17,6 @@ with workflow.unsafe.imports_passed_through():
         LifecycleState,
         ReleaseInput,
     )
-    from leo.domain import search_attributes
     from leo.domain.handoff_messages import HandoffResult
     from leo.domain.handoffs import (
         LIFECYCLE,
@@ -41,9 +40,8 @@ with workflow.unsafe.imports_passed_through():
         UpdateRefusal,
     )
     from leo.infra import metrics
-    from workflows.pipeline import domain_failure
+    from workflows.steps import OUTCOME, domain_failure
 
-OUTCOME = SearchAttributeKey.for_keyword(search_attributes.OUTCOME)
 # Patch id: a refused claim heartbeat (or a handoff refused for a foreign claim) marks the claim
 # lost; the lifecycle starts no handoff until `reclaim` succeeds.
 CLAIM_WATCH = "claim-watch"

@@ -33,12 +33,12 @@ with workflow.unsafe.imports_passed_through():
         RefusalCode,
         UpdateRefusal,
     )
-    from workflows.pipeline import domain_failure
     from workflows.sd_lifecycle_base import (
         ACTIVITY_RETRY,
         LEAD_DECISION,
         LifecycleBase,
     )
+    from workflows.steps import domain_failure
 
 
 class LifecycleMessages(LifecycleBase):
