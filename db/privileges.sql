@@ -7,12 +7,14 @@
 --   leo_worker  the worker: reads every LEO table, writes none directly; EXECUTE on the entry
 --               points that move an SD and record its evidence: the transitions (fn_atomic_*),
 --               the commit step fn_commit_handoff, the rejection recorder, the EXEC report, the
---               sub-agent results, the claims, and the snapshot step's read (fn_prepare_handoff).
+--               sub-agent results, LEAD's decision (fn_record_lead_decision), the claims, and
+--               the snapshot step's read (fn_prepare_handoff).
 --               Only this role moves an SD through its gates.
 --   leo_caller  any other client (CLI, Supabase rpc(), scripts): the same reads, the claims,
 --               fn_update_sd (`leo sd update`) and fn_bypass_completion, the one explicit way
 --               around the gates, recorded as a BYPASS-COMPLETION with its actor, reason and
---               database role. It cannot transition, commit or record a rejection or a report.
+--               database role. It cannot transition, commit or record a rejection, a report
+--               or LEAD's decision.
 -- The entry points are SECURITY DEFINER with a pinned search_path: they run as their owner, so
 -- the rules in them are the only way to change LEO's tables. EXECUTE on every LEO function is
 -- revoked from PUBLIC, and the owner's default privileges keep new functions from PUBLIC too.
