@@ -202,6 +202,70 @@ BEGIN
     RETURN NULL;
 END $$;
 
+-- A verdict the SD's state refused at commit time (VERSION_CONFLICT, CLAIMED_BY_OTHER_SESSION,
+-- INVALID_PHASE, INVALID_PRD_STATUS: it changed while the handoff ran), as native mode's
+-- leo_record_refused_commit: the failed audit row with LEO's error record, the verdict and its
+-- gate summary, written the way adopt mode writes audit rows (theirs keyed on the SD's uuid_id,
+-- request id 'leo:<request id>'; what LEO returned in leo.transition_results). Returns the
+-- refusal with the audit row's id, or the refusal alone when the request id already holds an
+-- outcome.
+CREATE OR REPLACE FUNCTION leo.leo_record_refused_commit(
+    p_sd_id text, p_handoff_type text, p_accepted boolean, p_session_id text,
+    p_context jsonb, p_refusal jsonb)
+RETURNS jsonb LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
+DECLARE
+    v_audit   uuid := gen_random_uuid();
+    v_type    text := replace(p_handoff_type, '-', '_');
+    v_request text := p_context ->> 'request_id';
+    v_pre     jsonb := leo.leo_sd_state(p_sd_id);
+    v_uuid    uuid;
+    v_code    text := p_refusal ->> 'code';
+    v_details jsonb;
+    v_result  jsonb;
+BEGIN
+    SELECT uuid_id INTO v_uuid FROM public.strategic_directives_v2 WHERE id = p_sd_id;
+    IF v_request IS NULL OR v_uuid IS NULL THEN
+        RETURN p_refusal;
+    END IF;
+    -- The transition holds this lock already when it refused on the SD's state; a call with
+    -- the same request id that recorded first wins.
+    PERFORM pg_advisory_xact_lock(hashtextextended('leo:request:' || v_request, 0));
+    IF EXISTS (SELECT 1 FROM leo.transition_results WHERE request_id = v_request)
+       OR EXISTS (SELECT 1 FROM leo.handoff_requests WHERE request_id = v_request)
+       OR EXISTS (SELECT 1 FROM public.sd_transition_audit WHERE request_id = 'leo:' || v_request) THEN
+        RETURN p_refusal;
+    END IF;
+    v_details := jsonb_build_object(
+        'error_code', v_code,
+        'error_message', p_refusal ->> 'error',
+        'error_detail', p_refusal - 'success' - 'code' - 'error' - 'decision',
+        'failed_step', 'precondition',
+        'pre_state', v_pre,
+        'partial_state', '{}'::jsonb,
+        'verdict', CASE WHEN p_accepted THEN 'accepted' ELSE 'rejected' END,
+        'gate_summary', coalesce(p_context -> 'gate_summary', '{}'::jsonb),
+        'recovery_action', CASE v_code
+            WHEN 'VERSION_CONFLICT' THEN
+                'Nothing was applied: the SD changed while the handoff ran. The handoff judges '
+                'it again on the new version by itself (a bounded number of times).'
+            WHEN 'CLAIMED_BY_OTHER_SESSION' THEN
+                'Nothing was applied: another session holds the SD''s claim. Reclaim it, or wait '
+                'for the claim to go stale (600 s), then run the handoff again.'
+            ELSE
+                format('Nothing was applied (%s). Fix the cause, then run the %s handoff again.',
+                       v_code, p_handoff_type)
+        END);
+    v_result := p_refusal || jsonb_build_object('audit_id', v_audit, 'request_id', v_request);
+    INSERT INTO public.sd_transition_audit (
+        id, sd_id, transition_type, session_id, request_id, pre_state, status, error_details,
+        started_at, completed_at)
+    VALUES (v_audit, v_uuid, v_type, p_session_id, 'leo:' || v_request, v_pre, 'failed',
+            v_details, now(), clock_timestamp());
+    INSERT INTO leo.transition_results (audit_id, request_id, sd_id, transition_type, status, result, error_details)
+    VALUES (v_audit, v_request, p_sd_id, v_type, 'failed', v_result, v_details);
+    RETURN v_result;
+END $$;
+
 -- The commit step: the verdict (transition or rejection record) and the new result rows in one
 -- statement; "decision" says which was committed, or "refused".
 CREATE OR REPLACE FUNCTION leo.fn_commit_handoff(
@@ -231,7 +295,19 @@ BEGIN
         WHEN (v_result ->> 'success')::boolean IS NOT TRUE THEN 'refused'
         WHEN p_accepted THEN 'accepted' ELSE 'rejected' END);
     v_sd_id := leo.leo_resolve_sd_id(p_sd_id);
-    IF v_sd_id IS NOT NULL AND ((v_result ->> 'success')::boolean IS TRUE OR v_result ? 'audit_id') THEN
+    IF v_sd_id IS NULL THEN
+        RETURN v_result;  -- a refusal for a missing SD records nothing
+    END IF;
+    -- Refused by the SD's state: the failed audit row, in this transaction (native mode's rule;
+    -- a CONCURRENT_LOCK or a malformed call writes nothing).
+    IF v_result ->> 'code' IN ('VERSION_CONFLICT', 'CLAIMED_BY_OTHER_SESSION', 'INVALID_PHASE',
+                               'INVALID_PRD_STATUS')
+       AND NOT v_result ? 'audit_id' THEN
+        v_result := leo.leo_record_refused_commit(v_sd_id, p_handoff_type, p_accepted, p_session_id,
+                                                  p_transition_context, v_result);
+    END IF;
+    -- The results with the handoff or audit row this call wrote, or not at all.
+    IF (v_result ->> 'success')::boolean IS TRUE OR v_result ? 'audit_id' THEN
         PERFORM leo.leo_record_sub_agent_results(v_sd_id, p_phase, p_sub_agent_results);
     END IF;
     RETURN v_result;
