@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from db.adopt.contract import (
     FUNCTIONS,
     LEO_CALLS,
+    LEO_MORE_CALLS,
     NATIVE_BOOKKEEPING,
     SCHEMA,
     TABLES,
@@ -313,7 +314,7 @@ async def _check_functions(conn: asyncpg.Connection, actor: str, report: AdoptCh
             )  # fmt: skip
         elif resolving:
             report.add("function", contract.name, "info", f"{resolving[0]['signature']} resolves")
-    for name, arguments in LEO_CALLS.items():
+    for name, arguments in (*LEO_CALLS.items(), *LEO_MORE_CALLS):
         ours = [ARG_TYPES.get(a, "text") for a in arguments]
         for row in rows:
             if row["name"] != name or (types := accepts(row, arguments)) is None:

@@ -259,6 +259,12 @@ LEO_CALLS: dict[str, tuple[str, ...]] = {
     ),
 }
 
+# Calls LEO makes in a second form: the claim heartbeat keyed by SD and session (issue 17),
+# beside the session-only form that lifecycles recorded before it still call.
+LEO_MORE_CALLS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("heartbeat_sd_claim", ("p_session_id", "p_sd_id")),
+)
+
 # Native LEO's bookkeeping: a database that has it is a native LEO database, not theirs.
 NATIVE_BOOKKEEPING = "leo_schema_migrations"
 SCHEMA = "leo"

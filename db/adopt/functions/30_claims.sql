@@ -65,6 +65,33 @@ BEGIN
                               'session_id', p_session_id);
 END $$;
 
+-- The heartbeat of a claim on one SD, as native mode's two-argument form (issue 17): keyed by
+-- SD and session, on their claim (their session row holding the SD's sd_key, active or idle),
+-- so a session their claim_sd moved to another SD learns that it lost this one (and does not
+-- keep the other one alive). Refused with who holds the SD now, if anyone.
+CREATE OR REPLACE FUNCTION leo.heartbeat_sd_claim(p_session_id text, p_sd_id text)
+RETURNS jsonb LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
+DECLARE
+    v_sd_id  text := leo.leo_resolve_sd_id(p_sd_id);
+    v_key    text;
+    v_holder text;
+BEGIN
+    SELECT sd_key INTO v_key FROM public.strategic_directives_v2 WHERE id = v_sd_id;
+    UPDATE public.claude_sessions SET heartbeat_at = now()
+    WHERE session_id = p_session_id AND sd_key = v_key AND status IN ('active', 'idle');
+    IF NOT FOUND THEN
+        SELECT h.session_id INTO v_holder FROM leo.leo_claim_holder(v_key) h;
+        RETURN leo.leo_refusal('NO_ACTIVE_CLAIM',
+            format('session %s holds no active claim on %s%s', p_session_id,
+                   coalesce(v_sd_id, p_sd_id),
+                   CASE WHEN v_holder IS NOT NULL
+                        THEN format('; it is claimed by session %s', v_holder) ELSE '' END),
+            jsonb_build_object('sd_id', v_sd_id, 'claimed_by', v_holder));
+    END IF;
+    RETURN jsonb_build_object('success', true, 'code', 'OK', 'sd_id', v_sd_id,
+                              'session_id', p_session_id);
+END $$;
+
 CREATE OR REPLACE FUNCTION leo.release_sd(p_session_id text, p_reason text DEFAULT 'manual')
 RETURNS jsonb LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
 DECLARE
