@@ -5,6 +5,7 @@
   writes audit rows (theirs keyed on the SD's uuid_id, LEO's outcome in leo.transition_results),
   beside the result rows, and nothing else; a repeat of the request id returns it and writes
   nothing; a CONCURRENT_LOCK writes nothing at all (tests/db/test_commit_refusals.py natively).
+- A rejection passes the same lock, phase, version and claim checks as a transition (F10).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import pytest
 from db import lifecycle as db_lifecycle
 from db.pool import connect
 from tests.adopt.fixture import new_sd, register_session, table_checksums
-from tests.support.db import call, context, new_request_id
+from tests.support.db import GATE_SUMMARY, call, context, new_request_id
 
 REJECTED: dict[str, Any] = {"passed": False, "normalized_score": 40, "failed_gate": "GATE_X"}
 # What a refused verdict may write: the failed audit row (theirs and LEO's outcome) and the
@@ -102,21 +103,34 @@ async def refused_sd(conn: asyncpg.Connection, cause: str) -> tuple[str, str, st
     return sd_id, "PLAN-TO-EXEC", session, 2
 
 
+# A rejection passes the transition's phase, version and claim checks (native mode's F10), not
+# the PRD's status: a PRD on hold does not stop a rejection from being recorded.
 @pytest.mark.parametrize(
-    "cause", ["VERSION_CONFLICT", "CLAIMED_BY_OTHER_SESSION", "INVALID_PHASE", "INVALID_PRD_STATUS"]
+    ("cause", "accepted"),
+    [
+        ("VERSION_CONFLICT", True),
+        ("VERSION_CONFLICT", False),
+        ("CLAIMED_BY_OTHER_SESSION", True),
+        ("CLAIMED_BY_OTHER_SESSION", False),
+        ("INVALID_PHASE", True),
+        ("INVALID_PHASE", False),
+        ("INVALID_PRD_STATUS", True),
+    ],
 )
 async def test_a_refused_verdict_leaves_one_failed_audit_row_with_the_result_rows(
-    adopted: asyncpg.Connection, cause: str
+    adopted: asyncpg.Connection, cause: str, accepted: bool
 ) -> None:
     sd_id, handoff, session, version = await refused_sd(adopted, cause)
     uuid_id = await adopted.fetchval(
         "SELECT uuid_id FROM public.strategic_directives_v2 WHERE id = $1", sd_id
     )
     request_id = new_request_id()
-    ctx = context(request_id, expected_version=version)
+    ctx = context(request_id, expected_version=version,
+                  gate_summary=GATE_SUMMARY if accepted else REJECTED)  # fmt: skip
+    verdict = "accepted" if accepted else "rejected"
     before = await sums(adopted)
 
-    refused = await commit(adopted, handoff, sd_id, accepted=True, ctx=ctx,
+    refused = await commit(adopted, handoff, sd_id, accepted=accepted, ctx=ctx,
                            results=[result_row(f"k-{request_id}")], session_id=session)  # fmt: skip
 
     assert (refused["success"], refused["code"], refused["decision"]) == (False, cause, "refused")
@@ -133,7 +147,7 @@ async def test_a_refused_verdict_leaves_one_failed_audit_row_with_the_result_row
     )  # fmt: skip
     details = audit["error_details"]
     assert (details["error_code"], details["verdict"], details["failed_step"]) == (
-        cause, "accepted", "precondition",
+        cause, verdict, "precondition",
     )  # fmt: skip
     assert details["gate_summary"] == ctx["gate_summary"] and details["recovery_action"]
     assert refused["audit_id"] == audit["id"]
@@ -155,8 +169,8 @@ async def test_a_refused_verdict_leaves_one_failed_audit_row_with_the_result_row
 
     # A repeat of the request id (the other verdict this time) returns it and writes nothing.
     between = await sums(adopted)
-    again = await commit(adopted, handoff, sd_id, accepted=False,
-                         ctx={**ctx, "gate_summary": REJECTED},
+    again = await commit(adopted, handoff, sd_id, accepted=not accepted,
+                         ctx={**ctx, "gate_summary": REJECTED if accepted else GATE_SUMMARY},
                          results=[result_row(f"k2-{request_id}")], session_id=session)  # fmt: skip
     assert (again["code"], again["idempotent_hit"], again["decision"]) == (cause, True, "refused")
     assert again["audit_id"] == audit["id"]
@@ -175,11 +189,13 @@ async def test_a_concurrent_lock_writes_neither_results_nor_audit(
             await holder.execute(
                 "SELECT pg_advisory_xact_lock(hashtextextended('leo:sd:' || $1, 0))", sd_id
             )
-            refused = await commit(adopted, "LEAD-TO-PLAN", sd_id, accepted=True,
-                                   ctx=context(expected_version=7),
-                                   results=[result_row(new_request_id())],
-                                   session_id=session)  # fmt: skip
-            assert refused["code"] == "CONCURRENT_LOCK"
+            for accepted in (True, False):
+                refused = await commit(adopted, "LEAD-TO-PLAN", sd_id, accepted=accepted,
+                                       ctx=context(expected_version=7, gate_summary=(
+                                           GATE_SUMMARY if accepted else REJECTED)),
+                                       results=[result_row(new_request_id())],
+                                       session_id=session)  # fmt: skip
+                assert refused["code"] == "CONCURRENT_LOCK", refused
     finally:
         await holder.close()
     assert await sums(adopted) == before

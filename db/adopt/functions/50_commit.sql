@@ -1,7 +1,10 @@
 -- The commit step, rejections, sub-agent results, EXEC's report and SD edits in adopt mode:
 -- same names and signatures as native mode, rows their triggers accept.
 
--- A rejected handoff: their row (rejections need no claim), the request id in leo.
+-- A rejected handoff: their row (their triggers ask no claim of rejections), the request id in
+-- leo. As in native mode (F10), it passes the transition's lock, phase, version and claim
+-- checks: a verdict on a version the SD no longer has, or on an SD another session holds, is
+-- refused (fn_commit_handoff then records the failed audit row).
 CREATE OR REPLACE FUNCTION leo.fn_record_handoff_rejection(
     p_sd_id text, p_handoff_type text, p_session_id text DEFAULT NULL,
     p_transition_context jsonb DEFAULT NULL)
@@ -16,6 +19,12 @@ DECLARE
     v_request text;
     v_prior   leo.handoff_requests;
     v_narr    text[];
+    v_sd      public.strategic_directives_v2;
+    v_phase   text;
+    v_expect  text;
+    v_version integer;
+    v_want    jsonb := p_transition_context -> 'expected_version';
+    v_refusal jsonb;
 BEGIN
     v_phases := CASE p_handoff_type
         WHEN 'LEAD-TO-PLAN' THEN ARRAY['LEAD', 'PLAN']
@@ -61,6 +70,48 @@ BEGIN
     IF EXISTS (SELECT 1 FROM leo.transition_results WHERE request_id = v_request) THEN
         RETURN leo.leo_refusal('INVALID_INPUT', format(
             'request_id %s was already used for a transition', v_request));
+    END IF;
+    SELECT * INTO v_sd FROM public.strategic_directives_v2 WHERE id = v_sd_id;
+    IF NOT pg_try_advisory_xact_lock(hashtextextended('leo:sd:' || v_sd_id, 0))
+       OR NOT pg_try_advisory_xact_lock(hashtext(v_sd.id::text))
+       OR NOT pg_try_advisory_xact_lock(hashtext(v_sd.sd_key)) THEN
+        RETURN leo.leo_refusal('CONCURRENT_LOCK',
+            format('another transition of %s is in progress; retry shortly', v_sd_id),
+            jsonb_build_object('sd_id', v_sd_id));
+    END IF;
+    -- The status and phase the handoff starts from, as its transition checks them.
+    v_phase := coalesce(v_sd.current_phase, 'LEAD_APPROVAL');
+    v_expect := CASE p_handoff_type
+        WHEN 'LEAD-TO-PLAN' THEN CASE WHEN v_sd.status IN ('draft', 'active')
+            AND v_phase IN ('LEAD', 'LEAD_APPROVAL') THEN NULL
+            ELSE 'draft or active / LEAD or LEAD_APPROVAL' END
+        WHEN 'PLAN-TO-EXEC' THEN CASE WHEN (v_sd.status, v_phase) = ('in_progress', 'PLAN_PRD')
+            THEN NULL ELSE 'in_progress / PLAN_PRD' END
+        WHEN 'EXEC-TO-PLAN' THEN CASE WHEN (v_sd.status, v_phase) = ('active', 'EXEC')
+            THEN NULL ELSE 'active / EXEC' END
+        WHEN 'PLAN-TO-LEAD' THEN CASE WHEN (v_sd.status, v_phase) = ('active', 'EXEC_COMPLETE')
+            THEN NULL ELSE 'active / EXEC_COMPLETE' END
+        ELSE CASE WHEN (v_sd.status, v_phase) = ('pending_approval', 'LEAD_FINAL')
+            THEN NULL ELSE 'pending_approval / LEAD_FINAL' END
+    END;
+    IF v_expect IS NOT NULL THEN
+        RETURN leo.leo_refusal('INVALID_PHASE',
+            format('%s cannot start from %s / %s; it expects %s', p_handoff_type, v_sd.status, v_phase, v_expect),
+            jsonb_build_object('sd_id', v_sd_id, 'expected', v_expect, 'actual', jsonb_build_object(
+                'status', v_sd.status, 'current_phase', v_phase)));
+    END IF;
+    v_version := coalesce(v_sd.transition_version, 1);
+    IF jsonb_typeof(v_want) = 'number' AND (v_want #>> '{}') ~ '^[0-9]{1,9}$'
+       AND (v_want #>> '{}')::integer <> v_version THEN
+        RETURN leo.leo_refusal('VERSION_CONFLICT',
+            format('%s is at transition_version %s, the caller expected %s; reload and retry',
+                   v_sd_id, v_version, v_want #>> '{}'),
+            jsonb_build_object('sd_id', v_sd_id, 'expected_version', (v_want #>> '{}')::integer,
+                               'actual_version', v_version));
+    END IF;
+    v_refusal := leo.leo_adopt_claim_refusal(v_sd, p_session_id);
+    IF v_refusal IS NOT NULL THEN
+        RETURN v_refusal;
     END IF;
     v_narr := leo.leo_narrative(p_handoff_type, v_sd_key, v_gate, v_request, false);
     INSERT INTO public.sd_phase_handoffs (
