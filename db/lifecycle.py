@@ -74,7 +74,7 @@ async def heartbeat_sd_claim(
         except Exception as err:
             if getattr(err, "sqlstate", None) != UNDEFINED_FUNCTION:
                 raise
-            # A schema without the per-SD heartbeat (`leo db adopt`'s functions): by session.
+            # A schema without the per-SD heartbeat (one adopted before it had it): by session.
             return await heartbeat_sd_claim(conn, session_id)
     return raw
 
