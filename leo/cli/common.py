@@ -114,7 +114,9 @@ app = typer.Typer(
         "default .leo/), TEMPORAL_NAMESPACE, LEO_TASK_QUEUE. Temporal TLS, mTLS and API keys "
         "come from the same TEMPORAL_* variables and temporal.toml profiles (TEMPORAL_PROFILE, "
         "TEMPORAL_CONFIG_FILE) the `temporal` CLI reads; PostgreSQL TLS from the URL "
-        "(sslmode=verify-full&sslrootcert=...). `leo doctor` checks it all.\n\n"
+        "(sslmode=verify-full&sslrootcert=...). LEO_SCHEMA_MODE=adopt runs LEO beside an "
+        "existing EHG_Engineer database (`leo db adopt`, docs/adoption.md). `leo doctor` checks "
+        "it all.\n\n"
         "Exit codes: 0 ok, 1 handoff rejected (doctor: not ready), 2 bad input or SD not found, "
         "3 environment or infrastructure error."
     ),

@@ -141,7 +141,8 @@ def worker(
     Optional: --metrics-bind serves the SDK's and LEO's metrics; OTEL_EXPORTER_OTLP_ENDPOINT
     sends traces over OTLP; LEO_PAYLOAD_KEY encrypts payloads (see docs/observability.md);
     LEO_BUILD_ID (with LEO_DEPLOYMENT_NAME, default leo) makes it a worker deployment version
-    for rolling upgrades (see docs/deployment.md).
+    for rolling upgrades (see docs/deployment.md); LEO_AGENT_USER (a root worker only) runs each
+    command agent as its own uid of that user's /etc/subuid range (see docs/sub-agents.md).
     """
     configured = settings()
     if metrics_bind:
