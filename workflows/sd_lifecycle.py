@@ -58,6 +58,7 @@ with workflow.unsafe.imports_passed_through():
         RESUME_LOST_CLAIM,
         ContinueAsNewSuggested,
         DeadlinePassed,
+        claim_holder,
         handoff_record,
     )
     from workflows.sd_lifecycle_messages import LifecycleMessages
@@ -201,9 +202,7 @@ class SdLifecycleWorkflow(LifecycleMessages):
                 and workflow.patched(RESUME_LOST_CLAIM)
             ):
                 raise
-            details = err.details[0] if err.details else None
-            holder = details.get("claimed_by") if isinstance(details, dict) else None
-            self._lose_claim(str(holder or "another session"))
+            self._lose_claim(claim_holder(err))
             return
         self._status = self._status.model_copy(update={"claim": f"held by {session}"})
 

@@ -98,6 +98,13 @@ class ContinueAsNewSuggested(Exception):
     """Raised out of a wait when the server suggests continuing as new."""
 
 
+def claim_holder(err: ApplicationError) -> str:
+    """The session a CLAIMED_BY_OTHER_SESSION refusal names (its details' `claimed_by`)."""
+    details = err.details[0] if err.details else None
+    holder = details.get("claimed_by") if isinstance(details, dict) else None
+    return str(holder or "another session")
+
+
 class LifecycleBase:
     """The lifecycle's state; `SdLifecycleWorkflow` adds the chain, `LifecycleMessages` the
     query and updates."""
@@ -193,9 +200,7 @@ class LifecycleBase:
             return None
         if not workflow.patched(CLAIM_WATCH):
             return None
-        details = cause.details[0] if cause.details else None
-        holder = details.get("claimed_by") if isinstance(details, dict) else None
-        return str(holder or "another session")
+        return claim_holder(cause)
 
     def _rejection_record(
         self, handoff: HandoffType, attempt: int, err: ChildWorkflowError
