@@ -228,7 +228,6 @@ async def prepare_agents(
             codes,
             [keys[c].idempotency_key for c in codes],
             [keys[c].reuse_key for c in codes],
-            [specs[c].reuse_window_seconds for c in codes],
         )
         ready.update({r["code"]: result_from_row(specs[r["code"]], r) for r in rows})
     for code, spec in specs.items():

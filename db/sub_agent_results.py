@@ -78,18 +78,17 @@ async def insert_result(
 # key, the newest non-ERROR result recorded under that key: the same canonical SD, phase, agent,
 # time bucket, input and world fingerprint (activities/agent_inputs.py). One query for all
 # agents. A row recorded under the attempt's own key wins over a reusable one. ERROR is never
-# reused. (window_seconds is kept for callers; the bucket in the key bounds reuse now.)
+# reused. An agent without a reuse key (a bucket width of 0, or a command agent without a
+# world fingerprint) is never reused.
 RECORDED_RESULTS = """
 SELECT DISTINCT ON (k.code) k.code, r.id, r.verdict, r.confidence, r.critical_issues,
        r.warnings, r.recommendations, r.detailed_analysis,
        r.execution_time::float8 AS execution_time, r.justification, r.conditions,
        r.idempotency_key <> k.idempotency_key AS reused
-FROM unnest($1::text[], $2::text[], $3::text[], $4::integer[])
-     AS k(code, idempotency_key, reuse_key, window_seconds)
+FROM unnest($1::text[], $2::text[], $3::text[]) AS k(code, idempotency_key, reuse_key)
 JOIN sub_agent_execution_results r
   ON r.idempotency_key = k.idempotency_key
-  OR (k.window_seconds > 0 AND k.reuse_key IS NOT NULL AND r.reuse_key = k.reuse_key
-      AND r.verdict <> 'ERROR')
+  OR (k.reuse_key IS NOT NULL AND r.reuse_key = k.reuse_key AND r.verdict <> 'ERROR')
 ORDER BY k.code, (r.idempotency_key = k.idempotency_key) DESC, r.created_at DESC
 """
 
@@ -106,9 +105,8 @@ async def find_recorded_results(
     codes: list[str],
     idempotency_keys: list[str],
     reuse_keys: list[str | None],
-    windows: list[int],
 ) -> list[asyncpg.Record]:
-    return await conn.fetch(RECORDED_RESULTS, codes, idempotency_keys, reuse_keys, windows)
+    return await conn.fetch(RECORDED_RESULTS, codes, idempotency_keys, reuse_keys)
 
 
 async def commit_handoff(
