@@ -43,7 +43,8 @@ if TYPE_CHECKING:
     import asyncpg
     from asyncpg.pool import PoolConnectionProxy
 
-# How long sub-agent evidence from earlier attempts counts (LEO_TESTING_MAX_AGE_HOURS).
+# How long sub-agent evidence from earlier attempts counts: the default of the original LEO's
+# LEO_TESTING_MAX_AGE_HOURS (docs/leo-domain.md), a constant here, not a setting.
 EVIDENCE_MAX_AGE_HOURS = 24
 
 
