@@ -22,7 +22,6 @@ from temporalio.client import (
     WorkflowHandle,
 )
 from temporalio.common import (
-    SearchAttributeKey,
     SearchAttributePair,
     TypedSearchAttributes,
     WorkflowIDConflictPolicy,
@@ -33,7 +32,6 @@ from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from db.sd_history import AuditTrail, SdStatus, get_audit_trail, get_sd_status
 from db.sd_updates import SdUpdateResult
 from db.sds import resolve_sd_id
-from leo.domain import search_attributes
 from leo.domain.handoff_messages import HandoffInput, HandoffOptions, HandoffResult
 from leo.domain.handoffs import (
     HandoffType,
@@ -44,6 +42,7 @@ from leo.infra.client import connect_client
 from leo.infra.settings import Settings, redact_url
 from leo.infra.telemetry import flush_traces
 from workflows.registry import HANDOFF_RUN
+from workflows.steps import HANDOFF_TYPE, SD_ID
 
 if TYPE_CHECKING:
     import asyncpg
@@ -76,10 +75,6 @@ def result_from_failure(err: WorkflowFailureError) -> HandoffResult | None:
     if isinstance(cause, ApplicationError) and cause.type == "HandoffRejected" and cause.details:
         return HandoffResult.model_validate(cause.details[0])
     return None
-
-
-SD_ID = SearchAttributeKey.for_keyword(search_attributes.SD_ID)
-HANDOFF_TYPE = SearchAttributeKey.for_keyword(search_attributes.HANDOFF_TYPE)
 
 
 class LeoClient:
