@@ -232,10 +232,13 @@ async def run_doctor(
 
     checks, _client = await check_temporal(settings)
     checks.append(schema_mode_check(settings))
+    # The checks after the connection's, by mode: what an unreachable database leaves unchecked.
+    later: tuple[str, ...] = ("postgres.migrations", "postgres.role", "sub_agents.executors")
     try:
         if settings.schema_mode == "adopt":
-            from leo.services.doctor_adopt import check_adopted
+            from leo.services.doctor_adopt import ADOPT_CHECKS, check_adopted
 
+            later = ADOPT_CHECKS
             checks += await with_database(
                 lambda conn, where: check_adopted(conn, where, settings.adopt_actor)
             )
@@ -250,7 +253,7 @@ async def run_doctor(
                 fix="check LEO_DATABASE_URL (host, credentials, and for TLS sslmode, sslrootcert)",
             )
         )
-        for name in ("postgres.migrations", "postgres.role", "sub_agents.executors"):
+        for name in later:
             checks.append(not_checked(name, "PostgreSQL is unreachable"))
     checks.append(check_agent_user(settings))
     ok = all(check.ok or check.level == "warning" for check in checks)

@@ -210,6 +210,26 @@ async def test_doctor_finds_database_problems_one_at_a_time(
         await conn.close()
 
 
+async def test_doctor_in_adopt_mode_names_adopt_modes_checks_when_postgres_is_unreachable(
+    doctor_env: dict[str, str | None],
+) -> None:
+    """What an unreachable database leaves unchecked is the mode's own checks: in adopt mode the
+    adoption, fingerprint and actor, not native mode's migrations, role and executors."""
+    result = await Leo(
+        env={
+            **doctor_env,
+            "LEO_SCHEMA_MODE": "adopt",
+            "LEO_DATABASE_URL": f"postgresql://leo@127.0.0.1:{free_port()}/leo",
+        }
+    )("doctor", "--json")
+    assert result.exit_code == 1, result.output
+    checks = {c["name"]: c for c in json.loads(result.stdout)["checks"]}
+    assert "cannot connect to PostgreSQL" in checks["postgres.connection"]["detail"]
+    for name in ("postgres.adoption", "postgres.fingerprint", "postgres.actor"):
+        assert checks[name]["detail"].startswith("not checked"), checks
+    assert not {"postgres.migrations", "postgres.role", "sub_agents.executors"} & set(checks)
+
+
 async def migrate_back(conn: asyncpg.Connection) -> None:
     from db.migrate import discover_migrations
 
