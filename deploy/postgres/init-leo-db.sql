@@ -9,8 +9,11 @@
 --   temporal          the Temporal server's and its schema job's login: CREATEDB (it creates and
 --                     owns `temporal` and `temporal_visibility`), no superuser, no right in `leo`.
 --   leo               owns LEO's database, tables and functions; only `leo db migrate` uses it.
---   leo_worker        NOLOGIN group: reads LEO's tables, writes none, EXECUTE on the functions.
---   leo_caller        NOLOGIN group for other clients (Supabase rpc(), scripts): the same.
+--   leo_worker        NOLOGIN group: reads LEO's tables, writes none directly; EXECUTE on the
+--                     transitions, the commit step and the recorders. Only it moves an SD.
+--   leo_caller        NOLOGIN group for other clients (Supabase rpc(), scripts): the same reads,
+--                     EXECUTE on the claims, fn_update_sd and fn_bypass_completion only.
+--   (The grants themselves are db/privileges.sql's, applied by `leo db migrate`.)
 --   leo_worker_login  the login the worker containers use, a member of leo_worker only.
 --
 -- The passwords come from the postgresql service's environment (TEMPORAL_DB_PASSWORD,
